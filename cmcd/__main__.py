@@ -1,0 +1,5 @@
+import sys
+
+from cmcd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,241 @@
+"""The paired data: sources, renderers, splits, the registry, the cache, contact sheets."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cmcd import pairs, sources
+from cmcd.contact_sheet import write_contact_sheet
+from cmcd.renderers.depth import render_depth
+from cmcd.renderers.rgb import render_rgb
+from cmcd.renderers.sketch import render_sketch, thin
+
+IMAGE_PAIRS = ["digits-sketch", "digits-depth", "fashion-sketch", "fashion-depth"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return sources.load_digits()
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return sources.load_fashion()
+
+
+def _sample(source, count=200):
+    rows = np.linspace(0, len(source.ids) - 1, count).astype(int)
+    return source.images[rows], source.ids[rows]
+
+
+def _render(modality, images, ids, seed=0, gap=0.3, dataset="digits"):
+    if modality == "rgb":
+        return render_rgb(images, ids, seed)
+    if modality == "sketch":
+        strokes = "skeleton" if dataset == "digits" else "outline"
+        return render_sketch(images, ids, seed, gap, strokes)
+    return render_depth(images, ids, seed, gap)
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+def test_digits_are_the_10000_real_mnist_digits(digits):
+    assert digits.images.shape == (10_000, 28, 28) and digits.images.dtype == np.uint8
+    assert sorted(np.unique(digits.labels)) == list(range(10))
+    assert digits.images.max() == 255 and digits.images.min() == 0
+    assert 0.08 < digits.images.mean() / 255 < 0.2  # MNIST: dark background, thin bright strokes
+
+
+def test_shipped_fashion_subset_is_stratified_and_small():
+    path = sources.ASSETS / "fashion-subset.npz"
+    assert path.stat().st_size <= 10 * 1024 * 1024
+    with np.load(path) as data:
+        assert np.bincount(data["labels"]).tolist() == [1200] * 10
+        assert len(np.unique(data["ids"])) == 12_000
+
+
+def test_missing_debian_fashion_falls_back_and_says_so_once(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(sources, "FASHION_DEBIAN_DIR", tmp_path / "absent")
+    sources._warn_fashion_fallback_once.cache_clear()
+    first, second = sources.load_fashion(), sources.load_fashion()
+    assert len(first.ids) == len(second.ids) == 12_000
+    assert capsys.readouterr().err.count("shipped 12,000-image Fashion-MNIST subset") == 1
+
+
+@pytest.mark.skipif(not (sources.FASHION_DEBIAN_DIR / "train-images-idx3-ubyte.gz").exists(),
+                    reason="Debian package dataset-fashion-mnist not installed")
+def test_full_fashion_agrees_with_the_shipped_subset(fashion):
+    assert len(fashion.ids) == 70_000
+    with np.load(sources.ASSETS / "fashion-subset.npz") as data:
+        np.testing.assert_array_equal(fashion.images[data["ids"]], data["images"])
+        np.testing.assert_array_equal(fashion.labels[data["ids"]], data["labels"])
+
+
+# --- renderers -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("modality, shape, dtype", [
+    ("rgb", (3, 32, 32), torch.uint8),
+    ("sketch", (1, 32, 32), torch.uint8),
+    ("depth", (1, 32, 32), torch.float32),
+])
+def test_render_shapes_dtypes_and_ranges(digits, modality, shape, dtype):
+    images, ids = _sample(digits, 64)
+    out = _render(modality, images, ids)
+    assert out.shape == (64, *shape) and out.dtype == dtype
+    if modality == "depth":
+        assert out.min() >= 0 and out.max() <= 1
+        valid = out[out > 0]
+        assert 0.2 < valid.mean() < 1.0
+        assert 0 < (out == 0).float().mean() < 0.3  # some readings missing, most present
+    if modality == "sketch":
+        paper = out.float().median()
+        assert paper > 230  # white paper
+        assert (out < 100).float().mean() > 0.03  # and dark ink on it
+    if modality == "rgb":
+        assert out.float().std() > 20  # a picture, not a flat colour
+
+
+@pytest.mark.parametrize("modality", ["rgb", "sketch", "depth"])
+@pytest.mark.parametrize("dataset", ["digits", "fashion"])
+def test_renders_are_deterministic_per_item_and_seed(request, modality, dataset):
+    source = request.getfixturevalue(dataset)
+    images, ids = _sample(source, 40)
+    first = _render(modality, images, ids, dataset=dataset)
+    again = _render(modality, images, ids, dataset=dataset)
+    assert first.numpy().tobytes() == again.numpy().tobytes()
+    alone = _render(modality, images[7:8], ids[7:8], dataset=dataset)
+    assert (alone[0].float() - first[7].float()).abs().max() <= 1.0  # same item, any batch
+    other_seed = _render(modality, images, ids, seed=1, dataset=dataset)
+    assert not torch.equal(first, other_seed)
+
+
+@pytest.mark.parametrize("modality", ["sketch", "depth"])
+@pytest.mark.parametrize("dataset", ["digits", "fashion"])
+def test_gap_moves_the_target_away_monotonically(request, modality, dataset):
+    images, ids = _sample(request.getfixturevalue(dataset), 200)
+    reference = _render(modality, images, ids, gap=0.0, dataset=dataset).float()
+    scale = 255.0 if modality == "sketch" else 1.0
+    distances = [
+        (_render(modality, images, ids, gap=gap, dataset=dataset).float() - reference).abs().mean()
+        / scale for gap in (0.25, 0.5, 0.75, 1.0)
+    ]
+    assert all(a < b for a, b in zip(distances, distances[1:])), distances
+    assert distances[-1] > 2 * distances[0]
+
+
+def test_thinning_leaves_one_pixel_wide_strokes():
+    bar = torch.zeros(1, 1, 16, 24)
+    bar[0, 0, 6:11, 2:22] = 1  # a 5-pixel-thick horizontal bar
+    line = thin(bar)
+    assert line.sum() >= 12  # a long line is left ...
+    assert (line.sum(dim=2) <= 1).all()  # ... one pixel wide
+
+
+# --- pairs, splits, cache ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits_sketch():
+    return pairs.load_pair("digits-sketch")
+
+
+def test_pair_tensors(digits_sketch):
+    data = digits_sketch
+    assert data.sizes() == {"teacher": 8000, "pairs": 8000, "val": 1000, "test": 1000}
+    assert data.teacher.target is None
+    for split in ("pairs", "val", "test"):
+        part = data.split(split)
+        assert part.source.shape == (len(part), 3, 32, 32) and part.source.dtype == torch.uint8
+        assert part.target.shape == (len(part), 1, 32, 32) and part.target.dtype == torch.float32
+        assert 0 <= part.target.min() and part.target.max() <= 1
+        assert part.labels.dtype == torch.int64
+
+
+@pytest.mark.parametrize("name", list(pairs.PAIRS))
+def test_splits_are_disjoint_and_balanced(name):
+    source = sources.load_source(pairs.get_spec(name).dataset)
+    rows = pairs.split_indices(source)
+    held_out = set(source.ids[rows["val"]]) | set(source.ids[rows["test"]])
+    assert not set(source.ids[rows["val"]]) & set(source.ids[rows["test"]])
+    assert not held_out & set(source.ids[rows["pairs"]])
+    assert not held_out & set(source.ids[rows["teacher"]])
+    for split in ("val", "test"):
+        assert np.bincount(source.labels[rows[split]]).tolist() == [100] * 10
+    pair_counts = np.bincount(source.labels[rows["pairs"]])
+    assert pair_counts.min() > 0.6 * pair_counts.max()
+
+
+def test_instance_pairs_show_the_same_item(digits_sketch):
+    """Sketch ink lies where the photo's glyph is: far closer than for items of another class."""
+    test = digits_sketch.test
+    photo_contrast = (test.source.float().mean(1) - test.source.float().mean(dim=(1, 2, 3))[:, None, None]).abs()
+    ink = 1 - test.target[:, 0]
+
+    def agreement(a, b):
+        a = (a - a.mean(dim=(1, 2), keepdim=True)).flatten(1)
+        b = (b - b.mean(dim=(1, 2), keepdim=True)).flatten(1)
+        return torch.nn.functional.cosine_similarity(a, b).mean()
+
+    assert agreement(photo_contrast, ink) > agreement(photo_contrast, ink.roll(500, dims=0)) + 0.15
+
+
+def test_warm_load_reads_the_cache_and_matches(digits_sketch):
+    again = pairs.load_pair("digits-sketch", progress=lambda message: pytest.fail(message))
+    assert torch.equal(again.test.target, digits_sketch.test.target)
+    assert torch.equal(again.pairs.source, digits_sketch.pairs.source)
+
+
+def test_cache_files_are_written_atomically_and_keyed(digits_sketch):
+    folder = pairs.cache.cache_dir()
+    names = sorted(path.name for path in folder.iterdir())
+    assert "target-digits-sketch-g0.300-s0.safetensors" in names
+    assert not [name for name in names if name.endswith(".tmp")]
+
+
+def test_unknown_pair_and_bad_gap_are_clear_errors():
+    with pytest.raises(ValueError, match="valid pairs: digits-sketch, digits-depth"):
+        pairs.load_pair("digits-smell")
+    with pytest.raises(ValueError, match="gap must be a number from 0"):
+        pairs.load_pair("digits-depth", gap=1.5)
+
+
+def test_build_makes_no_network_connection(no_network, monkeypatch, tmp_path):
+    monkeypatch.setenv("CMCD_CACHE", str(tmp_path))
+    data = pairs.load_pair("digits-depth", gap=0.6, seed=3, progress=lambda message: None)
+    assert data.sizes()["test"] == 1000
+    assert list(tmp_path.rglob("target-digits-depth-g0.600-s3.safetensors"))
+    assert not no_network
+
+
+def test_contact_sheet_is_written(digits_sketch, tmp_path):
+    path = write_contact_sheet(digits_sketch, tmp_path / "sheets" / "digits-sketch.png")
+    image = Image.open(path)
+    assert image.height > 10 * 32 * 2 and image.width > 4 * 2 * 32 * 2  # a row per class
+    assert np.asarray(image.convert("L")).std() > 30
+
+
+# --- command line --------------------------------------------------------------------------------
+
+def _cmcd(*args):
+    return subprocess.run([sys.executable, "-m", "cmcd", *args], capture_output=True, text=True)
+
+
+def test_cli_pairs_json_lists_every_pair_with_sizes():
+    result = _cmcd("pairs", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = {row["name"]: row for row in json.loads(result.stdout)["pairs"]}
+    assert set(listed) == set(pairs.PAIRS)
+    assert listed["digits-audio"]["pairing"] == "class"
+    assert listed["digits-sketch"]["pairing"] == "instance"
+    assert listed["digits-depth"]["sizes"]["test"] == 1000
+
+
+def test_cli_unknown_pair_is_one_line_error_without_traceback():
+    result = _cmcd("data", "--pair", "digits-smell")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("cmcd: error: unknown pair 'digits-smell'")

@@ -1,0 +1,49 @@
+"""What a newcomer relies on: the README's two commands, CI calling them, Spaces metadata."""
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _readme_commands():
+    text = (ROOT / "README.md").read_text()
+    front_matter, body = text.split("---\n", 2)[1:]
+    first_block = re.search(r"```bash\n(.*?)```", body, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
+    return front_matter, body, commands
+
+
+def test_readme_starts_with_spaces_front_matter_then_two_commands():
+    front_matter, body, commands = _readme_commands()
+    for key in ("sdk: gradio", "app_file: app.py", "sdk_version:", "python_version:",
+                "short_description:", "license:"):
+        assert key in front_matter
+    assert body.lstrip().startswith("```bash")
+    assert commands == ["python3 scripts/dev.py app", "python3 scripts/dev.py test"]
+
+
+def test_spaces_gradio_version_matches_the_pinned_one():
+    front_matter, _, _ = _readme_commands()
+    sdk_version = re.search(r"sdk_version: *(\S+)", front_matter).group(1)
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"gradio=={sdk_version}" in deps
+
+
+def test_requirements_agree_with_pyproject():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    requirements = [line for line in lines if line and not line.startswith("#")]
+    assert sorted(requirements) == sorted(deps)
+
+
+def test_ci_runs_the_readme_test_command():
+    _, _, commands = _readme_commands()
+    assert commands[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_credits_every_data_source():
+    text = (ROOT / "README.md").read_text()
+    for name in ("MNIST", "Fashion-MNIST", "espeak-ng", "asterisk-core-sounds-en-wav", "Zalando"):
+        assert name in text
