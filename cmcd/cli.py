@@ -48,6 +48,77 @@ def cmd_data(args) -> int:
     return 0
 
 
+def _stderr(message: str) -> None:
+    print(f"cmcd: {message}", file=sys.stderr, flush=True)
+
+
+def cmd_pretrain(args) -> int:
+    from cmcd.pretrain import PretrainConfig, pretrain
+
+    config = PretrainConfig(dataset=args.dataset, ssl_epochs=args.epochs, ft_epochs=args.ft_epochs,
+                            width=args.width, seed=args.seed, device=args.device, out=args.out)
+    results = pretrain(config, report=_stderr)
+    if args.json:
+        _print_json(results)
+    return 0
+
+
+def _distill_progress(event: dict) -> None:
+    if event["kind"] == "step":
+        _stderr(f"step {event['step']}/{event['total_steps']} (epoch {event['epoch']}): "
+                f"loss {event['loss']:.4f}, {event['elapsed_s']:.1f} s")
+    else:
+        _stderr(f"epoch {event['epoch']}: validation zero-label accuracy head "
+                f"{event['head']:.4f}, prototype {event['prototype']:.4f}")
+
+
+def cmd_distill(args) -> int:
+    from cmcd.distill import DistillConfig, distill, save_run
+
+    config = DistillConfig(pair=args.pair, method=args.method, teacher=args.teacher,
+                           epochs=args.epochs, n_pairs=args.n_pairs, batch_size=args.batch_size,
+                           lr=args.lr, temperature=args.temperature, negatives=args.negatives,
+                           l2_weight=args.l2_weight, width=args.width, gap=args.gap,
+                           seed=args.seed, device=args.device)
+    pairs.get_spec(config.pair)  # fail fast on a bad pair name
+    run = distill(config, progress=_distill_progress)
+    if args.out:
+        save_run(run, Path(args.out))
+        _stderr(f"wrote {args.out}")
+    if args.json:
+        _print_json(run.metrics)
+    else:
+        m = run.metrics
+        print(f"{m['pair']} {m['method']} (teacher {m['teacher']}, seed {m['seed']}, {m['device']}): "
+              f"zero-label head {m['zero_label_acc']['head']:.4f}, prototype "
+              f"{m['zero_label_acc']['prototype']:.4f}; R@1 target->source "
+              f"{m['retrieval']['target_to_source']['r1']:.4f}; TV {m['tv_distance']:.3f}; "
+              f"{m['wall_s']:.1f} s")
+    return 0
+
+
+def cmd_classify(args) -> int:
+    from cmcd.classify import classify_files
+
+    results = classify_files(args.pair, [Path(f) for f in args.files], args.run)
+    failed = [r for r in results if "error" in r]
+    for entry in failed:
+        _stderr(entry["error"])
+    if len(results) == 1:
+        if failed:
+            return 1
+        output = {"label": results[0]["label"], "probs": results[0]["probs"]}
+    else:
+        output = {"results": results}
+    if args.json:
+        _print_json(output)
+    else:
+        for entry in results:
+            if "label" in entry:
+                print(f"{entry['file']}: {entry['label']} ({max(entry['probs'].values()):.2f})")
+    return 1 if len(failed) == len(results) else 0
+
+
 def cmd_bench(args) -> int:
     if args.what == "data":
         from cmcd import bench_data
@@ -78,6 +149,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_data)
 
+    p = sub.add_parser("pretrain", help="train the ssl and ft teachers of a dataset")
+    p.add_argument("--dataset", default="digits", choices=["digits", "fashion"])
+    p.add_argument("--epochs", type=int, default=30, help="SimCLR epochs")
+    p.add_argument("--ft-epochs", type=int, default=10, help="supervised fine-tuning epochs (ft)")
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="checkpoints")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_pretrain)
+
+    from cmcd.distill import METHODS, DistillConfig
+
+    defaults = DistillConfig()
+    p = sub.add_parser("distill", help="distil a student for a pair")
+    p.add_argument("--pair", default=defaults.pair)
+    p.add_argument("--method", default=defaults.method, choices=list(METHODS))
+    p.add_argument("--teacher", default=defaults.teacher, choices=["ssl", "ft"])
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--n-pairs", type=int, default=defaults.n_pairs, help="default: all pairs")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--temperature", type=float, default=defaults.temperature)
+    p.add_argument("--negatives", default=defaults.negatives, choices=["batch", "bank"])
+    p.add_argument("--l2-weight", type=float, default=defaults.l2_weight, help="cmc+l2's lambda")
+    p.add_argument("--width", type=int, default=defaults.width)
+    p.add_argument("--gap", type=float, default=None)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--device", default=defaults.device, choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--out", default=None, help="write the run here (runs/NAME)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_distill)
+
+    p = sub.add_parser("classify", help="classify target files with a distilled student")
+    p.add_argument("--pair", required=True)
+    p.add_argument("--run", default=None, help="a run folder (default: the shipped student)")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_classify)
+
     p = sub.add_parser("bench", help="measure: data (build and load times, memory)")
     p.add_argument("what", choices=["data"])
     p.add_argument("--cache", default=None, help="cache folder (default: a new empty one)")
@@ -90,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         print(f"cmcd: error: {error}", file=sys.stderr)
         return 2
 

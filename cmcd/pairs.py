@@ -217,6 +217,16 @@ def load_pair(name: str, gap: float | None = None, seed: int = 0,
                     *(make_split(split) for split in SPLITS))
 
 
+def load_source_splits(dataset: str, seed: int = 0,
+                       progress: Callable[[str], None] = _progress_to_stderr) -> dict[str, Split]:
+    """Only the source photos of a dataset's splits (what teacher pre-training needs)."""
+    source = _source_images(dataset)
+    rgb = _load_or_build_sources(source, seed, progress)
+    return {split: Split(torch.from_numpy(source.ids[r]), torch.from_numpy(source.labels[r]),
+                         rgb[r], None)
+            for split, r in split_indices(source).items()}
+
+
 def describe_pairs() -> list[dict]:
     """What `cmcd pairs` lists: each pair with its modalities and split sizes."""
     rows = []

@@ -1,0 +1,276 @@
+"""Evaluation of a distilled student, from embeddings only (no models, no training here).
+
+Four views of how good the student is, matching the paper's downstream step and its theory:
+
+- zero-label accuracy: the teacher's linear head, or the nearest teacher class prototype, applied
+  to student embeddings, with no target labels at all;
+- few-label accuracy: a logistic-regression probe on k labeled student embeddings per class;
+- cross-modal retrieval: R@1/5/10 and mAP, student -> teacher and teacher -> student;
+- TV distance between teacher and student embeddings, by a classifier two-sample test.
+
+Every function accepts torch tensors (any device) or numpy arrays. `evaluate` bundles them all
+into the JSON-ready dict the CLI prints, the app shows and the benchmarks tabulate.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from threadpoolctl import threadpool_limits
+
+PAIRINGS = ("instance", "class")
+RECALL_AT = (1, 5, 10)
+PROBE_C = 1.0  # sklearn's default; on unit-norm features it keeps the 1-shot probe close to a prototype classifier
+_QUERY_CHUNK = 1024  # rows of the similarity matrix held at once
+
+
+def _to_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _embeddings(x) -> np.ndarray:
+    return _to_numpy(x).astype(np.float32, copy=False)
+
+
+def _labels(x) -> np.ndarray:
+    return _to_numpy(x).astype(np.int64, copy=False).reshape(-1)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+# ----------------------------------------------------------------------------------- zero labels
+
+
+def class_prototypes(teacher_embeddings, labels, num_classes: int) -> np.ndarray:
+    """(C, d) unit-norm mean of the normalised teacher embeddings of each class (zeros if absent)."""
+    embeddings = l2_normalize(_embeddings(teacher_embeddings))
+    labels = _labels(labels)
+    sums = np.zeros((num_classes, embeddings.shape[1]), dtype=np.float32)
+    np.add.at(sums, labels, embeddings)
+    return l2_normalize(sums)
+
+
+def _head_weights(head) -> tuple[np.ndarray, np.ndarray | None]:
+    if hasattr(head, "weight"):  # torch.nn.Linear
+        return _embeddings(head.weight), None if head.bias is None else _embeddings(head.bias)
+    weight, bias = head
+    return _embeddings(weight), None if bias is None else _embeddings(bias)
+
+
+def head_predictions(embeddings, head, normalize: bool = True) -> np.ndarray:
+    weight, bias = _head_weights(head)
+    x = _embeddings(embeddings)
+    if normalize:
+        x = l2_normalize(x)
+    logits = x @ weight.T
+    if bias is not None:
+        logits = logits + bias
+    return logits.argmax(axis=1)
+
+
+def prototype_predictions(embeddings, prototypes) -> np.ndarray:
+    return (l2_normalize(_embeddings(embeddings)) @ l2_normalize(_embeddings(prototypes)).T).argmax(axis=1)
+
+
+def zero_label_accuracy(student_test, labels, head, prototypes, normalize: bool = True) -> dict:
+    """Accuracy of the teacher's head and of the nearest teacher prototype on student embeddings.
+
+    `head` is a torch.nn.Linear (d -> C) or a (weight (C, d), bias (C,) or None) pair; `normalize`
+    L2-normalises the embeddings before the head, as the head saw them in training.
+    """
+    labels = _labels(labels)
+    return {
+        "head": float(np.mean(head_predictions(student_test, head, normalize) == labels)),
+        "prototype": float(np.mean(prototype_predictions(student_test, prototypes) == labels)),
+    }
+
+
+# ------------------------------------------------------------------------------------ few labels
+
+
+def _labeled_subset(labels: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of `shots` random items of every class (all of a class that has fewer)."""
+    picks = []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        picks.append(rng.choice(members, size=min(shots, len(members)), replace=False))
+    return np.concatenate(picks)
+
+
+def few_label_accuracy(train_emb, train_labels, test_emb, test_labels, shots=(1, 5, 10), draws=5, seed=0) -> dict:
+    """Mean test accuracy of a logistic-regression probe trained on k labels per class.
+
+    For each k in `shots`, `draws` labeled subsets are drawn from the train pool; the random stream
+    depends on (seed, k, draw) only, so each entry is reproducible on its own.
+    """
+    train_x, test_x = l2_normalize(_embeddings(train_emb)), l2_normalize(_embeddings(test_emb))
+    train_y, test_y = _labels(train_labels), _labels(test_labels)
+    result = {}
+    with threadpool_limits(1):  # tiny fits: extra BLAS threads only fight a busy machine
+        for k in shots:
+            accuracies = []
+            for draw in range(draws):
+                subset = _labeled_subset(train_y, k, np.random.default_rng([seed, k, draw]))
+                probe = LogisticRegression(C=PROBE_C, solver="lbfgs", max_iter=1000)
+                probe.fit(train_x[subset], train_y[subset])
+                accuracies.append(np.mean(probe.predict(test_x) == test_y))
+            result[str(k)] = float(np.mean(accuracies))
+    return result
+
+
+# ------------------------------------------------------------------------------------- retrieval
+
+
+def _retrieval_chunk(similarity, relevant, partner) -> tuple[np.ndarray, np.ndarray]:
+    """Rank of the first hit and average precision for a block of queries.
+
+    similarity, relevant: (q, N); partner: (q,) gallery index of each query's own pair, or None for
+    class matching. Ties are broken against the query (every tied non-hit counts as ranked ahead),
+    so a collapsed student that maps everything to one point scores worst, not best.
+    """
+    if partner is None:
+        best_hit = np.where(relevant, similarity, -np.inf).max(axis=1, keepdims=True)
+        first_hit_rank = ((similarity >= best_hit) & ~relevant).sum(axis=1)
+    else:
+        rows = np.arange(len(partner))
+        own = similarity[rows, partner][:, None]
+        first_hit_rank = (similarity >= own).sum(axis=1) - 1
+
+    # Sort by similarity, descending; among ties, non-relevant items first (lexsort: last key is primary).
+    order = np.lexsort((relevant, -similarity), axis=1)
+    hits = np.take_along_axis(relevant, order, axis=1).astype(np.float32)
+    precision_at_rank = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
+    n_relevant = hits.sum(axis=1)
+    average_precision = (precision_at_rank * hits).sum(axis=1) / np.maximum(n_relevant, 1)
+    average_precision[n_relevant == 0] = np.nan
+    return first_hit_rank, average_precision
+
+
+def retrieval_metrics(queries, gallery, query_labels, gallery_labels, pairing: str) -> dict:
+    """R@1/5/10 and mAP of cosine-similarity retrieval from `queries` into `gallery`.
+
+    pairing "instance": a hit is the query's own partner, the gallery row with the same index.
+    pairing "class": a hit is any gallery item of the query's class.
+    mAP always counts every gallery item of the query's class as relevant (queries whose class is
+    absent from the gallery are left out of the mean).
+    """
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
+    q, g = l2_normalize(_embeddings(queries)), l2_normalize(_embeddings(gallery))
+    q_labels, g_labels = _labels(query_labels), _labels(gallery_labels)
+    if pairing == "instance" and len(q) != len(g):
+        raise ValueError(f"instance pairing needs as many queries as gallery items ({len(q)} != {len(g)})")
+
+    ranks, precisions = [], []
+    for start in range(0, len(q), _QUERY_CHUNK):
+        rows = slice(start, start + _QUERY_CHUNK)
+        similarity = q[rows] @ g.T
+        relevant = q_labels[rows, None] == g_labels[None, :]
+        partner = np.arange(len(q))[rows] if pairing == "instance" else None
+        rank, average_precision = _retrieval_chunk(similarity, relevant, partner)
+        ranks.append(rank)
+        precisions.append(average_precision)
+    ranks, precisions = np.concatenate(ranks), np.concatenate(precisions)
+
+    metrics = {f"r{k}": float(np.mean(ranks < k)) for k in RECALL_AT}
+    metrics["map"] = float(np.nanmean(precisions)) if np.isfinite(precisions).any() else 0.0
+    return metrics
+
+
+def retrieval_both_ways(student, teacher, labels, pairing: str) -> dict:
+    """Row i of `student` and of `teacher` are a pair; `labels` are shared by both."""
+    return {
+        "target_to_source": retrieval_metrics(student, teacher, labels, labels, pairing),
+        "source_to_target": retrieval_metrics(teacher, student, labels, labels, pairing),
+    }
+
+
+# ----------------------------------------------------------------------------------- TV distance
+
+
+def _balanced(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    n = min(len(a), len(b))
+    return a[rng.permutation(len(a))[:n]], b[rng.permutation(len(b))[:n]]
+
+
+def tv_distance(teacher_fit, student_fit, teacher_held, student_held, seed=0) -> float:
+    """Lower-bound estimate of TV(teacher embeddings, student embeddings): a classifier two-sample test.
+
+    A small MLP learns to tell normalised teacher from student embeddings on the fit split (classes
+    balanced by subsampling). On the held-out split, for any classifier,
+    TV >= P(says teacher | teacher) - P(says teacher | student) = 2 * balanced accuracy - 1.
+    """
+    rng = np.random.default_rng(seed)
+    teacher, student = _balanced(l2_normalize(_embeddings(teacher_fit)), l2_normalize(_embeddings(student_fit)), rng)
+    x = np.concatenate([teacher, student])
+    y = np.concatenate([np.ones(len(teacher)), np.zeros(len(student))])
+    # Full-batch Adam for a fixed number of steps: cost is predictable (well under a second for
+    # 2,000 x 128) and it separates noise-like modality gaps that a linear classifier misses.
+    classifier = MLPClassifier(
+        hidden_layer_sizes=(128,), alpha=1e-3, batch_size=len(x), learning_rate_init=1e-2,
+        max_iter=200, random_state=seed,
+    )
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed budget, not convergence, is the stopping rule
+        classifier.fit(x, y)
+    says_teacher_given_teacher = np.mean(classifier.predict(l2_normalize(_embeddings(teacher_held))) == 1)
+    says_teacher_given_student = np.mean(classifier.predict(l2_normalize(_embeddings(student_held))) == 1)
+    return float(max(0.0, says_teacher_given_teacher - says_teacher_given_student))
+
+
+# -------------------------------------------------------------------------------------- together
+
+
+def _rounded(tree, digits: int = 4):
+    if isinstance(tree, dict):
+        return {key: _rounded(value, digits) for key, value in tree.items()}
+    if isinstance(tree, str):
+        return tree
+    return round(float(tree), digits)
+
+
+def evaluate(
+    *,
+    student_test,
+    teacher_test,
+    test_labels,
+    student_val,
+    teacher_val,
+    pool_student,
+    pool_labels,
+    head,
+    prototypes,
+    pairing: str,
+    shots=(1, 5, 10),
+    draws: int = 5,
+    seed: int = 0,
+    normalize: bool = True,
+) -> dict:
+    """Every metric of a distilled student, as plain floats rounded to 4 decimals.
+
+    student_test / teacher_test (N, d), test_labels (N,): paired test embeddings (row i of each is
+        one pair) and their classes; every metric is reported on them.
+    student_val / teacher_val: another held-out split, used only to fit the TV classifier.
+    pool_student / pool_labels: student embeddings of the distillation pairs with their labels,
+        used only as the labeled pool of the few-label probe.
+    head, prototypes, normalize: the teacher's linear head and class prototypes (see
+        zero_label_accuracy).
+    pairing: "instance" (sketch, depth) or "class" (audio) pairs, for retrieval.
+    """
+    metrics = {
+        "zero_label_acc": zero_label_accuracy(student_test, test_labels, head, prototypes, normalize),
+        "few_label_acc": few_label_accuracy(
+            pool_student, pool_labels, student_test, test_labels, shots=shots, draws=draws, seed=seed
+        ),
+        "retrieval": retrieval_both_ways(student_test, teacher_test, test_labels, pairing),
+        "tv_distance": tv_distance(teacher_val, student_val, teacher_test, student_test, seed=seed),
+    }
+    return {**_rounded(metrics), "retrieval_match": pairing}

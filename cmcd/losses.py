@@ -1,0 +1,303 @@
+"""Distillation losses, one registry.
+
+Every loss is a small `nn.Module` registered under its method name, so adding one is one class and
+one decorator line, and the trainer never branches on names:
+
+    loss = build_loss("cmc", negatives="bank")
+    terms = loss(student, teacher, index=index, bank=bank)   # {"cmc": tensor}
+    total = sum(terms.values())
+
+Shared interface of `forward`:
+  student  (N, d) raw student embeddings of the batch's target inputs (normalised inside where the
+           loss calls for it);
+  teacher  (N, d) L2-normalised cached teacher embeddings of the same pairs;
+  index    (N,) positions of these pairs in the bank;
+  bank     (M, d) L2-normalised teacher embeddings of all training pairs, or None.
+It returns named loss terms, already weighted, for the trainer to sum. The teacher is frozen:
+teacher and bank are always detached, so only the student (and a loss's own parameters, such as a
+learnable temperature) get gradients.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LOSSES: dict[str, type[nn.Module]] = {}
+NEGATIVE_SOURCES = ("batch", "bank")
+
+
+def register_loss(name: str):
+    """Class decorator: make the loss buildable as `build_loss(name)`."""
+
+    def register(cls):
+        if name in LOSSES:
+            raise ValueError(f"loss {name!r} is already registered")
+        cls.name = name
+        LOSSES[name] = cls
+        return cls
+
+    return register
+
+
+def build_loss(name: str, **hparams) -> nn.Module:
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(LOSSES)}")
+    return LOSSES[name](**hparams)
+
+
+class DistillationLoss(nn.Module):
+    """Base class: holds the interface and the frozen-teacher rule."""
+
+    name = "base"
+    uses_bank = False  # True when forward needs `index` and `bank`
+
+    def forward(self, student: Tensor, teacher: Tensor, *, index: Tensor | None = None,
+                bank: Tensor | None = None) -> dict[str, Tensor]:
+        if self.uses_bank and (bank is None or index is None):
+            raise ValueError(f"loss {self.name!r} needs the teacher bank and the batch's index into it")
+        bank = None if bank is None else bank.detach()
+        return self.terms(student, teacher.detach(), index, bank)
+
+    def terms(self, student: Tensor, teacher: Tensor, index: Tensor | None,
+              bank: Tensor | None) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+
+def _check_negatives(negatives: str) -> str:
+    if negatives not in NEGATIVE_SOURCES:
+        raise ValueError(f"negatives must be one of {', '.join(NEGATIVE_SOURCES)}; got {negatives!r}")
+    return negatives
+
+
+class _DiagonalLabels:
+    """arange(N) on each device, made once and reused while N stays the same (as open_clip's
+    ClipLoss does), so a training step allocates no label tensor."""
+
+    def __init__(self):
+        self.by_device: dict[torch.device, Tensor] = {}
+
+    def __call__(self, n: int, device: torch.device) -> Tensor:
+        labels = self.by_device.get(device)
+        if labels is None or len(labels) != n:
+            labels = torch.arange(n, device=device)
+            self.by_device[device] = labels
+        return labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Contrastive: CMC
+
+
+@register_loss("cmc")
+class CMCLoss(DistillationLoss):
+    """Cross-modal contrastive (CLIP-style symmetric InfoNCE):
+    ½ [CE(V Uᵀ/τ, diag) + CE(U Vᵀ/τ, diag)].
+
+    τ is learnable by default, stored as log(1/τ) (CLIP's logit scale) from 1/0.07 and capped at 100
+    as in CLIP. With `negatives="bank"`, the student→teacher direction scores each v_i against all
+    M bank entries (its positive sits at index[i]); teacher→student stays in-batch, since there is
+    no bank of student embeddings."""
+
+    MAX_LOGIT_SCALE = 100.0
+
+    def __init__(self, temperature: float = 0.07, learn_temperature: bool = True,
+                 negatives: str = "batch"):
+        super().__init__()
+        self.negatives = _check_negatives(negatives)
+        self.uses_bank = negatives == "bank"
+        log_scale = torch.tensor(math.log(1.0 / temperature))
+        if learn_temperature:
+            self.log_logit_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_logit_scale", log_scale)
+        self.diagonal = _DiagonalLabels()
+
+    @property
+    def logit_scale(self) -> Tensor:
+        return self.log_logit_scale.clamp(max=math.log(self.MAX_LOGIT_SCALE)).exp()
+
+    def terms(self, student, teacher, index, bank):
+        v = F.normalize(student, dim=1)
+        scale = self.logit_scale
+        labels = self.diagonal(len(v), v.device)
+        if self.negatives == "bank":
+            student_to_teacher = F.cross_entropy(scale * v @ bank.T, index)
+        else:
+            student_to_teacher = F.cross_entropy(scale * v @ teacher.T, labels)
+        teacher_to_student = F.cross_entropy(scale * teacher @ v.T, labels)
+        return {"cmc": (student_to_teacher + teacher_to_student) / 2}
+
+
+# ---------------------------------------------------------------------------------------------
+# Soft targets: CMD
+
+
+@register_loss("cmd")
+class CMDLoss(DistillationLoss):
+    """Cross-modal distillation (SEED-style soft targets): −(1/N) Σ_i Σ_j P_ij log Q_ij with
+    P_ij = softmax_j(u_i·u_j / τ_T) and Q_ij = softmax_j(v_i·u_j / τ_S).
+
+    The student reproduces the teacher's similarity structure over the anchors u_j: the batch's
+    teacher embeddings, or with `negatives="bank"` every bank entry. τ_T < τ_S makes the targets
+    sharper than the student's predictions. SEED's released code uses τ_S = 0.2 and τ_T = 1e-4
+    against a 65,536-entry queue, where P is nearly one-hot and the loss is one-way InfoNCE; with
+    batch-sized anchor sets the defaults here (0.04, 0.1) leave P some mass on the teacher's close
+    neighbours, typically same-class items, which is the point of soft targets."""
+
+    def __init__(self, teacher_temperature: float = 0.04, student_temperature: float = 0.1,
+                 negatives: str = "batch"):
+        super().__init__()
+        if not 0 < teacher_temperature < student_temperature:
+            raise ValueError("CMD wants 0 < teacher_temperature < student_temperature; got "
+                             f"{teacher_temperature} and {student_temperature}")
+        self.teacher_temperature = teacher_temperature
+        self.student_temperature = student_temperature
+        self.negatives = _check_negatives(negatives)
+        self.uses_bank = negatives == "bank"
+
+    def terms(self, student, teacher, index, bank):
+        v = F.normalize(student, dim=1)
+        anchors = bank if self.negatives == "bank" else teacher
+        targets = F.softmax(teacher @ anchors.T / self.teacher_temperature, dim=1)
+        log_predictions = F.log_softmax(v @ anchors.T / self.student_temperature, dim=1)
+        return {"cmd": -(targets * log_predictions).sum(dim=1).mean()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Positives only: L2 (FitNets) and SOCKET-style statistics alignment
+
+
+def squared_distance(v: Tensor, u: Tensor) -> Tensor:
+    """(1/N) Σ_i ‖v_i − u_i‖²."""
+    return (v - u).pow(2).sum(dim=1).mean()
+
+
+@register_loss("l2")
+class L2Loss(DistillationLoss):
+    """FitNets-style feature regression (1/N) Σ ‖v_i − u_i‖².
+
+    v is normalised by default, so the student lands on the teacher's unit sphere where the
+    teacher's head and prototypes live; the loss is then 2 − 2·cos(v_i, u_i).
+    `normalize=False` regresses the raw embedding onto u instead."""
+
+    def __init__(self, normalize: bool = True):
+        super().__init__()
+        self.normalize = normalize
+
+    def terms(self, student, teacher, index, bank):
+        v = F.normalize(student, dim=1) if self.normalize else student
+        return {"l2": squared_distance(v, teacher)}
+
+
+@register_loss("socket")
+class SocketLoss(DistillationLoss):
+    """SOCKET-style statistics alignment: L2 on the pairs plus matching the per-channel mean and
+    spread of the student's (normalised) embeddings to the teacher's over the batch.
+
+    The statistic terms are ‖μ_v − μ_u‖² and ‖σ_v − σ_u‖² (sums over channels): together the squared
+    2-Wasserstein distance between the two diagonal Gaussians, so the variance is matched through
+    the standard deviation, on the same scale as the means."""
+
+    def __init__(self, stats_weight: float = 1.0, normalize: bool = True):
+        super().__init__()
+        self.stats_weight = stats_weight
+        self.normalize = normalize
+
+    def terms(self, student, teacher, index, bank):
+        v = F.normalize(student, dim=1) if self.normalize else student
+        mean_gap = (v.mean(dim=0) - teacher.mean(dim=0)).pow(2).sum()
+        std_gap = (v.std(dim=0, correction=0) - teacher.std(dim=0, correction=0)).pow(2).sum()
+        return {"l2": squared_distance(v, teacher),
+                "mean": self.stats_weight * mean_gap,
+                "std": self.stats_weight * std_gap}
+
+
+# ---------------------------------------------------------------------------------------------
+# NCE against a memory bank: CRD
+
+
+def sample_negatives(index: Tensor, bank_size: int, count: int,
+                     generator: torch.Generator | None = None) -> Tensor:
+    """(N, count) bank positions drawn uniformly with replacement from all but index[i] in row i:
+    draw from bank_size − 1 slots and step over the positive."""
+    device = generator.device if generator is not None else index.device
+    draws = torch.randint(0, bank_size - 1, (len(index), count), generator=generator, device=device)
+    draws = draws.to(index.device)
+    return draws + (draws >= index[:, None]).long()
+
+
+@register_loss("crd")
+class CRDLoss(DistillationLoss):
+    """Contrastive representation distillation (Tian et al. 2020): NCE with the student as anchor,
+    its own teacher embedding as the positive and K negatives drawn uniformly (with replacement,
+    never the positive) from the teacher bank. CRD keeps a momentum-updated bank because its
+    embeddings move during training; here the teacher is frozen and cached, so the bank is exact
+    (an optional projection is applied to the drawn entries on the fly).
+
+    CRD's critic is h = P / (P + K/M) with P = exp(s/τ)/Z and M the bank size; the loss is
+    −[log h(positive) + Σ_k log(1 − h(negative_k))]. CRD fixes Z from its first batch; here Z is
+    estimated for each anchor from its own K negatives (Z ≈ M · mean_k exp(s_k/τ), detached), which
+    keeps the loss stateless, and M cancels: h = sigmoid(s/τ − logsumexp_k(s_k/τ)).
+
+    `projection_dim` adds CRD's learnable linear embeddings (student and teacher sides, then L2
+    normalised); off by default, because the student must stay in the teacher's embedding space for
+    the teacher's head to read it."""
+
+    uses_bank = True
+
+    def __init__(self, temperature: float = 0.07, num_negatives: int = 1024,
+                 projection_dim: int | None = None, embed_dim: int = 128,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.temperature = temperature
+        self.num_negatives = num_negatives
+        self.generator = generator
+        self.student_projection = nn.Identity()
+        self.teacher_projection = nn.Identity()
+        if projection_dim is not None:
+            self.student_projection = nn.Linear(embed_dim, projection_dim)
+            self.teacher_projection = nn.Linear(embed_dim, projection_dim)
+
+    def terms(self, student, teacher, index, bank):
+        count = min(self.num_negatives, len(bank) - 1)
+        if count < 1:
+            raise ValueError("CRD needs a bank with at least two entries")
+        negatives = bank[sample_negatives(index, len(bank), count, self.generator)]  # (N, K, d)
+        v = F.normalize(self.student_projection(student), dim=1)
+        positive = F.normalize(self.teacher_projection(teacher), dim=1)
+        negatives = F.normalize(self.teacher_projection(negatives), dim=2)
+
+        positive_score = (v * positive).sum(dim=1) / self.temperature  # (N,)
+        negative_scores = torch.einsum("nd,nkd->nk", v, negatives) / self.temperature  # (N, K)
+        # log Z + log(K/M) with Z = M · mean_k exp(s_k): the logsumexp of the negatives.
+        offset = torch.logsumexp(negative_scores, dim=1, keepdim=True).detach()
+        positive_logit = positive_score - offset[:, 0]
+        negative_logits = negative_scores - offset
+        nce = -(F.logsigmoid(positive_logit) + F.logsigmoid(-negative_logits).sum(dim=1))
+        return {"crd": nce.mean()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Ours: CMC + L2
+
+
+@register_loss("cmc+l2")
+class CMCPlusL2Loss(DistillationLoss):
+    """CMC + λ·L2: L2 pulls each student embedding onto its teacher embedding, CMC pushes the other
+    pairs apart. Takes CMC's options besides `l2_weight` (λ, chosen on validation)."""
+
+    def __init__(self, l2_weight: float = 1.0, **cmc_hparams):
+        super().__init__()
+        self.l2_weight = l2_weight
+        self.cmc = CMCLoss(**cmc_hparams)
+        self.l2 = L2Loss()
+        self.uses_bank = self.cmc.uses_bank
+
+    def terms(self, student, teacher, index, bank):
+        terms = self.cmc.terms(student, teacher, index, bank)
+        terms["l2"] = self.l2_weight * self.l2.terms(student, teacher, index, bank)["l2"]
+        return terms

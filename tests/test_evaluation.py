@@ -1,0 +1,192 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cmcd.evaluation import (
+    class_prototypes,
+    evaluate,
+    few_label_accuracy,
+    retrieval_both_ways,
+    retrieval_metrics,
+    tv_distance,
+    zero_label_accuracy,
+)
+
+NUM_CLASSES = 10
+DIM = 16
+
+
+def clusters(n, spread, seed=0, dim=DIM, num_classes=NUM_CLASSES):
+    """n points around num_classes random centres; returns (embeddings, labels)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(num_classes, dim))
+    labels = np.arange(n) % num_classes
+    return (centres[labels] + spread * rng.normal(size=(n, dim))).astype(np.float32), labels
+
+
+def at_angles(degrees):
+    radians = np.deg2rad(np.asarray(degrees, dtype=np.float64))
+    return np.stack([np.cos(radians), np.sin(radians)], axis=1)
+
+
+# ------------------------------------------------------------------------------------- retrieval
+
+
+def test_tiny_example_computed_by_hand():
+    # Gallery at 0, 30, 90, 180 degrees with classes 0, 0, 1, 1; queries at 0, 80, 200, 10 degrees.
+    # Rankings by angle: q0 -> g0 g1 g2 g3, q1 -> g2 g1 g0 g3, q2 -> g3 g2 g0 g1, q3 -> g0 g1 g2 g3.
+    gallery = at_angles([0, 30, 90, 180])
+    queries = at_angles([0, 80, 200, 10])
+    labels = np.array([0, 0, 1, 1])
+    instance = retrieval_metrics(queries, gallery, labels, labels, "instance")
+    # Own partner first only for q0; all four within the top 5.
+    assert instance["r1"] == pytest.approx(1 / 4)
+    assert instance["r5"] == 1.0 and instance["r10"] == 1.0
+    # Class-relevant positions: q0 {1,2} -> 1; q1 {2,3} -> (1/2 + 2/3)/2; q2 {1,2} -> 1; q3 {3,4} -> (1/3 + 2/4)/2.
+    expected_map = (1 + 7 / 12 + 1 + 5 / 12) / 4
+    assert instance["map"] == pytest.approx(expected_map)
+    # Top item of the query's class: yes for q0, q2; no for q1 (g2), q3 (g0).
+    by_class = retrieval_metrics(queries, gallery, labels, labels, "class")
+    assert by_class["r1"] == pytest.approx(1 / 2)
+    assert by_class["map"] == pytest.approx(expected_map)
+
+
+def test_identical_embeddings_retrieve_their_partner_both_ways():
+    teacher, labels = clusters(300, spread=0.5)
+    both = retrieval_both_ways(torch.from_numpy(teacher), teacher, labels, "instance")
+    for direction in ("target_to_source", "source_to_target"):
+        assert both[direction]["r1"] == 1.0
+        assert both[direction]["r10"] == 1.0
+
+
+def test_class_matching_differs_from_instance_matching():
+    # Each student embedding sits on another item of the same class: wrong instance, right class.
+    teacher, labels = clusters(200, spread=0.3)
+    other_of_same_class = (np.arange(200) + NUM_CLASSES) % 200
+    student = teacher[other_of_same_class]
+    instance = retrieval_metrics(student, teacher, labels, labels, "instance")
+    by_class = retrieval_metrics(student, teacher, labels, labels, "class")
+    assert instance["r1"] == 0.0
+    assert by_class["r1"] == 1.0
+    assert instance["map"] == by_class["map"] > 0.9
+
+
+def test_collapsed_student_gets_no_credit_from_ties():
+    teacher, labels = clusters(50, spread=0.5)
+    student = np.ones_like(teacher)  # as a gallery, every item ties with every other for every query
+    metrics = retrieval_metrics(teacher, student, labels, labels, "instance")
+    assert metrics["r1"] == 0.0 and metrics["r10"] == 0.0
+    assert retrieval_metrics(teacher, student, labels, labels, "class")["r1"] == 0.0
+
+
+def test_retrieval_rejects_unknown_pairing():
+    with pytest.raises(ValueError):
+        retrieval_metrics(np.eye(3), np.eye(3), [0, 1, 2], [0, 1, 2], "pairs")
+
+
+# ----------------------------------------------------------------------------------- TV distance
+
+
+def test_tv_is_near_zero_for_the_same_distribution():
+    teacher, _ = clusters(400, spread=0.5)
+    student = teacher.copy()
+    assert tv_distance(teacher[:200], student[:200], teacher[200:], student[200:]) < 0.15
+
+
+def test_tv_is_near_one_for_an_offset_student():
+    teacher, _ = clusters(400, spread=0.5)
+    student = teacher + 5.0 * np.eye(DIM, dtype=np.float32)[0]
+    assert tv_distance(teacher[:200], student[:200], teacher[200:], student[200:]) > 0.9
+
+
+# ---------------------------------------------------------------------------------- zero labels
+
+
+def test_class_prototypes_are_unit_norm_class_means():
+    embeddings = np.array([[2.0, 0.0], [0.0, 3.0], [0.0, -1.0], [-4.0, 0.0]])
+    prototypes = class_prototypes(embeddings, [0, 0, 1, 1], num_classes=2)
+    assert np.allclose(prototypes[0], [math.sqrt(0.5), math.sqrt(0.5)], atol=1e-6)
+    assert np.allclose(prototypes[1], [-math.sqrt(0.5), -math.sqrt(0.5)], atol=1e-6)
+
+
+def test_prototypes_classify_separated_clusters_and_random_points_at_chance():
+    teacher, labels = clusters(500, spread=0.1, seed=1)
+    prototypes = class_prototypes(teacher, labels, NUM_CLASSES)
+    student, _ = clusters(500, spread=0.1, seed=1)  # same centres, so the same classes
+    assert zero_label_accuracy(student, labels, (prototypes, None), prototypes)["prototype"] == 1.0
+
+    random_student = np.random.default_rng(2).normal(size=(2000, DIM))
+    random_labels = np.arange(2000) % NUM_CLASSES
+    accuracy = zero_label_accuracy(random_student, random_labels, (prototypes, None), prototypes)["prototype"]
+    assert 0.05 < accuracy < 0.16
+
+
+def test_head_built_from_prototypes_matches_prototype_accuracy():
+    teacher, labels = clusters(400, spread=1.5, seed=3)  # overlapping, so accuracy is well below 1
+    prototypes = class_prototypes(teacher, labels, NUM_CLASSES)
+    head = torch.nn.Linear(DIM, NUM_CLASSES)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(prototypes))
+        head.bias.zero_()
+    student = torch.from_numpy(teacher + 0.5 * np.random.default_rng(4).normal(size=teacher.shape).astype(np.float32))
+    accuracy = zero_label_accuracy(student, torch.from_numpy(labels), head, prototypes)
+    assert 0.2 < accuracy["prototype"] < 1.0
+    assert accuracy["head"] == accuracy["prototype"]
+
+
+# ----------------------------------------------------------------------------------- few labels
+
+
+def test_few_label_probe_separates_clusters():
+    pool, pool_labels = clusters(400, spread=0.2, seed=5)
+    test, test_labels = clusters(200, spread=0.2, seed=5)
+    accuracy = few_label_accuracy(pool, pool_labels, test, test_labels, shots=(1, 5), draws=2)
+    assert set(accuracy) == {"1", "5"}
+    assert accuracy["1"] > 0.95 and accuracy["5"] > 0.95
+
+
+def test_few_label_probe_is_at_chance_on_random_labels_and_deterministic():
+    rng = np.random.default_rng(6)
+    pool, pool_labels = rng.normal(size=(400, DIM)), rng.integers(0, NUM_CLASSES, 400)
+    test, test_labels = rng.normal(size=(1000, DIM)), rng.integers(0, NUM_CLASSES, 1000)
+    first = few_label_accuracy(pool, pool_labels, test, test_labels, shots=(1, 10), draws=3, seed=7)
+    again = few_label_accuracy(pool, pool_labels, test, test_labels, shots=(1, 10), draws=3, seed=7)
+    assert first == again
+    assert all(0.04 < value < 0.17 for value in first.values())
+    # Each entry depends only on (seed, k, draw), not on which other shots were asked for.
+    assert few_label_accuracy(pool, pool_labels, test, test_labels, shots=(10,), draws=3, seed=7)["10"] == first["10"]
+
+
+# -------------------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_returns_exactly_the_documented_json():
+    teacher, labels = clusters(120, spread=0.5, seed=8)
+    student = torch.from_numpy(teacher + 0.1)
+    pool, pool_labels = clusters(200, spread=0.5, seed=8)
+    prototypes = class_prototypes(teacher, labels, NUM_CLASSES)
+    result = evaluate(
+        student_test=student[:60], teacher_test=teacher[:60], test_labels=labels[:60],
+        student_val=student[60:], teacher_val=teacher[60:],
+        pool_student=pool, pool_labels=pool_labels,
+        head=(prototypes, np.zeros(NUM_CLASSES)), prototypes=prototypes, pairing="class", draws=2,
+    )
+    retrieval_keys = {"r1", "r5", "r10", "map"}
+    assert set(result) == {"zero_label_acc", "few_label_acc", "retrieval", "tv_distance", "retrieval_match"}
+    assert set(result["zero_label_acc"]) == {"head", "prototype"}
+    assert set(result["few_label_acc"]) == {"1", "5", "10"}
+    assert set(result["retrieval"]) == {"target_to_source", "source_to_target"}
+    assert all(set(metrics) == retrieval_keys for metrics in result["retrieval"].values())
+    assert result["retrieval_match"] == "class"
+
+    def leaves(tree):
+        for value in tree.values():
+            yield from leaves(value) if isinstance(value, dict) else [value]
+
+    numbers = list(leaves({key: value for key, value in result.items() if key != "retrieval_match"}))
+    assert len(numbers) == 2 + 3 + 8 + 1
+    assert all(type(number) is float and number == round(number, 4) for number in numbers)
+    assert json.loads(json.dumps(result)) == result
