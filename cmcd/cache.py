@@ -54,6 +54,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | 
     try:
         meta = {key: json.dumps(value) for key, value in (metadata or {}).items()}
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -56,7 +56,8 @@ def cmd_pretrain(args) -> int:
     from cmcd.pretrain import PretrainConfig, pretrain
 
     config = PretrainConfig(dataset=args.dataset, ssl_epochs=args.epochs, ft_epochs=args.ft_epochs,
-                            width=args.width, seed=args.seed, device=args.device, out=args.out)
+                            batch_size=args.batch_size, width=args.width, seed=args.seed,
+                            device=args.device, out=args.out)
     results = pretrain(config, report=_stderr)
     if args.json:
         _print_json(results)
@@ -129,6 +130,12 @@ def cmd_bench(args) -> int:
         else:
             print(bench_data.format_report(report))
         return 0
+    if args.what == "speed":
+        from cmcd import bench_speed
+
+        report = bench_speed.run(device=args.device)
+        print(json.dumps(report, indent=2) if args.json else bench_speed.format_report(report))
+        return 0
     raise ValueError(f"unknown benchmark {args.what!r}")
 
 
@@ -153,10 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="digits", choices=["digits", "fashion"])
     p.add_argument("--epochs", type=int, default=30, help="SimCLR epochs")
     p.add_argument("--ft-epochs", type=int, default=10, help="supervised fine-tuning epochs (ft)")
+    p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="checkpoints")
+    p.add_argument("--out", default=None, help="default: checkpoints/ ($CMCD_CHECKPOINTS)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_pretrain)
 
@@ -189,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_classify)
 
-    p = sub.add_parser("bench", help="measure: data (build and load times, memory)")
-    p.add_argument("what", choices=["data"])
+    p = sub.add_parser("bench", help="measure: data (build and load times, memory), speed")
+    p.add_argument("what", choices=["data", "speed"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--cache", default=None, help="cache folder (default: a new empty one)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench)

@@ -227,7 +227,7 @@ def distill(config: DistillConfig,
     log_every = max(1, steps_per_epoch // 8)
 
     train_started = time.perf_counter()
-    samples = 0
+    samples, validation_seconds = 0, 0.0
     if objective is not None:
         objective.to(device)
         params = list(student.parameters()) + [p for p in objective.parameters() if p.requires_grad]
@@ -260,13 +260,15 @@ def distill(config: DistillConfig,
                 if should_stop and should_stop():
                     run.cancelled = True
                     break
+            validation_started = time.perf_counter()
             val = {"epoch": epoch + 1, **_val_accuracy(student, data, teacher, prototypes, device)}
+            validation_seconds += time.perf_counter() - validation_started
             run.val_history.append(val)
             if progress:
                 progress({"kind": "epoch", **val})
             if run.cancelled:
                 break
-    train_seconds = time.perf_counter() - train_started
+    train_seconds = time.perf_counter() - train_started - validation_seconds
 
     student_test = embed(student, data.test.target, device)
     metrics = evaluate(
@@ -279,6 +281,7 @@ def distill(config: DistillConfig,
         "seed": config.seed, "device": str(device), "epochs": config.epochs,
         "n_pairs": len(chosen), "gap": data.gap, "pairing": spec.pairing,
         "wall_s": round(time.perf_counter() - started, 2), "train_s": round(train_seconds, 2),
+        "validation_s": round(validation_seconds, 2),
         "pairs_per_s": round(samples / train_seconds, 1) if samples else 0.0,
         "cancelled": run.cancelled, **metrics,
     }

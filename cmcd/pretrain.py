@@ -34,6 +34,7 @@ class PretrainConfig:
     width: int = 32
     embed_dim: int = 128
     lr: float = 2e-3
+    ft_lr: float = 1e-3
     temperature: float = 0.2
     seed: int = 0
     device: str = "auto"
@@ -105,7 +106,7 @@ def fine_tune(teacher: Teacher, images: torch.Tensor, labels: torch.Tensor, conf
     encoder = copy.deepcopy(teacher.encoder).requires_grad_(True)
     head = copy.deepcopy(teacher.head).requires_grad_(True)
     params = list(encoder.parameters()) + list(head.parameters())
-    lr = config.lr / 4
+    lr = config.ft_lr
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     generator = runtime.generator(device, config.seed + 1)
     steps_per_epoch = len(_batches(len(images), config.batch_size, generator, device))
@@ -161,7 +162,8 @@ def pretrain(config: PretrainConfig, report: Callable[[str], None] = print) -> d
     results = {}
     for variant, teacher, seconds in (("ssl", ssl_teacher, ssl_seconds), ("ft", ft_teacher, ft_seconds)):
         teacher.metadata = {
-            "dataset": config.dataset, "variant": variant, "config": asdict(config),
+            "dataset": config.dataset, "variant": variant,
+            "config": {k: v for k, v in asdict(config).items() if k != "out"},
             "device": str(device), "train_seconds": round(seconds, 1),
             "train_items": len(images), "simclr_final_loss": round(simclr_losses[-1], 4),
             "source_val_acc": source_accuracy(teacher, splits["val"]),

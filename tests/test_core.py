@@ -74,7 +74,7 @@ def small_runs():
     """A short CMC run and the untrained reference, same budget and seed."""
     if not (checkpoint_root() / "teacher-digits-ft.safetensors").exists():
         pytest.skip("no shipped digits teacher")
-    common = dict(pair="digits-sketch", epochs=2, n_pairs=2048, batch_size=128, width=8,
+    common = dict(pair="digits-sketch", epochs=3, n_pairs=4096, batch_size=128, width=16,
                   device="cpu")
     events = []
     trained = distill(DistillConfig(method="cmc", **common), progress=events.append)
@@ -87,14 +87,14 @@ def test_distillation_beats_the_random_student(small_runs):
     assert trained.metrics["zero_label_acc"]["head"] > untrained.metrics["zero_label_acc"]["head"] + 0.3
     assert trained.metrics["retrieval"]["target_to_source"]["r10"] > \
         untrained.metrics["retrieval"]["target_to_source"]["r10"]
-    assert trained.metrics["tv_distance"] < untrained.metrics["tv_distance"]
+    assert trained.metrics["few_label_acc"]["10"] > untrained.metrics["few_label_acc"]["10"]
 
 
 def test_distill_reports_progress_and_history(small_runs):
     trained, _, events = small_runs
     steps = [e for e in events if e["kind"] == "step"]
     epochs = [e for e in events if e["kind"] == "epoch"]
-    assert len(epochs) == 2 and steps[-1]["step"] == steps[-1]["total_steps"] == 2 * (2048 // 128)
+    assert len(epochs) == 3 and steps[-1]["step"] == steps[-1]["total_steps"] == 3 * (4096 // 128)
     assert trained.history[-1]["loss"] < trained.history[0]["loss"]
     assert CONTRACT_KEYS <= set(trained.metrics)
 

@@ -1,0 +1,57 @@
+"""Train the default student of each pair and ship it in checkpoints/.
+
+For every pair, each CMCD variant (cmc, cmd, cmc+l2) is distilled with the same settings; the one
+with the best zero-label head accuracy on the *validation* split is saved as
+checkpoints/student-PAIR.{safetensors,json}, with every candidate's validation score and the
+winner's test metrics in its metadata. Test numbers play no part in the choice.
+
+    python scripts/ship_students.py [--pairs digits-sketch ...] [--epochs 15] [--width 32]
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cmcd import pairs  # noqa: E402
+from cmcd.checkpoints import checkpoint_root, save_checkpoint  # noqa: E402
+from cmcd.distill import DistillConfig, distill  # noqa: E402
+
+CANDIDATES = ("cmc", "cmd", "cmc+l2")
+
+
+def ship(pair: str, epochs: int, width: int, device: str) -> dict:
+    runs = {}
+    for method in CANDIDATES:
+        config = DistillConfig(pair=pair, method=method, epochs=epochs, width=width, device=device)
+        runs[method] = distill(config)
+        print(f"{pair} {method}: validation head accuracy "
+              f"{runs[method].val_history[-1]['head']:.4f}", file=sys.stderr, flush=True)
+    validation = {method: run.val_history[-1]["head"] for method, run in runs.items()}
+    best = max(validation, key=validation.get)
+    run = runs[best]
+    metadata = {"pair": pair, "method": best, "teacher": run.config.teacher,
+                "selected_on": "validation zero-label head accuracy", "candidates": validation,
+                "config": vars(run.config), "metrics": run.metrics}
+    save_checkpoint(checkpoint_root() / f"student-{pair}", {"encoder": run.student},
+                    {"encoder": run.student.config}, metadata)
+    return metadata
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", nargs="+", default=list(pairs.PAIRS))
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    summary = {pair: ship(pair, args.epochs, args.width, args.device) for pair in args.pairs}
+    print(json.dumps({pair: {"method": m["method"], "candidates": m["candidates"],
+                             "test_zero_label_acc": m["metrics"]["zero_label_acc"]}
+                      for pair, m in summary.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
