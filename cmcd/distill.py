@@ -41,7 +41,9 @@ class DistillConfig:
     n_pairs: int | None = None  # None: every distillation pair of the pair's split
     batch_size: int = 256
     lr: float = 3e-3
-    temperature: float = 0.07  # for the losses that take one (cmc, crd, cmc+l2)
+    temperature: float = 0.3  # the student-side tau of cmc, cmc+l2, crd and cmd (its tau_S)
+    teacher_temperature: float = 0.1  # cmd's tau_T (sharper than tau_S)
+    learn_temperature: bool = False  # cmc, cmc+l2: learn tau (CLIP's logit scale) from its start
     negatives: str = "batch"  # cmc / cmd: in-batch negatives or the whole cached teacher bank
     l2_weight: float = 1.0  # cmc+l2's lambda
     width: int = 16
@@ -121,11 +123,11 @@ class TargetSSLObjective(LossObjective):
 
 def _loss_options(name: str, config: DistillConfig) -> dict:
     """The run's settings that this loss's constructor accepts."""
-    candidates = {"temperature": config.temperature, "negatives": config.negatives,
-                  "l2_weight": config.l2_weight}
+    candidates = {"temperature": config.temperature, "student_temperature": config.temperature,
+                  "teacher_temperature": config.teacher_temperature,
+                  "learn_temperature": config.learn_temperature,
+                  "negatives": config.negatives, "l2_weight": config.l2_weight}
     parameters = inspect.signature(LOSSES[name].__init__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return candidates
     return {key: value for key, value in candidates.items() if key in parameters}
 
 

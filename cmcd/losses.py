@@ -290,10 +290,11 @@ class CMCPlusL2Loss(DistillationLoss):
     """CMC + λ·L2: L2 pulls each student embedding onto its teacher embedding, CMC pushes the other
     pairs apart. Takes CMC's options besides `l2_weight` (λ, chosen on validation)."""
 
-    def __init__(self, l2_weight: float = 1.0, **cmc_hparams):
+    def __init__(self, l2_weight: float = 1.0, temperature: float = 0.07,
+                 learn_temperature: bool = True, negatives: str = "batch"):
         super().__init__()
         self.l2_weight = l2_weight
-        self.cmc = CMCLoss(**cmc_hparams)
+        self.cmc = CMCLoss(temperature, learn_temperature, negatives)
         self.l2 = L2Loss()
         self.uses_bank = self.cmc.uses_bank
 
