@@ -101,7 +101,7 @@ def cmd_distill(args) -> int:
 def cmd_classify(args) -> int:
     from cmcd.classify import classify_files
 
-    results = classify_files(args.pair, [Path(f) for f in args.files], args.run)
+    results = classify_files(args.pair, [Path(f) for f in args.files], args.run_dir)
     failed = [r for r in results if "error" in r]
     for entry in failed:
         _stderr(entry["error"])
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pairs", help="list the registered modality pairs")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_pairs)
+    p.set_defaults(handler=cmd_pairs)
 
     p = sub.add_parser("data", help="build (or load) a pair's data; optionally write contact sheets")
     p.add_argument("--pair", default="all", help="a pair name or 'all' (default)")
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sheet-dir", default=None, help="write PAIR.png contact sheets here")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_data)
+    p.set_defaults(handler=cmd_data)
 
     p = sub.add_parser("pretrain", help="train the ssl and ft teachers of a dataset")
     p.add_argument("--dataset", default="digits", choices=["digits", "fashion"])
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="default: checkpoints/ ($CMCD_CHECKPOINTS)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_pretrain)
+    p.set_defaults(handler=cmd_pretrain)
 
     from cmcd.distill import METHODS, DistillConfig
 
@@ -188,28 +188,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=defaults.device, choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--out", default=None, help="write the run here (runs/NAME)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_distill)
+    p.set_defaults(handler=cmd_distill)
 
     p = sub.add_parser("classify", help="classify target files with a distilled student")
     p.add_argument("--pair", required=True)
-    p.add_argument("--run", default=None, help="a run folder (default: the shipped student)")
+    p.add_argument("--run", dest="run_dir", default=None, help="a run folder (default: the shipped student)")
     p.add_argument("files", nargs="+")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_classify)
+    p.set_defaults(handler=cmd_classify)
 
     p = sub.add_parser("bench", help="measure: data (build and load times, memory), speed")
     p.add_argument("what", choices=["data", "speed"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--cache", default=None, help="cache folder (default: a new empty one)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=cmd_bench)
+    p.set_defaults(handler=cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return args.handler(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"cmcd: error: {error}", file=sys.stderr)
         return 2

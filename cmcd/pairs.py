@@ -195,36 +195,33 @@ def _source_images(dataset: str) -> sources.SourceImages:
     return sources.load_source(dataset)
 
 
+def load_source_splits(dataset: str, seed: int = 0,
+                       progress: Callable[[str], None] = _progress_to_stderr) -> dict[str, Split]:
+    """The source photos and labels of every split of a dataset (no targets)."""
+    source = _source_images(dataset)
+    rgb = _load_or_build_sources(source, seed, progress)
+    return {split: Split(torch.from_numpy(source.ids[r]), torch.from_numpy(source.labels[r]),
+                         rgb[r], None)
+            for split, r in split_indices(source).items()}
+
+
 def load_pair(name: str, gap: float | None = None, seed: int = 0,
               progress: Callable[[str], None] = _progress_to_stderr) -> PairData:
     """Build (first time) or load (from the cache) every split of a registered pair."""
     spec = get_spec(name)
     gap = check_gap(spec.default_gap if gap is None else gap)
     source = _source_images(spec.dataset)
-    rows = split_indices(source)
-    rgb = _load_or_build_sources(source, seed, progress)
-    targets = _load_or_build_targets(spec, source, rows, seed, gap, progress)
-
-    def make_split(split: str) -> Split:
-        r = rows[split]
-        ids = torch.from_numpy(source.ids[r])
-        if split in targets and not torch.equal(targets[f"{split}_ids"], ids):
+    splits = load_source_splits(spec.dataset, seed, progress)
+    targets = _load_or_build_targets(spec, source, split_indices(source), seed, gap, progress)
+    for name_of_split, split in splits.items():
+        if name_of_split not in targets:
+            continue
+        if not torch.equal(targets[f"{name_of_split}_ids"], split.ids):
             raise RuntimeError(f"cached targets of {name} do not match its items; "
                                f"delete {cache.cache_dir()} and build again")
-        return Split(ids, torch.from_numpy(source.labels[r]), rgb[r], targets.get(split))
-
+        split.target = targets[name_of_split]
     return PairData(spec, gap, seed, source.class_names, source.origin,
-                    *(make_split(split) for split in SPLITS))
-
-
-def load_source_splits(dataset: str, seed: int = 0,
-                       progress: Callable[[str], None] = _progress_to_stderr) -> dict[str, Split]:
-    """Only the source photos of a dataset's splits (what teacher pre-training needs)."""
-    source = _source_images(dataset)
-    rgb = _load_or_build_sources(source, seed, progress)
-    return {split: Split(torch.from_numpy(source.ids[r]), torch.from_numpy(source.labels[r]),
-                         rgb[r], None)
-            for split, r in split_indices(source).items()}
+                    *(splits[split] for split in SPLITS))
 
 
 def describe_pairs() -> list[dict]:

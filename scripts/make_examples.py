@@ -5,11 +5,11 @@
 Names are PAIR__LABEL__what.ext (tests read the expected label from the name):
 - sketches: test-split sketches upscaled to 256x256 8-bit PNG, as a sketch pad would save them;
 - depth maps: test-split depth as a 16-bit PNG in millimetres and as a float .npy in metres;
-- spoken digits: test-voice clips (voices never heard in training) as 22.05 kHz stereo WAV,
-  plus the real recordings when the Debian package asterisk-core-sounds-en-wav is installed.
+- spoken digits: test-voice clips (voices never heard in training) as 22.05 kHz stereo WAV.
+Real recordings are not copied here: they come from the Debian package
+asterisk-core-sounds-en-wav (/usr/share/asterisk/sounds/en_US_f_Allison/digits/).
 """
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -64,10 +64,6 @@ def write_speech() -> None:
         stereo = np.stack([wave, 0.8 * wave], axis=1)
         soundfile.write(OUT / f"digits-audio__{label}__testvoice{int(data.test.ids[index])}.wav",
                         stereo, 22050)
-    if audio.ALLISON_DIGITS.exists():
-        for label in PER_PAIR:
-            shutil.copy(audio.ALLISON_DIGITS / f"{label}.wav",
-                        OUT / f"digits-audio__{label}__recorded-allison.wav")
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 For every pair, each CMCD variant (cmc, cmd, cmc+l2) is distilled with the same settings; the one
 with the best zero-label head accuracy on the *validation* split is saved as
 checkpoints/student-PAIR.{safetensors,json}, with every candidate's validation score and the
-winner's test metrics in its metadata. Test numbers play no part in the choice.
+winner's test metrics in its metadata. Test numbers play no part in the choice. These longer runs
+(12 epochs, width 32) use the batched target augmentations.
 
     python scripts/ship_students.py [--pairs digits-sketch ...] [--epochs 15] [--width 32]
 """
@@ -25,7 +26,8 @@ CANDIDATES = ("cmc", "cmd", "cmc+l2")
 def ship(pair: str, epochs: int, width: int, device: str) -> dict:
     runs = {}
     for method in CANDIDATES:
-        config = DistillConfig(pair=pair, method=method, epochs=epochs, width=width, device=device)
+        config = DistillConfig(pair=pair, method=method, epochs=epochs, width=width, device=device,
+                               augment=True)  # the shipped students were trained with it
         runs[method] = distill(config)
         print(f"{pair} {method}: validation head accuracy "
               f"{runs[method].val_history[-1]['head']:.4f}", file=sys.stderr, flush=True)

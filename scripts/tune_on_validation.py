@@ -30,6 +30,9 @@ SETTINGS = [
 ]
 
 
+AUGMENT_PAIRS = ("digits-sketch", "digits-depth", "digits-audio")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pair", default="digits-sketch")
@@ -41,9 +44,19 @@ def main() -> None:
         rows.append({**setting, "val_head": run.val_history[-1]["head"],
                      "val_prototype": run.val_history[-1]["prototype"]})
         print(json.dumps(rows[-1]), flush=True)
+    augment_rows = []
+    for pair in AUGMENT_PAIRS:
+        for augment in (True, False):
+            run = distill(DistillConfig(pair=pair, epochs=args.epochs, augment=augment))
+            augment_rows.append({"pair": pair, "method": run.config.method, "augment": augment,
+                                 "val_head": run.val_history[-1]["head"],
+                                 "val_prototype": run.val_history[-1]["prototype"],
+                                 "pairs_per_s": run.metrics["pairs_per_s"]})
+            print(json.dumps(augment_rows[-1]), flush=True)
     atomic_write_json(ROOT / "results" / "tuning.json",
                       {"command": "python scripts/tune_on_validation.py", "pair": args.pair,
-                       "epochs": args.epochs, "split": "validation", "runs": rows})
+                       "epochs": args.epochs, "split": "validation", "runs": rows,
+                       "augmentation": augment_rows})
 
 
 if __name__ == "__main__":

@@ -47,3 +47,15 @@ def test_readme_credits_every_data_source():
     text = (ROOT / "README.md").read_text()
     for name in ("MNIST", "Fashion-MNIST", "espeak-ng", "asterisk-core-sounds-en-wav", "Zalando"):
         assert name in text
+
+
+def test_readme_results_are_what_the_results_files_say():
+    """Every number in the README's Results section is regenerated from results/ and checkpoints/."""
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    assert "<!-- results:begin -->" in readme and "<!-- results:end -->" in readme
+    generated = subprocess.run([sys.executable, str(ROOT / "scripts" / "readme_results.py"),
+                                "--print"], capture_output=True, text=True, check=True).stdout
+    assert generated.strip() in readme
