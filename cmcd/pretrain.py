@@ -21,7 +21,7 @@ from torch import nn
 from cmcd import augment, cache, pairs, runtime
 from cmcd.checkpoints import checkpoint_root
 from cmcd.encoders import ProjectionHead, build_encoder
-from cmcd.teacher import Teacher, save_teacher, teacher_stem
+from cmcd.teacher import Teacher, normalised_embeddings, save_teacher, teacher_stem
 
 
 @dataclass
@@ -152,7 +152,7 @@ def pretrain(config: PretrainConfig, report: Callable[[str], None] = print) -> d
     encoder = build_encoder("rgb", width=config.width, embed_dim=config.embed_dim).to(device)
     simclr_losses = train_simclr(encoder, images, config, device, report)
     encoder.eval()
-    features = Teacher(encoder, nn.Linear(1, 1), {}).embed(images)
+    features = normalised_embeddings(encoder, images)
     head = fit_linear_head(features, labels, num_classes, config.head_epochs, device)
     ssl_teacher = Teacher(encoder, head, {}).freeze()
     ssl_seconds = time.perf_counter() - started

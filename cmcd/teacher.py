@@ -26,6 +26,17 @@ def teacher_stem(dataset: str, variant: str, root: Path | None = None) -> Path:
     return Path(root or checkpoint_root()) / f"teacher-{dataset}-{variant}"
 
 
+@torch.no_grad()
+def normalised_embeddings(encoder: nn.Module, inputs: torch.Tensor,
+                          batch_size: int = 1024) -> torch.Tensor:
+    """L2-normalised embeddings of `inputs`, in batches, on the encoder's device."""
+    device = next(encoder.parameters()).device
+    encoder.eval()
+    parts = [F.normalize(encoder(inputs[i: i + batch_size].to(device)).float(), dim=1)
+             for i in range(0, len(inputs), batch_size)]
+    return torch.cat(parts)
+
+
 @dataclass
 class Teacher:
     encoder: nn.Module
@@ -43,14 +54,9 @@ class Teacher:
             module.requires_grad_(False)
         return self
 
-    @torch.no_grad()
-    def embed(self, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings of uint8 photos (N, 3, 32, 32), on the teacher's device."""
-        device = next(self.encoder.parameters()).device
-        self.encoder.eval()
-        parts = [F.normalize(self.encoder(images[i: i + batch_size].to(device)).float(), dim=1)
-                 for i in range(0, len(images), batch_size)]
-        return torch.cat(parts)
+        return normalised_embeddings(self.encoder, images)
 
     def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Class logits of normalised embeddings (the teacher's, or an aligned student's)."""
