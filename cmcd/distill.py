@@ -26,7 +26,7 @@ from torch import nn
 from cmcd import augment, cache, pairs, runtime
 from cmcd.checkpoints import load_checkpoint, save_checkpoint
 from cmcd.encoders import ProjectionHead, build_encoder, encoder_from_config
-from cmcd.evaluation import class_prototypes, evaluate, head_predictions, zero_label_accuracy
+from cmcd.evaluation import class_prototypes, evaluate, head_predictions
 from cmcd.losses import LOSSES, build_loss
 from cmcd.pretrain import nt_xent
 from cmcd.teacher import Teacher, load_teacher, teacher_stem
@@ -208,9 +208,16 @@ def _real_recordings_accuracy(student, teacher, modality: str, device) -> dict |
     return {"head": round(float((predictions == labels.numpy()).mean()), 4), "n": len(labels)}
 
 
-def _val_accuracy(student, data, teacher, prototypes, device) -> dict:
-    student_val = embed(student, data.val.target, device)
-    return zero_label_accuracy(student_val, data.val.labels, teacher.head, prototypes)
+@torch.no_grad()
+def _val_accuracy(student, data, teacher, prototypes: torch.Tensor, device) -> dict:
+    """Zero-label accuracy on validation items, in torch: numpy's BLAS threads, once woken here,
+    keep spinning and slow the next epoch's training on a small CPU."""
+    v = F.normalize(embed(student, data.val.target, device), dim=1)
+    by_head = (v @ teacher.head.weight.detach().cpu().T + teacher.head.bias.detach().cpu()).argmax(1)
+    by_prototype = (v @ prototypes.T).argmax(1)
+    labels = data.val.labels
+    return {"head": round((by_head == labels).float().mean().item(), 4),
+            "prototype": round((by_prototype == labels).float().mean().item(), 4)}
 
 
 def distill(config: DistillConfig,
@@ -232,6 +239,7 @@ def distill(config: DistillConfig,
     bank = embeddings["pairs"][chosen].to(device)
     labels = data.pairs.labels[chosen].to(device)
     prototypes = class_prototypes(embeddings["pairs"], data.pairs.labels, len(data.class_names))
+    val_prototypes = torch.from_numpy(prototypes).float()
 
     student = build_encoder(spec.target, width=config.width).to(device)
     run = DistillRun(config, str(device), student=student)
@@ -277,7 +285,8 @@ def distill(config: DistillConfig,
                     run.cancelled = True
                     break
             validation_started = time.perf_counter()
-            val = {"epoch": epoch + 1, **_val_accuracy(student, data, teacher, prototypes, device)}
+            val = {"epoch": epoch + 1,
+                   **_val_accuracy(student, data, teacher, val_prototypes, device)}
             validation_seconds += time.perf_counter() - validation_started
             run.val_history.append(val)
             if progress:
