@@ -1,10 +1,11 @@
 """CMCD's Gradio app (also the Hugging Face Spaces entry point).
 
-For now it shows the paired data of each registered pair; distillation, UMAP, retrieval and the
-draw / upload / record panels come with the app issue.
+So far: the paired data of each pair, and the shipped students classifying what a visitor draws,
+uploads or records. Live distillation, UMAP, retrieval and the theory plot come with the app issue.
 """
 
 import os
+from pathlib import Path
 
 # Offline before gradio is imported: no analytics, no hub.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -13,14 +14,14 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from cmcd import pairs  # noqa: E402
+from cmcd import pairs, ui  # noqa: E402
 from cmcd.contact_sheet import contact_sheet  # noqa: E402
+from cmcd.inputs import InputError  # noqa: E402
 
 INTRO = """# CMCD: cross-modality contrastive distillation
 A teacher trained on photos (RGB) passes what it knows to a student that sees another modality
-(a sketch, a depth map, a spoken digit), using only unlabeled pairs. Below: the paired data each
-pair is built from, rendered offline from real MNIST and Fashion-MNIST images and synthetic
-speech. Each row is one class; every photo sits next to its target."""
+(a sketch, a depth map, a spoken digit), using only unlabeled pairs and contrastive losses with
+positive and negative pairs. The student then classifies with **zero target labels**."""
 
 
 def show_pair(name: str):
@@ -34,14 +35,58 @@ def show_pair(name: str):
     return contact_sheet(data), caption
 
 
+def friendly(handler):
+    """Turn an input problem into a message a person reads, never a traceback."""
+    def wrapped(*args):
+        try:
+            return handler(*args)
+        except InputError as error:
+            raise gr.Error(str(error)) from None
+    return wrapped
+
+
+def try_it_column(title: str, pairs_here: list[str], make_input, handler, api_name: str,
+                  examples=()):
+    with gr.Column():
+        gr.Markdown(f"### {title}")
+        pair = gr.Dropdown(pairs_here, value=pairs_here[0], label="Pair")
+        summary = gr.Markdown(ui.student_summary(pairs_here[0]))
+        value = make_input()
+        if examples:  # each example sets its pair too: assets/examples/PAIR__LABEL__what.ext
+            gr.Examples([[Path(path).name.split("__")[0], path] for path in examples],
+                        [pair, value], label="Examples (test items, not seen in training)")
+        button = gr.Button("Classify", variant="primary")
+        label = gr.Label(num_top_classes=3, label="Student's prediction")
+        pair.change(ui.student_summary, pair, summary, api_name=False)
+        button.click(friendly(handler), [pair, value], label, api_name=api_name)
+
+
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="CMCD") as demo:
         gr.Markdown(INTRO)
-        choice = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Modality pair")
-        caption = gr.Markdown()
-        sheet = gr.Image(label="Contact sheet", type="pil", interactive=False)
-        choice.change(show_pair, choice, [sheet, caption])
-        demo.load(show_pair, choice, [sheet, caption])
+        with gr.Tab("Try it"):
+            with gr.Row():
+                try_it_column("Draw a sketch", ["digits-sketch", "fashion-sketch"],
+                              lambda: gr.Sketchpad(type="numpy", label="Sketch pad",
+                                                   canvas_size=(280, 280)),
+                              ui.classify_drawing, "classify_sketch")
+                try_it_column("Upload a depth map", ["digits-depth", "fashion-depth"],
+                              lambda: gr.File(label="Depth map (8/16-bit PNG or .npy; 0 = no "
+                                              "reading)", file_types=[".png", ".npy"],
+                                              type="filepath"),
+                              ui.classify_upload, "classify_depth",
+                              ui.examples("digits-depth") + ui.examples("fashion-depth"))
+                try_it_column("Say or upload a digit", ["digits-audio"],
+                              lambda: gr.Audio(sources=["microphone", "upload"], type="filepath",
+                                               label="Spoken digit (WAV, FLAC or OGG, up to 10 s)"),
+                              ui.classify_upload, "classify_audio", ui.examples("digits-audio"))
+        with gr.Tab("Data"):
+            choice = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Modality pair")
+            caption = gr.Markdown()
+            sheet = gr.Image(label="Contact sheet: a row per class, each photo next to its target",
+                             type="pil", interactive=False)
+            choice.change(show_pair, choice, [sheet, caption], api_name="contact_sheet")
+            demo.load(show_pair, choice, [sheet, caption], api_name=False)
     return demo
 
 
@@ -49,4 +94,5 @@ if __name__ == "__main__":
     build_demo().queue(default_concurrency_limit=2, max_size=32).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        max_file_size="20mb",
     )

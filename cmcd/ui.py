@@ -1,0 +1,62 @@
+"""What the app's event handlers do, as plain functions over the library (no gradio here, so
+they can be tested directly and the library never depends on the UI)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from cmcd.classify import Classifier
+from cmcd.inputs import InputError, load_input, sketch_from_array
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+
+
+@lru_cache(maxsize=8)
+def classifier(pair: str) -> Classifier:
+    """The shipped student of a pair, loaded once per process."""
+    return Classifier(pair)
+
+
+def drawing_to_grey(image: np.ndarray) -> np.ndarray:
+    """A sketch-pad image (H, W), (H, W, 3) or (H, W, 4) -> greyscale in [0, 1] on white paper
+    (transparent pixels are paper)."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.max() > 1.0:
+        image = image / 255.0
+    if image.ndim == 2:
+        return image
+    rgb, alpha = image[..., :3], (image[..., 3:4] if image.shape[-1] == 4 else 1.0)
+    return (rgb * alpha + (1.0 - alpha)).mean(axis=-1)
+
+
+def classify_drawing(pair: str, editor_value) -> dict[str, float]:
+    """The sketch pad's value (a dict with a 'composite' image, or an image) -> class probabilities."""
+    image = editor_value.get("composite") if isinstance(editor_value, dict) else editor_value
+    if image is None:
+        raise InputError("draw something on the sketch pad first")
+    sample = sketch_from_array(drawing_to_grey(image))
+    return classifier(pair).predict(sample)["probs"]
+
+
+def classify_upload(pair: str, path) -> dict[str, float]:
+    """An uploaded or recorded file -> class probabilities of the pair's shipped student."""
+    if not path:
+        raise InputError("upload a file first")
+    spec = classifier(pair).spec
+    return classifier(pair).predict(load_input(spec.target, Path(path)))["probs"]
+
+
+def student_summary(pair: str) -> str:
+    """One line on the shipped student: method, how it was chosen, its test accuracy."""
+    meta = classifier(pair).metadata
+    accuracy = meta["metrics"]["zero_label_acc"]
+    return (f"Shipped `{pair}` student: **{meta['method']}** (best on validation), zero-label "
+            f"test accuracy {accuracy['head']:.1%} through the teacher's head, with no target labels.")
+
+
+def examples(pair: str) -> list[str]:
+    return sorted(str(path) for path in EXAMPLES.glob(f"{pair}__*")
+                  if path.suffix in (".png", ".npy", ".wav"))

@@ -1,0 +1,62 @@
+"""The app's event functions, called directly, and the page built offline."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from cmcd import ui
+from cmcd.checkpoints import checkpoint_root
+from cmcd.inputs import InputError
+
+pytestmark = pytest.mark.skipif(
+    not (checkpoint_root() / "student-digits-sketch.safetensors").exists(),
+    reason="no shipped students")
+
+
+def _drawn_one(transparent: bool) -> np.ndarray:
+    """A vertical stroke as the sketch pad returns it: RGBA, ink on a transparent canvas."""
+    image = Image.new("RGBA", (280, 280), (255, 255, 255, 0 if transparent else 255))
+    ImageDraw.Draw(image).line([(140, 40), (140, 240)], fill=(0, 0, 0, 255), width=18)
+    return np.asarray(image)
+
+
+@pytest.mark.parametrize("transparent", [True, False])
+def test_drawing_a_one_is_read_as_a_one(transparent):
+    probs = ui.classify_drawing("digits-sketch", {"composite": _drawn_one(transparent),
+                                                  "background": None, "layers": []})
+    assert max(probs, key=probs.get) == "1"
+    assert abs(sum(probs.values()) - 1) < 1e-3
+
+
+def test_empty_or_blank_sketch_pad_is_a_readable_error():
+    with pytest.raises(InputError, match="draw something"):
+        ui.classify_drawing("digits-sketch", {"composite": None, "background": None, "layers": []})
+    blank = np.zeros((280, 280, 4), dtype=np.uint8)
+    with pytest.raises(InputError, match="blank"):
+        ui.classify_drawing("digits-sketch", {"composite": blank})
+
+
+def test_uploads_are_classified_and_bad_ones_refused(tmp_path):
+    depth = [path for path in ui.examples("digits-depth") if "__7__" in path and path.endswith(".npy")]
+    speech = [path for path in ui.examples("digits-audio") if "__3__" in path]
+    depth_probs = ui.classify_upload("digits-depth", depth[0])
+    speech_probs = ui.classify_upload("digits-audio", speech[0])
+    assert max(depth_probs, key=depth_probs.get) == "7"
+    assert max(speech_probs, key=speech_probs.get) == "3"
+    broken = tmp_path / "broken.npy"
+    broken.write_bytes(b"nonsense")
+    with pytest.raises(InputError):
+        ui.classify_upload("digits-depth", broken)
+    with pytest.raises(InputError, match="upload a file first"):
+        ui.classify_upload("digits-audio", None)
+
+
+def test_the_page_builds_offline():
+    import app
+
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    demo = app.build_demo()
+    assert demo.title == "CMCD"
