@@ -68,7 +68,10 @@ def build_demo() -> gr.Blocks:
             with gr.Row():
                 try_it_column("Draw a sketch", ["digits-sketch", "fashion-sketch"],
                               lambda: gr.Sketchpad(type="numpy", label="Sketch pad",
-                                                   canvas_size=(280, 280)),
+                                                   canvas_size=(280, 280),
+                                                   brush=gr.Brush(default_size=12,
+                                                                  colors=["#000000"],
+                                                                  color_mode="fixed")),
                               ui.classify_drawing, "classify_sketch")
                 try_it_column("Upload a depth map", ["digits-depth", "fashion-depth"],
                               lambda: gr.File(label="Depth map (8/16-bit PNG or .npy; 0 = no "

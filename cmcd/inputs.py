@@ -19,10 +19,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from cmcd.renderers import sketch
+
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_SIDE = 4096
 CANVAS = 32
 GLYPH_BOX = 22  # training glyphs span about 20-22 of the 32 pixels
+PEN_RADIUS = 1.8  # pixels at twice the resolution: between the renderer's thin and thick pens
 NEAR, FAR = 0.45, 0.85  # where valid depths land (training scenes: relief about 0.45-0.85)
 
 
@@ -56,7 +59,11 @@ def _open_image(path: Path) -> Image.Image:
 
 
 def sketch_from_array(grey: np.ndarray) -> torch.Tensor:
-    """A greyscale drawing (H, W) in [0, 1], any polarity -> (1, 32, 32) dark ink on white."""
+    """A greyscale drawing (H, W) in [0, 1], any polarity -> (1, 32, 32) dark ink on white.
+
+    The drawing is cropped to its strokes and centred like the training glyphs, then redrawn the
+    way the sketch renderer draws: thinned to one-pixel paths and inked with a round pen at twice
+    the resolution, so a fat brush or a thin pen both land in the training domain."""
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if np.median(border) < 0.5:  # light on dark: make the paper white
         grey = 1.0 - grey
@@ -70,11 +77,14 @@ def sketch_from_array(grey: np.ndarray) -> torch.Tensor:
     square = np.zeros((side, side), dtype=np.float32)
     top, left = (side - ink.shape[0]) // 2, (side - ink.shape[1]) // 2
     square[top: top + ink.shape[0], left: left + ink.shape[1]] = ink
-    resized = F.interpolate(torch.from_numpy(square)[None, None], size=(GLYPH_BOX, GLYPH_BOX),
-                            mode="area" if side > GLYPH_BOX else "bilinear")
-    margin = (CANVAS - GLYPH_BOX) // 2
-    canvas = F.pad(resized, (margin, CANVAS - GLYPH_BOX - margin) * 2)
-    return (0.97 * (1 - canvas[0].clamp(0, 1))).float()
+    box = 2 * GLYPH_BOX
+    resized = F.interpolate(torch.from_numpy(square)[None, None], size=(box, box),
+                            mode="area" if side > box else "bilinear")
+    margin = CANVAS - GLYPH_BOX
+    fine = F.pad(resized, (margin, 2 * CANVAS - box - margin) * 2)
+    path = sketch.thin((fine > 0.4).float())
+    pen = sketch.pen_ink(path, PEN_RADIUS)
+    return (0.97 * (1 - F.avg_pool2d(pen, 2)[0])).float()
 
 
 def load_sketch(path: Path) -> torch.Tensor:

@@ -130,6 +130,11 @@ def _pens(path: torch.Tensor, radii: tuple[float, ...]) -> torch.Tensor:
     return F.conv2d(path, discs, padding=reach).clamp_(0, 1)
 
 
+def pen_ink(path: torch.Tensor, radius: float) -> torch.Tensor:
+    """Ink of one round pen of `radius` pixels along a path (N, 1, H, W)."""
+    return _pens(path, (radius,))
+
+
 def _wobble(path: torch.Tensor, ids, seed: int, amplitude: torch.Tensor) -> torch.Tensor:
     size = path.shape[-1]
     field = geometry.smooth_noise(ids, seed, "sketch/wobble", cells=5, size=size, channels=2)

@@ -1,0 +1,95 @@
+"""The app as a visitor meets it: served on localhost, driven through gradio_client and in a real
+browser (Debian's chromium through Playwright, no browser download)."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cmcd.checkpoints import checkpoint_root
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(
+    not (checkpoint_root() / "student-digits-sketch.safetensors").exists(),
+    reason="no shipped students")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    port = _free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(url, timeout=2).status == 200:
+                break
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail(f"app.py exited: {process.stderr.read().decode()[-2000:]}")
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("app.py did not serve its page within 120 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_gradio_client_classifies_a_depth_map_and_a_spoken_digit(app_url):
+    from gradio_client import Client, handle_file
+
+    client = Client(app_url, verbose=False)
+    examples = ROOT / "assets" / "examples"
+    depth = client.predict("digits-depth", handle_file(examples / "digits-depth__3__test3147.npy"),
+                           api_name="/classify_depth")
+    speech = client.predict("digits-audio", handle_file(examples / "digits-audio__7__testvoice7017.wav"),
+                            api_name="/classify_audio")
+    assert depth["label"] == "3" and speech["label"] == "7"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
+def test_drawing_a_seven_in_the_browser(app_url):
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)
+        page.wait_for_selector("text=Draw a sketch", timeout=60_000)
+        page.get_by_role("button", name="Brush").first.click()
+        box = page.locator("canvas").first.bounding_box()
+        side = min(box["width"], box["height"]) * 0.7
+        left, top = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
+        corners = [(left + u * side, top + v * side) for u, v in ((0.25, 0.2), (0.75, 0.2), (0.4, 0.85))]
+        page.mouse.move(*corners[0])
+        page.mouse.down()
+        for (x0, y0), (x1, y1) in zip(corners, corners[1:]):
+            for i in range(1, 16):
+                page.mouse.move(x0 + (x1 - x0) * i / 15, y0 + (y1 - y0) * i / 15)
+        page.mouse.up()
+        page.get_by_role("button", name="Classify").first.click()
+        label = page.locator('[data-testid="label-output-value"]').first
+        label.wait_for(timeout=60_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "app-drawn-seven.png"))
+        assert label.inner_text().strip() == "7"
+        browser.close()
