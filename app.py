@@ -83,6 +83,12 @@ def build_demo() -> gr.Blocks:
                               lambda: gr.Audio(sources=["microphone", "upload"], type="filepath",
                                                label="Spoken digit (WAV, FLAC or OGG, up to 10 s)"),
                               ui.classify_upload, "classify_audio", ui.examples("digits-audio"))
+        with gr.Tab("Compare"):
+            gr.Markdown("Every method at its default settings, seed 0, on the test split "
+                        "(`python scripts/method_table.py`). Retrieval R@1 matches the same item for "
+                        "sketch and depth, the same class for audio (class pairs). One seed: "
+                        "differences of a point or two are noise.")
+            gr.Dataframe(ui.method_table_rows(), headers=ui.TABLE_COLUMNS, interactive=False)
         with gr.Tab("Data"):
             choice = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Modality pair")
             caption = gr.Markdown()

@@ -11,7 +11,11 @@ import numpy as np
 from cmcd.classify import Classifier
 from cmcd.inputs import InputError, load_input, sketch_from_array
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "assets" / "examples"
+METHOD_TABLE = ROOT / "results" / "methods.json"
+TABLE_COLUMNS = ["pair", "method", "zero-label head", "zero-label prototype", "few-label 10",
+                 "R@1 target→source", "R@1 source→target", "TV"]
 
 
 @lru_cache(maxsize=8)
@@ -60,3 +64,19 @@ def student_summary(pair: str) -> str:
 def examples(pair: str) -> list[str]:
     return sorted(str(path) for path in EXAMPLES.glob(f"{pair}__*")
                   if path.suffix in (".png", ".npy", ".wav"))
+
+
+def method_table_rows() -> list[list]:
+    """The benchmark's default-settings runs (results/methods.json), one row per pair and method."""
+    if not METHOD_TABLE.exists():
+        return []
+    import json
+
+    rows = []
+    for m in json.loads(METHOD_TABLE.read_text())["runs"]:
+        retrieval = m["retrieval"]
+        rows.append([m["pair"], m["method"], m["zero_label_acc"]["head"],
+                     m["zero_label_acc"]["prototype"], m["few_label_acc"]["10"],
+                     retrieval["target_to_source"]["r1"], retrieval["source_to_target"]["r1"],
+                     m["tv_distance"]])
+    return rows

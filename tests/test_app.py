@@ -60,3 +60,10 @@ def test_the_page_builds_offline():
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     demo = app.build_demo()
     assert demo.title == "CMCD"
+
+
+def test_compare_table_reads_the_benchmark_results():
+    rows = ui.method_table_rows()
+    assert len(rows) == 20 and all(len(row) == len(ui.TABLE_COLUMNS) for row in rows)
+    assert {row[1] for row in rows} == {"cmc", "cmd", "cmc+l2", "l2"}
+    assert all(0.0 <= value <= 1.0 for row in rows for value in row[2:])
