@@ -1,7 +1,7 @@
 """What people bring to `cmcd classify` and the app, turned into the student's training domain.
 
 - sketch: PNG/JPEG of any size, dark on light or light on dark: greyscale, polarity fixed to dark
-  ink on white, cropped to the drawing, centred and resized the way the training sketches are.
+  ink on white, cropped to the drawing, centred, and redrawn with the sketch renderer's pen.
 - depth: 8- or 16-bit PNG, or .npy; 0 means no reading, larger values are farther. Valid values
   are rescaled into the training range; missing readings stay 0.
 - audio: WAV, FLAC or OGG at any sample rate, mono or stereo (resampled, mixed down, silence
