@@ -83,6 +83,21 @@ def build_demo() -> gr.Blocks:
                               lambda: gr.Audio(sources=["microphone", "upload"], type="filepath",
                                                label="Spoken digit (WAV, FLAC or OGG, up to 10 s)"),
                               ui.classify_upload, "classify_audio", ui.examples("digits-audio"))
+        with gr.Tab("Alignment"):
+            gr.Markdown("Where the shipped student puts 500 test targets, next to where the teacher "
+                        "puts their photos, in one 2-D map. Good distillation lays each class's "
+                        "crosses over its circles. PCA is instant; UMAP takes a few seconds the "
+                        "first time (it is warmed up in the background when the app starts).")
+            with gr.Row():
+                map_pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
+                projection = gr.Radio(["pca", "umap"], value="pca", label="Projection")
+                lines = gr.Checkbox(False, label="Join each pair with a line")
+            alignment = gr.Plot(label="Teacher (circles) and student (crosses), coloured by class")
+            for control in (map_pair, projection, lines):
+                control.change(ui.alignment_plot, [map_pair, projection, lines], alignment,
+                               api_name=False)
+            demo.load(ui.alignment_plot, [map_pair, projection, lines], alignment,
+                      api_name="alignment")
         with gr.Tab("Compare"):
             gr.Markdown("Every method at its default settings, seed 0, on the test split "
                         "(`python scripts/method_table.py`). Retrieval R@1 matches the same item for "
@@ -100,6 +115,9 @@ def build_demo() -> gr.Blocks:
 
 
 if __name__ == "__main__":
+    from cmcd.visualise import warm_up_umap_in_background
+
+    warm_up_umap_in_background()
     build_demo().queue(default_concurrency_limit=2, max_size=32).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

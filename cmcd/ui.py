@@ -80,3 +80,34 @@ def method_table_rows() -> list[list]:
                      retrieval["target_to_source"]["r1"], retrieval["source_to_target"]["r1"],
                      m["tv_distance"]])
     return rows
+
+
+@lru_cache(maxsize=8)
+def shipped_test_embeddings(pair: str) -> dict:
+    """Teacher and shipped-student embeddings of the pair's test items (computed once)."""
+    import torch
+
+    from cmcd import pairs
+    from cmcd.distill import embed, teacher_embeddings
+
+    model = classifier(pair)
+    data = pairs.load_pair(pair)
+    cpu = torch.device("cpu")
+    teacher = teacher_embeddings(data, model.metadata.get("teacher", "ft"), model.teacher, cpu)
+    return {"teacher": teacher["test"].numpy(), "student": embed(model.student, data.test.target, cpu).numpy(),
+            "labels": data.test.labels.numpy(), "class_names": data.class_names,
+            "target": data.spec.target, "pairing": data.spec.pairing}
+
+
+def alignment_plot(pair: str, projection: str, show_pair_lines: bool, points: int = 500):
+    """The shipped student's alignment map on `points` test items spread over every class (the
+    test split is ordered by class)."""
+    from cmcd import visualise
+
+    found = shipped_test_embeddings(pair)
+    keep = np.linspace(0, len(found["labels"]) - 1, min(points, len(found["labels"]))).astype(int)
+    labels = found["labels"][keep]
+    coords = visualise.coordinates(found["teacher"][keep], found["student"][keep], projection)
+    title = f"{pair}: teacher photos (circles) and student {found['target']} (crosses), {projection.upper()}"
+    return visualise.alignment_figure(coords, labels, found["class_names"], found["target"],
+                                      found["pairing"], show_pair_lines, title)

@@ -67,3 +67,26 @@ def test_compare_table_reads_the_benchmark_results():
     assert len(rows) == 20 and all(len(row) == len(ui.TABLE_COLUMNS) for row in rows)
     assert {row[1] for row in rows} == {"cmc", "cmd", "cmc+l2", "l2"}
     assert all(0.0 <= value <= 1.0 for row in rows for value in row[2:])
+
+
+def test_alignment_map_has_both_modalities_for_every_class_and_caches_coordinates():
+    from cmcd import visualise
+
+    figure = ui.alignment_plot("digits-depth", "pca", True, points=300)
+    traces = [trace for trace in figure.data if trace.mode == "markers"]
+    assert len(traces) == 20  # 10 classes x (teacher, student)
+    assert all(len(trace.x) == 30 for trace in traces)  # 300 items spread over the 10 classes
+    assert any(trace.mode == "lines" for trace in figure.data)
+    found = ui.shipped_test_embeddings("digits-depth")
+    teacher, student = found["teacher"][:300], found["student"][:300]
+    before = set((visualise.cache.cache_dir() / "coordinates").glob("*.npy"))
+    first = visualise.coordinates(teacher, student, "pca")
+    written = set((visualise.cache.cache_dir() / "coordinates").glob("*.npy")) - before
+    assert len(written) == 1
+    assert np.array_equal(first, visualise.coordinates(teacher, student, "pca"))
+
+
+def test_umap_map_on_a_few_hundred_points():
+    figure = ui.alignment_plot("digits-sketch", "umap", False, points=200)
+    xs = np.concatenate([trace.x for trace in figure.data if trace.mode == "markers"])
+    assert len(xs) == 400 and np.isfinite(xs).all() and np.ptp(xs) > 0
