@@ -1,10 +1,13 @@
 """CMCD's Gradio app (also the Hugging Face Spaces entry point).
 
-So far: the paired data of each pair, and the shipped students classifying what a visitor draws,
-uploads or records. Live distillation, UMAP, retrieval and the theory plot come with the app issue.
+Tabs: Try it (the shipped students classify what a visitor draws, uploads or records), Distill
+(a live run with progress, curves, Cancel and the result's metrics and map), Alignment (the shipped
+students' PCA/UMAP maps), Compare (the benchmark table), Data (contact sheets). Retrieval
+galleries, the theory plot and ZeroGPU support come with the rest of the app issue.
 """
 
 import os
+import threading
 from pathlib import Path
 
 # Offline before gradio is imported: no analytics, no hub.
@@ -13,9 +16,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 
-from cmcd import pairs, ui  # noqa: E402
+from cmcd import pairs, ui, visualise  # noqa: E402
 from cmcd.contact_sheet import contact_sheet  # noqa: E402
+from cmcd.distill import METHODS, DistillConfig  # noqa: E402
 from cmcd.inputs import InputError  # noqa: E402
 
 INTRO = """# CMCD: cross-modality contrastive distillation
@@ -61,6 +66,72 @@ def try_it_column(title: str, pairs_here: list[str], make_input, handler, api_na
         button.click(friendly(handler), [pair, value], label, api_name=api_name)
 
 
+def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, seed,
+                     progress=gr.Progress()):
+    """Distil with the chosen settings, streaming progress and curves; closing the generator
+    (the Cancel button) stops the worker at its next step."""
+    config = DistillConfig(pair=pair, method=method, epochs=int(epochs), n_pairs=int(n_pairs),
+                           batch_size=int(batch_size), temperature=float(temperature),
+                           seed=int(seed))
+    stop, events = threading.Event(), []
+    stream = ui.distill_events(config, stop)
+    try:
+        while True:
+            try:
+                event = next(stream)
+            except StopIteration as finished:
+                run = finished.value
+                break
+            events.append(event)
+            if event["kind"] == "step":
+                done = event["step"] / event["total_steps"]
+                left = event["elapsed_s"] / done - event["elapsed_s"]
+                progress(done, desc=f"step {event['step']}/{event['total_steps']}, about "
+                                    f"{left:.0f} s left")
+            yield (f"Training {pair} with {method}…", ui.training_curves(events), gr.skip(),
+                   gr.skip())
+    finally:
+        stop.set()
+    n = len(run.embeddings["labels"])
+    keep = np.linspace(0, n - 1, min(500, n)).astype(int)
+    coords = visualise.coordinates(run.embeddings["teacher"][keep], run.embeddings["student"][keep], "pca")
+    spec = pairs.get_spec(pair)
+    figure = visualise.alignment_figure(coords, run.embeddings["labels"][keep],
+                                        pairs.load_pair(pair).class_names, spec.target,
+                                        spec.pairing, title=f"your {method} student (PCA)")
+    status = (f"Done on {run.metrics['device']} in {run.metrics['wall_s']:.1f} s: zero-label "
+              f"accuracy {run.metrics['zero_label_acc']['head']:.1%} with no target labels.")
+    yield status, ui.training_curves(events), ui.metrics_rows(run.metrics), figure
+
+
+def distill_tab():
+    gr.Markdown("Distil a student yourself. The teacher is frozen and its embeddings are cached, "
+                "so only the student trains; the defaults take well under a minute on a CPU.")
+    with gr.Row():
+        pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
+        method = gr.Dropdown(list(METHODS), value="cmc", label="Method")
+        epochs = gr.Slider(1, 20, value=5, step=1, label="Epochs")
+        n_pairs = gr.Slider(100, 10_000, value=8_000, step=100, label="Unlabeled pairs")
+    with gr.Row():
+        batch_size = gr.Dropdown([64, 128, 256, 512], value=256, label="Batch size")
+        temperature = gr.Slider(0.05, 1.0, value=0.3, step=0.05, label="Temperature τ")
+        seed = gr.Number(0, precision=0, label="Seed")
+    with gr.Row():
+        start = gr.Button("Distill", variant="primary")
+        cancel = gr.Button("Cancel")
+    status = gr.Markdown()
+    curves = gr.Plot(label="Training")
+    with gr.Row():
+        table = gr.Dataframe(headers=["metric", "value"], label="Test metrics of your student",
+                             interactive=False)
+        aligned = gr.Plot(label="Your student's alignment")
+    running = start.click(run_distillation,
+                          [pair, method, epochs, n_pairs, batch_size, temperature, seed],
+                          [status, curves, table, aligned], api_name="distill",
+                          concurrency_limit=1, concurrency_id="training")
+    cancel.click(None, None, None, cancels=[running])
+
+
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="CMCD") as demo:
         gr.Markdown(INTRO)
@@ -83,6 +154,8 @@ def build_demo() -> gr.Blocks:
                               lambda: gr.Audio(sources=["microphone", "upload"], type="filepath",
                                                label="Spoken digit (WAV, FLAC or OGG, up to 10 s)"),
                               ui.classify_upload, "classify_audio", ui.examples("digits-audio"))
+        with gr.Tab("Distill"):
+            distill_tab()
         with gr.Tab("Alignment"):
             gr.Markdown("Where the shipped student puts 500 test targets, next to where the teacher "
                         "puts their photos, in one 2-D map. Good distillation lays each class's "

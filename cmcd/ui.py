@@ -111,3 +111,66 @@ def alignment_plot(pair: str, projection: str, show_pair_lines: bool, points: in
     title = f"{pair}: teacher photos (circles) and student {found['target']} (crosses), {projection.upper()}"
     return visualise.alignment_figure(coords, labels, found["class_names"], found["target"],
                                       found["pairing"], show_pair_lines, title)
+
+
+def distill_events(config, stop):
+    """Run `distill(config)` in a worker thread and yield its progress events as they come; the
+    finished run is the generator's return value. Setting `stop` (a threading.Event) cancels."""
+    import queue
+    import threading
+
+    from cmcd.distill import distill
+
+    events: queue.Queue = queue.Queue()
+    outcome: dict = {}
+
+    def work():
+        try:
+            outcome["run"] = distill(config, progress=events.put, should_stop=stop.is_set)
+        except Exception as error:  # handed to the caller's thread below
+            outcome["error"] = error
+        finally:
+            events.put(None)
+
+    worker = threading.Thread(target=work, daemon=True, name="distill")
+    worker.start()
+    while (event := events.get()) is not None:
+        yield event
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["run"]
+
+
+def training_curves(events: list[dict]):
+    """Loss per logged step and validation accuracy per epoch, as one plotly figure."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    steps = [e for e in events if e["kind"] == "step"]
+    epochs = [e for e in events if e["kind"] == "epoch"]
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation zero-label accuracy"))
+    figure.add_trace(go.Scatter(x=[e["step"] for e in steps], y=[e["loss"] for e in steps],
+                                mode="lines", name="loss"), row=1, col=1)
+    for key in ("head", "prototype"):
+        figure.add_trace(go.Scatter(x=[e["epoch"] for e in epochs], y=[e[key] for e in epochs],
+                                    mode="lines+markers", name=key), row=1, col=2)
+    figure.update_xaxes(title_text="step", row=1, col=1)
+    figure.update_xaxes(title_text="epoch", row=1, col=2)
+    figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return figure
+
+
+def metrics_rows(metrics: dict) -> list[list]:
+    """One run's metrics as [name, value] rows for a table."""
+    retrieval = metrics["retrieval"]
+    return [
+        ["zero-label accuracy, teacher head", metrics["zero_label_acc"]["head"]],
+        ["zero-label accuracy, nearest prototype", metrics["zero_label_acc"]["prototype"]],
+        *([f"few-label accuracy, {k} per class", v] for k, v in metrics["few_label_acc"].items()),
+        ["R@1 target→source", retrieval["target_to_source"]["r1"]],
+        ["R@1 source→target", retrieval["source_to_target"]["r1"]],
+        ["TV distance (estimate)", metrics["tv_distance"]],
+        ["training pairs/s", metrics["pairs_per_s"]],
+        ["wall time, s", metrics["wall_s"]],
+    ]

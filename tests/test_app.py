@@ -90,3 +90,35 @@ def test_umap_map_on_a_few_hundred_points():
     figure = ui.alignment_plot("digits-sketch", "umap", False, points=200)
     xs = np.concatenate([trace.x for trace in figure.data if trace.mode == "markers"])
     assert len(xs) == 400 and np.isfinite(xs).all() and np.ptp(xs) > 0
+
+
+def test_live_distillation_streams_progress_and_can_be_cancelled():
+    import threading
+
+    from cmcd.distill import DistillConfig
+
+    config = DistillConfig(pair="digits-sketch", epochs=2, n_pairs=512, batch_size=128, width=8,
+                           device="cpu")
+    stream = ui.distill_events(config, threading.Event())
+    events = []
+    try:
+        while True:
+            events.append(next(stream))
+    except StopIteration as finished:
+        run = finished.value
+    assert [e["epoch"] for e in events if e["kind"] == "epoch"] == [1, 2]
+    assert run.metrics["n_pairs"] == 512 and not run.cancelled
+    figure = ui.training_curves(events)
+    assert len(figure.data) == 3
+    assert dict(ui.metrics_rows(run.metrics))["zero-label accuracy, teacher head"] == \
+        run.metrics["zero_label_acc"]["head"]
+
+    stop = threading.Event()
+    stop.set()
+    cancelled = ui.distill_events(DistillConfig(pair="digits-sketch", epochs=3, n_pairs=512,
+                                                batch_size=128, width=8, device="cpu"), stop)
+    try:
+        while True:
+            next(cancelled)
+    except StopIteration as finished:
+        assert finished.value.cancelled and len(finished.value.history) <= 1

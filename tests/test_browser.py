@@ -93,3 +93,31 @@ def test_drawing_a_seven_in_the_browser(app_url):
         page.screenshot(path=str(ARTIFACTS / "app-drawn-seven.png"))
         assert label.inner_text().strip() == "7"
         browser.close()
+
+
+def test_gradio_client_runs_a_tiny_distillation(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    status, _, table, _ = client.predict("digits-depth", "l2", 1, 512, 128, 0.3, 0,
+                                         api_name="/distill")
+    assert status.startswith("Done on cpu")
+    rows = {row[0]: row[1] for row in table["data"]}
+    assert 0.0 <= rows["zero-label accuracy, teacher head"] <= 1.0
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
+def test_distilling_in_the_browser_shows_curves_metrics_and_the_alignment_map(app_url):
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(app_url)
+        page.get_by_role("tab", name="Distill").click()
+        page.get_by_role("button", name="Distill", exact=True).click()
+        page.wait_for_selector("text=Done on cpu", timeout=180_000)
+        assert page.locator(".js-plotly-plot").count() >= 2  # training curves and the map
+        assert page.get_by_text("zero-label accuracy, teacher head").count() >= 1
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "app-distilled.png"), full_page=True)
+        browser.close()
