@@ -136,6 +136,12 @@ def cmd_bench(args) -> int:
         report = bench_speed.run(device=args.device)
         print(json.dumps(report, indent=2) if args.json else bench_speed.format_report(report))
         return 0
+    if args.what == "app":
+        from cmcd import bench_app
+
+        report = bench_app.run()
+        print(json.dumps(report, indent=2) if args.json else bench_app.format_report(report))
+        return 0
     raise ValueError(f"unknown benchmark {args.what!r}")
 
 
@@ -197,8 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_classify)
 
-    p = sub.add_parser("bench", help="measure: data (build and load times, memory), speed")
-    p.add_argument("what", choices=["data", "speed"])
+    p = sub.add_parser("bench", help="measure: data (build and load times, memory), speed, app "
+                       "(start-up, classify latency)")
+    p.add_argument("what", choices=["data", "speed", "app"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--cache", default=None, help="cache folder (default: a new empty one)")
     p.add_argument("--json", action="store_true")

@@ -65,6 +65,14 @@ def data() -> str:
             f"of any pair at most {warm:.2f} s.")
 
 
+def app() -> str:
+    a = _json(RESULTS / "bench-app.json")
+    latency = "; ".join(f"{pair} p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms"
+                        for pair, row in a["classify"].items())
+    return (f"`python app.py` serves its page after {a['startup_s']:.1f} s; classify latency of "
+            f"the app's handlers on the shipped examples ({a['cpu_count']} cores): {latency}.")
+
+
 def section() -> str:
     methods = (RESULTS / "methods.md").read_text().strip()
     tuning = _json(RESULTS / "tuning.json")
@@ -98,6 +106,8 @@ def section() -> str:
         f"**Speed** (`cmcd bench speed --json > results/bench-speed.json`): {speed()}",
         "",
         f"**Data** (`cmcd bench data --json > results/bench-data.json`): {data()}",
+        "",
+        f"**App** (`cmcd bench app --json > results/bench-app.json`): {app()}",
         END,
     ])
 

@@ -122,3 +122,13 @@ def test_live_distillation_streams_progress_and_can_be_cancelled():
             next(cancelled)
     except StopIteration as finished:
         assert finished.value.cancelled and len(finished.value.history) <= 1
+
+
+def test_latency_benchmark_times_each_modality_through_the_app_handlers():
+    from cmcd import bench_app
+
+    for pair in bench_app.EXAMPLE_OF:
+        row = bench_app.classify_latency(pair, repeats=3)
+        assert row["calls"] == 3 and 0 < row["p50_ms"] <= row["p95_ms"]
+    assert bench_app.format_report({"startup_s": 1.0, "cpu_count": 2, "classify": {
+        "digits-depth": {"p50_ms": 1.0, "p95_ms": 2.0, "calls": 3}}}).startswith("app start-up")
