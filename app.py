@@ -22,6 +22,7 @@ from cmcd import pairs, ui, visualise  # noqa: E402
 from cmcd.contact_sheet import contact_sheet  # noqa: E402
 from cmcd.distill import METHODS, DistillConfig  # noqa: E402
 from cmcd.inputs import InputError  # noqa: E402
+from cmcd.sources import CLASS_NAMES  # noqa: E402
 
 INTRO = """# CMCD: cross-modality contrastive distillation
 A teacher trained on photos (RGB) passes what it knows to a student that sees another modality
@@ -129,7 +130,7 @@ def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, see
     coords = visualise.coordinates(run.embeddings["teacher"][keep], run.embeddings["student"][keep], "pca")
     spec = pairs.get_spec(pair)
     figure = visualise.alignment_figure(coords, run.embeddings["labels"][keep],
-                                        pairs.load_pair(pair).class_names, spec.target,
+                                        CLASS_NAMES[spec.dataset], spec.target,
                                         spec.pairing, title=f"your {method} student (PCA)")
     status = (f"Done on {run.metrics['device']} in {run.metrics['wall_s']:.1f} s: zero-label "
               f"accuracy {run.metrics['zero_label_acc']['head']:.1%} with no target labels.")

@@ -12,10 +12,8 @@ from cmcd import pairs
 from cmcd.checkpoints import checkpoint_root, load_checkpoint
 from cmcd.encoders import encoder_from_config
 from cmcd.inputs import InputError, load_input
-from cmcd.sources import DIGIT_CLASSES, FASHION_CLASSES
+from cmcd.sources import CLASS_NAMES
 from cmcd.teacher import load_teacher
-
-CLASS_NAMES = {"digits": DIGIT_CLASSES, "fashion": FASHION_CLASSES}
 
 
 def student_stem(pair: str, run_dir: Path | None = None) -> Path:

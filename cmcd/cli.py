@@ -4,6 +4,7 @@ errors go to stderr."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -121,28 +122,15 @@ def cmd_classify(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    if args.what == "data":
-        from cmcd import bench_data
-
-        report = bench_data.run(cache_root=args.cache)
-        if args.json:
-            _print_json(report)
-        else:
-            print(bench_data.format_report(report))
-        return 0
-    if args.what == "speed":
-        from cmcd import bench_speed
-
-        report = bench_speed.run(device=args.device)
-        print(json.dumps(report, indent=2) if args.json else bench_speed.format_report(report))
-        return 0
-    if args.what == "app":
-        from cmcd import bench_app
-
-        report = bench_app.run()
-        print(json.dumps(report, indent=2) if args.json else bench_app.format_report(report))
-        return 0
-    raise ValueError(f"unknown benchmark {args.what!r}")
+    """Each benchmark is a module cmcd.bench_WHAT with run(**options) and format_report(report)."""
+    options = {"data": {"cache_root": args.cache}, "speed": {"device": args.device}, "app": {}}
+    module = importlib.import_module(f"cmcd.bench_{args.what}")
+    report = module.run(**options[args.what])
+    if args.json:
+        _print_json(report)
+    else:
+        print(module.format_report(report))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -195,14 +195,19 @@ def _source_images(dataset: str) -> sources.SourceImages:
     return sources.load_source(dataset)
 
 
+def _source_splits(source: sources.SourceImages, rows: dict[str, np.ndarray],
+                   rgb: torch.Tensor) -> dict[str, Split]:
+    return {split: Split(torch.from_numpy(source.ids[r]), torch.from_numpy(source.labels[r]),
+                         rgb[r], None)
+            for split, r in rows.items()}
+
+
 def load_source_splits(dataset: str, seed: int = 0,
                        progress: Callable[[str], None] = _progress_to_stderr) -> dict[str, Split]:
     """The source photos and labels of every split of a dataset (no targets)."""
     source = _source_images(dataset)
     rgb = _load_or_build_sources(source, seed, progress)
-    return {split: Split(torch.from_numpy(source.ids[r]), torch.from_numpy(source.labels[r]),
-                         rgb[r], None)
-            for split, r in split_indices(source).items()}
+    return _source_splits(source, split_indices(source), rgb)
 
 
 def load_pair(name: str, gap: float | None = None, seed: int = 0,
@@ -211,8 +216,9 @@ def load_pair(name: str, gap: float | None = None, seed: int = 0,
     spec = get_spec(name)
     gap = check_gap(spec.default_gap if gap is None else gap)
     source = _source_images(spec.dataset)
-    splits = load_source_splits(spec.dataset, seed, progress)
-    targets = _load_or_build_targets(spec, source, split_indices(source), seed, gap, progress)
+    rows = split_indices(source)
+    splits = _source_splits(source, rows, _load_or_build_sources(source, seed, progress))
+    targets = _load_or_build_targets(spec, source, rows, seed, gap, progress)
     for name_of_split, split in splits.items():
         if name_of_split not in targets:
             continue

@@ -24,6 +24,7 @@ FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DIGIT_CLASSES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CLASS_NAMES = {"digits": DIGIT_CLASSES, "fashion": FASHION_CLASSES}
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,22 @@ def app_url():
     process.wait(timeout=20)
 
 
+@pytest.fixture
+def page(app_url):
+    """A Debian chromium page (Playwright, no browser download) open on the app."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium not installed")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(app_url)
+        page.wait_for_selector("text=Draw a sketch", timeout=60_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        yield page
+        browser.close()
+
+
 def test_gradio_client_classifies_a_depth_map_and_a_spoken_digit(app_url):
     from gradio_client import Client, handle_file
 
@@ -67,32 +83,23 @@ def test_gradio_client_classifies_a_depth_map_and_a_spoken_digit(app_url):
     assert depth["label"] == "3" and speech["label"] == "7"
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
-def test_drawing_a_seven_in_the_browser(app_url):
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(app_url)
-        page.wait_for_selector("text=Draw a sketch", timeout=60_000)
-        page.get_by_role("button", name="Brush").first.click()
-        box = page.locator("canvas").first.bounding_box()
-        side = min(box["width"], box["height"]) * 0.7
-        left, top = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
-        corners = [(left + u * side, top + v * side) for u, v in ((0.25, 0.2), (0.75, 0.2), (0.4, 0.85))]
-        page.mouse.move(*corners[0])
-        page.mouse.down()
-        for (x0, y0), (x1, y1) in zip(corners, corners[1:]):
-            for i in range(1, 16):
-                page.mouse.move(x0 + (x1 - x0) * i / 15, y0 + (y1 - y0) * i / 15)
-        page.mouse.up()
-        page.get_by_role("button", name="Classify").first.click()
-        label = page.locator('[data-testid="label-output-value"]').first
-        label.wait_for(timeout=60_000)
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "app-drawn-seven.png"))
-        assert label.inner_text().strip() == "7"
-        browser.close()
+def test_drawing_a_seven_in_the_browser(page):
+    page.get_by_role("button", name="Brush").first.click()
+    box = page.locator("canvas").first.bounding_box()
+    side = min(box["width"], box["height"]) * 0.7
+    left, top = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
+    corners = [(left + u * side, top + v * side) for u, v in ((0.25, 0.2), (0.75, 0.2), (0.4, 0.85))]
+    page.mouse.move(*corners[0])
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:]):
+        for i in range(1, 16):
+            page.mouse.move(x0 + (x1 - x0) * i / 15, y0 + (y1 - y0) * i / 15)
+    page.mouse.up()
+    page.get_by_role("button", name="Classify").first.click()
+    label = page.locator('[data-testid="label-output-value"]').first
+    label.wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "app-drawn-seven.png"))
+    assert label.inner_text().strip() == "7"
 
 
 def test_gradio_client_runs_a_tiny_distillation(app_url):
@@ -106,18 +113,10 @@ def test_gradio_client_runs_a_tiny_distillation(app_url):
     assert 0.0 <= rows["zero-label accuracy, teacher head"] <= 1.0
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
-def test_distilling_in_the_browser_shows_curves_metrics_and_the_alignment_map(app_url):
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1400})
-        page.goto(app_url)
-        page.get_by_role("tab", name="Distill").click()
-        page.get_by_role("button", name="Distill", exact=True).click()
-        page.wait_for_selector("text=Done on cpu", timeout=180_000)
-        assert page.locator(".js-plotly-plot").count() >= 2  # training curves and the map
-        assert page.get_by_text("zero-label accuracy, teacher head").count() >= 1
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "app-distilled.png"), full_page=True)
-        browser.close()
+def test_distilling_in_the_browser_shows_curves_metrics_and_the_alignment_map(page):
+    page.get_by_role("tab", name="Distill").click()
+    page.get_by_role("button", name="Distill", exact=True).click()
+    page.wait_for_selector("text=Done on cpu", timeout=180_000)
+    assert page.locator(".js-plotly-plot").count() >= 2  # training curves and the map
+    assert page.get_by_text("zero-label accuracy, teacher head").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "app-distilled.png"), full_page=True)
