@@ -121,9 +121,22 @@ def cmd_classify(args) -> int:
     return 1 if len(failed) == len(results) else 0
 
 
+def _bench_command(args) -> str:
+    """The command line that reproduces a paper or theory benchmark (recorded in its results)."""
+    words = ["cmcd", "bench", args.what, *(["--quick"] if args.quick else [])]
+    words += [] if args.seeds is None else ["--seeds", str(args.seeds)]
+    words += [] if args.workers == 1 else ["--workers", str(args.workers)]
+    words += [] if args.out == "results" else ["--out", args.out]
+    return " ".join(words)
+
+
 def cmd_bench(args) -> int:
     """Each benchmark is a module cmcd.bench_WHAT with run(**options) and format_report(report)."""
-    options = {"data": {"cache_root": args.cache}, "speed": {"device": args.device}, "app": {}}
+    study = {"out": args.out, "quick": args.quick, "seeds": args.seeds, "workers": args.workers,
+             "resume": args.resume, "report_only": args.report_only,
+             "command": _bench_command(args)}
+    options = {"data": {"cache_root": args.cache}, "speed": {"device": args.device}, "app": {},
+               "paper": study, "theory": study}
     module = importlib.import_module(f"cmcd.bench_{args.what}")
     report = module.run(**options[args.what])
     if args.json:
@@ -191,9 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_classify)
 
-    p = sub.add_parser("bench", help="measure: data (build and load times, memory), speed, app "
-                       "(start-up, classify latency)")
-    p.add_argument("what", choices=["data", "speed", "app"])
+    p = sub.add_parser("bench", help="measure: paper (methods x pairs x budgets x teachers over "
+                       "seeds), theory (error against TV distance), data (build and load times), "
+                       "speed, app (start-up, classify latency)")
+    p.add_argument("what", choices=["paper", "theory", "data", "speed", "app"])
+    p.add_argument("--out", default="results", help="paper, theory: folder for the results")
+    p.add_argument("--quick", action="store_true", help="paper, theory: tiny runs that check the "
+                   "pipeline and file formats (numbers mean nothing)")
+    p.add_argument("--seeds", type=int, default=None, help="paper, theory: seeds per setting "
+                   "(default: 3 for paper, 1 for theory)")
+    p.add_argument("--workers", type=int, default=1, help="paper, theory: runs at once, each in a "
+                   "process of its own (use several on a GPU or a many-core CPU)")
+    p.add_argument("--resume", action="store_true", help="paper, theory: keep finished runs of an "
+                   "interrupted benchmark in --out and do the rest")
+    p.add_argument("--report-only", action="store_true", help="paper, theory: rewrite the tables "
+                   "and figures from the results file, without training")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--cache", default=None, help="cache folder (default: a new empty one)")
     p.add_argument("--json", action="store_true")

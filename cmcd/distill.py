@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import io
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ class DistillConfig:
     method: str = "cmc"
     teacher: str = "ft"
     epochs: int = 5
+    steps: int | None = None  # a fixed number of optimiser steps instead of `epochs` (benchmarks)
     n_pairs: int | None = None  # None: every distillation pair of the pair's split
     batch_size: int = 256
     lr: float = 3e-3
@@ -220,6 +222,20 @@ def _val_accuracy(student, data, teacher, prototypes: torch.Tensor, device) -> d
             "prototype": round((by_prototype == labels).float().mean().item(), 4)}
 
 
+MAX_VALIDATIONS = 10  # per run: many tiny epochs (a small pair budget) are validated now and then
+
+
+def _schedule(config: DistillConfig, steps_per_epoch: int, trains: bool) -> tuple[int, int]:
+    """(epochs, total optimiser steps): `steps` when given, else whole epochs."""
+    if not trains:
+        return 0, 0
+    if config.steps is None:
+        return config.epochs, config.epochs * steps_per_epoch
+    if config.steps < 1:
+        raise ValueError(f"steps must be at least 1; got {config.steps}")
+    return math.ceil(config.steps / steps_per_epoch), config.steps
+
+
 def distill(config: DistillConfig,
             progress: Callable[[dict], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> DistillRun:
@@ -244,10 +260,10 @@ def distill(config: DistillConfig,
     student = build_encoder(spec.target, width=config.width).to(device)
     run = DistillRun(config, str(device), student=student)
     generator = runtime.generator(device, config.seed)
-    epochs = 0 if objective is None else config.epochs
     batch_size = min(config.batch_size, len(chosen))
     steps_per_epoch = len(chosen) // batch_size
-    total_steps = epochs * steps_per_epoch
+    epochs, total_steps = _schedule(config, steps_per_epoch, objective is not None)
+    validate_every = max(1, epochs // MAX_VALIDATIONS)
     log_every = max(1, steps_per_epoch // 8)
 
     train_started = time.perf_counter()
@@ -283,7 +299,10 @@ def distill(config: DistillConfig,
                         progress({"kind": "step", **entry})
                 if should_stop and should_stop():
                     run.cancelled = True
+                if run.cancelled or step == total_steps:
                     break
+            if (epoch + 1) % validate_every and epoch + 1 < epochs and not run.cancelled:
+                continue
             validation_started = time.perf_counter()
             val = {"epoch": epoch + 1,
                    **_val_accuracy(student, data, teacher, val_prototypes, device)}
@@ -303,7 +322,7 @@ def distill(config: DistillConfig,
         head=teacher.head, prototypes=prototypes, pairing=spec.pairing, seed=config.seed)
     run.metrics = {
         "pair": spec.name, "method": config.method, "teacher": config.teacher,
-        "seed": config.seed, "device": str(device), "epochs": config.epochs,
+        "seed": config.seed, "device": str(device), "epochs": epochs, "steps": total_steps,
         "n_pairs": len(chosen), "gap": data.gap, "pairing": spec.pairing,
         "wall_s": round(time.perf_counter() - started, 2), "train_s": round(train_seconds, 2),
         "validation_s": round(validation_seconds, 2),

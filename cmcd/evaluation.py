@@ -6,7 +6,8 @@ Four views of how good the student is, matching the paper's downstream step and 
   to student embeddings, with no target labels at all;
 - few-label accuracy: a logistic-regression probe on k labeled student embeddings per class;
 - cross-modal retrieval: R@1/5/10 and mAP, student -> teacher and teacher -> student;
-- TV distance between teacher and student embeddings, by a classifier two-sample test.
+- TV distance between teacher and student, by a classifier two-sample test, in two spaces: the
+  embeddings themselves, and the teacher head's class probabilities (what the classifier sees).
 
 Every function accepts torch tensors (any device) or numpy arrays. `evaluate` bundles them all
 into the JSON-ready dict the CLI prints, the app shows and the benchmarks tabulate.
@@ -65,15 +66,17 @@ def _head_weights(head) -> tuple[np.ndarray, np.ndarray | None]:
     return _embeddings(weight), None if bias is None else _embeddings(bias)
 
 
-def head_predictions(embeddings, head, normalize: bool = True) -> np.ndarray:
+def head_logits(embeddings, head, normalize: bool = True) -> np.ndarray:
     weight, bias = _head_weights(head)
     x = _embeddings(embeddings)
     if normalize:
         x = l2_normalize(x)
     logits = x @ weight.T
-    if bias is not None:
-        logits = logits + bias
-    return logits.argmax(axis=1)
+    return logits if bias is None else logits + bias
+
+
+def head_predictions(embeddings, head, normalize: bool = True) -> np.ndarray:
+    return head_logits(embeddings, head, normalize).argmax(axis=1)
 
 
 def prototype_predictions(embeddings, prototypes) -> np.ndarray:
@@ -201,17 +204,16 @@ def _balanced(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[n
     return a[rng.permutation(len(a))[:n]], b[rng.permutation(len(b))[:n]]
 
 
-def tv_distance(teacher_fit, student_fit, teacher_held, student_held, seed=0) -> float:
-    """Lower-bound estimate of TV(teacher embeddings, student embeddings): a classifier two-sample test.
+def _two_sample_tv(fit_a: np.ndarray, fit_b: np.ndarray, held_a: np.ndarray, held_b: np.ndarray,
+                   seed: int) -> float:
+    """Lower bound on TV(A, B) by a classifier two-sample test.
 
-    A small MLP learns to tell normalised teacher from student embeddings on the fit split (classes
-    balanced by subsampling). On the held-out split, for any classifier,
-    TV >= P(says teacher | teacher) - P(says teacher | student) = 2 * balanced accuracy - 1.
+    A small MLP learns to tell A from B on the fit split (classes balanced by subsampling). On the
+    held-out split, for any classifier, TV >= P(says A | A) - P(says A | B) = 2 * balanced accuracy - 1.
     """
-    rng = np.random.default_rng(seed)
-    teacher, student = _balanced(l2_normalize(_embeddings(teacher_fit)), l2_normalize(_embeddings(student_fit)), rng)
-    x = np.concatenate([teacher, student])
-    y = np.concatenate([np.ones(len(teacher)), np.zeros(len(student))])
+    a, b = _balanced(fit_a, fit_b, np.random.default_rng(seed))
+    x = np.concatenate([a, b])
+    y = np.concatenate([np.ones(len(a)), np.zeros(len(b))])
     # Full-batch Adam for a fixed number of steps: cost is predictable (well under a second for
     # 2,000 x 128) and it separates noise-like modality gaps that a linear classifier misses.
     classifier = MLPClassifier(
@@ -221,9 +223,35 @@ def tv_distance(teacher_fit, student_fit, teacher_held, student_held, seed=0) ->
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed budget, not convergence, is the stopping rule
         classifier.fit(x, y)
-    says_teacher_given_teacher = np.mean(classifier.predict(l2_normalize(_embeddings(teacher_held))) == 1)
-    says_teacher_given_student = np.mean(classifier.predict(l2_normalize(_embeddings(student_held))) == 1)
-    return float(max(0.0, says_teacher_given_teacher - says_teacher_given_student))
+        says_a_given_a = np.mean(classifier.predict(held_a) == 1)
+        says_a_given_b = np.mean(classifier.predict(held_b) == 1)
+    return float(max(0.0, says_a_given_a - says_a_given_b))
+
+
+def tv_distance(teacher_fit, student_fit, teacher_held, student_held, seed=0) -> float:
+    """Estimated TV(teacher embeddings, student embeddings), both L2-normalised (a lower bound)."""
+    return _two_sample_tv(*(l2_normalize(_embeddings(x)) for x in
+                            (teacher_fit, student_fit, teacher_held, student_held)), seed=seed)
+
+
+def head_probabilities(embeddings, head, normalize: bool = True) -> np.ndarray:
+    """Softmax of the teacher head's logits on (normalised) embeddings: the classifier's view."""
+    logits = head_logits(embeddings, head, normalize)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def tv_distance_head(teacher_fit, student_fit, teacher_held, student_held, head, normalize: bool = True,
+                     seed=0) -> float:
+    """Estimated TV between teacher and student as the teacher's head sees them (class probabilities).
+
+    The head's prediction is a function of these probabilities, so this TV still bounds how much
+    the head's error can differ between the two (the paper's bound, applied after the head), and by
+    data processing it is at most the embedding TV. It ignores the directions the head never reads,
+    where contrastive students differ from the teacher without any cost in accuracy.
+    """
+    return _two_sample_tv(*(head_probabilities(x, head, normalize) for x in
+                            (teacher_fit, student_fit, teacher_held, student_held)), seed=seed)
 
 
 # -------------------------------------------------------------------------------------- together
@@ -258,7 +286,7 @@ def evaluate(
 
     student_test / teacher_test (N, d), test_labels (N,): paired test embeddings (row i of each is
         one pair) and their classes; every metric is reported on them.
-    student_val / teacher_val: another held-out split, used only to fit the TV classifier.
+    student_val / teacher_val: another held-out split, used only to fit the TV classifiers.
     pool_student / pool_labels: student embeddings of the distillation pairs with their labels,
         used only as the labeled pool of the few-label probe.
     head, prototypes, normalize: the teacher's linear head and class prototypes (see
@@ -272,5 +300,7 @@ def evaluate(
         ),
         "retrieval": retrieval_both_ways(student_test, teacher_test, test_labels, pairing),
         "tv_distance": tv_distance(teacher_val, student_val, teacher_test, student_test, seed=seed),
+        "tv_distance_head": tv_distance_head(teacher_val, student_val, teacher_test, student_test,
+                                             head, normalize, seed=seed),
     }
     return {**_rounded(metrics), "retrieval_match": pairing}

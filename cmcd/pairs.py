@@ -230,15 +230,20 @@ def load_pair(name: str, gap: float | None = None, seed: int = 0,
                     *(splits[split] for split in SPLITS))
 
 
+def split_sizes(name: str) -> dict[str, int]:
+    """Items in each split of a pair, without building its data."""
+    split_rows = split_indices(_source_images(get_spec(name).dataset))
+    return {split: int(len(split_rows[split])) for split in SPLITS}
+
+
 def describe_pairs() -> list[dict]:
     """What `cmcd pairs` lists: each pair with its modalities and split sizes."""
     rows = []
     for spec in PAIRS.values():
-        split_rows = split_indices(_source_images(spec.dataset))
         rows.append({
             "name": spec.name, "dataset": spec.dataset, "source": "rgb", "target": spec.target,
             "pairing": spec.pairing, "default_gap": spec.default_gap, "gap_meaning": spec.gap_meaning,
             "classes": list(_source_images(spec.dataset).class_names),
-            "sizes": {split: int(len(split_rows[split])) for split in SPLITS},
+            "sizes": split_sizes(spec.name),
         })
     return rows

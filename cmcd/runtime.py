@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import platform
 import random
 
 import numpy as np
@@ -25,6 +27,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("--device mps asked for, but Apple MPS is not available")
     return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    """The device in words, for benchmark reports: 'NVIDIA H100 80GB HBM3' or 'CPU (x86_64, 2 cores)'."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
 
 
 def autocast(device: torch.device):

@@ -9,9 +9,11 @@ from cmcd.evaluation import (
     class_prototypes,
     evaluate,
     few_label_accuracy,
+    head_probabilities,
     retrieval_both_ways,
     retrieval_metrics,
     tv_distance,
+    tv_distance_head,
     zero_label_accuracy,
 )
 
@@ -102,6 +104,31 @@ def test_tv_is_near_one_for_an_offset_student():
     assert tv_distance(teacher[:200], student[:200], teacher[200:], student[200:]) > 0.9
 
 
+def test_head_tv_ignores_what_the_head_cannot_see_but_not_what_it_can():
+    unseen = np.eye(DIM, dtype=np.float32)[0]  # a direction the head never reads
+    base, labels = clusters(400, spread=0.5, seed=3)
+    base[:, 0] = 0.0
+    teacher = base + 3.0 * unseen
+    head = (class_prototypes(base, labels, NUM_CLASSES) * 10, None)
+    halves = lambda a, b: (a[:200], b[:200], a[200:], b[200:])  # noqa: E731
+    # Mirrored along the unseen direction: same norms, same logits, yet plainly another distribution.
+    mirrored = base - 3.0 * unseen
+    assert tv_distance(*halves(teacher, mirrored)) > 0.9
+    assert tv_distance_head(*halves(teacher, mirrored), head=head) < 0.2
+    # Every item moved onto another class is plain to see through the head too.
+    moved = np.roll(teacher, 1, axis=1)
+    assert tv_distance_head(*halves(teacher, moved), head=head) > 0.9
+
+
+def test_head_probabilities_are_a_distribution_over_classes():
+    teacher, labels = clusters(50, spread=0.5, seed=4)
+    prototypes = class_prototypes(teacher, labels, NUM_CLASSES)
+    probabilities = head_probabilities(teacher, (prototypes * 50, np.ones(NUM_CLASSES)))
+    assert probabilities.shape == (50, NUM_CLASSES)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.mean(probabilities.argmax(axis=1) == labels) > 0.9
+
+
 # ---------------------------------------------------------------------------------- zero labels
 
 
@@ -175,7 +202,8 @@ def test_evaluate_returns_exactly_the_documented_json():
         head=(prototypes, np.zeros(NUM_CLASSES)), prototypes=prototypes, pairing="class", draws=2,
     )
     retrieval_keys = {"r1", "r5", "r10", "map"}
-    assert set(result) == {"zero_label_acc", "few_label_acc", "retrieval", "tv_distance", "retrieval_match"}
+    assert set(result) == {"zero_label_acc", "few_label_acc", "retrieval", "tv_distance", "tv_distance_head",
+                           "retrieval_match"}
     assert set(result["zero_label_acc"]) == {"head", "prototype"}
     assert set(result["few_label_acc"]) == {"1", "5", "10"}
     assert set(result["retrieval"]) == {"target_to_source", "source_to_target"}
@@ -187,6 +215,6 @@ def test_evaluate_returns_exactly_the_documented_json():
             yield from leaves(value) if isinstance(value, dict) else [value]
 
     numbers = list(leaves({key: value for key, value in result.items() if key != "retrieval_match"}))
-    assert len(numbers) == 2 + 3 + 8 + 1
+    assert len(numbers) == 2 + 3 + 8 + 2
     assert all(type(number) is float and number == round(number, 4) for number in numbers)
     assert json.loads(json.dumps(result)) == result

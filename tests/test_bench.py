@@ -1,0 +1,92 @@
+"""`cmcd bench paper` and `cmcd bench theory` in --quick mode: the whole pipeline and the file
+formats (the numbers of such tiny runs mean nothing); and the verdict rules on made-up runs."""
+
+import json
+
+import pytest
+
+from cmcd import bench_paper, bench_theory
+from cmcd.cli import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_run(method, head, seed, pair="digits-sketch", study="main"):
+    return {"study": study, "config": {"pair": pair, "method": method, "seed": seed, "teacher": "ft",
+                                       "n_pairs": None},
+            "metrics": {"zero_label_acc": {"head": head}}}
+
+
+def test_compare_calls_a_lead_within_the_seed_spread_a_tie():
+    runs = [fake_run("cmc", h, s) for s, h in enumerate([0.80, 0.82, 0.84])]
+    runs += [fake_run("l2", h, s) for s, h in enumerate([0.79, 0.80, 0.81])]
+    result = bench_paper.compare(runs, "cmc", "l2", "zero_label_acc.head")
+    assert result["difference"] == pytest.approx(0.02)
+    assert result["verdict"] == "ties"  # the lead (0.02) is within cmc's spread (0.02)
+    runs += [fake_run("cmd", h, s) for s, h in enumerate([0.70, 0.71, 0.72])]
+    assert bench_paper.compare(runs, "cmd", "l2", "zero_label_acc.head")["verdict"] == "loses to"
+    assert bench_paper.compare(runs, "cmc", "cmd", "zero_label_acc.head")["verdict"] == "beats"
+
+
+def test_the_best_of_a_column_is_marked_only_beyond_the_spread():
+    assert bench_paper._best_rows({"a": (0.9, 0.01), "b": (0.8, 0.02)}, False) == {"a"}
+    assert bench_paper._best_rows({"a": (0.9, 0.2), "b": (0.8, 0.02)}, False) == set()
+    assert bench_paper._best_rows({"a": (0.1, 0.01), "b": (0.5, 0.02)}, True) == {"a"}
+
+
+def test_spearman_over_points_orders_errors_by_tv():
+    points = [{"pair": "p", "method": m, "gap": g, "seed": 0, "error": e, "tv_distance": 1.0,
+               "tv_distance_head": tv}
+              for m in ("cmc", "l2") for g, tv, e in [(0.0, 0.1, 0.05), (0.5, 0.2, 0.1), (1.0, 0.4, 0.3)]]
+    summary = bench_theory.summary(points)
+    assert summary["tv_distance_head"]["spearman_all"] == pytest.approx(1.0)
+    assert summary["tv_distance_head"]["fit"]["slope"] > 0
+    assert summary["tv_distance"]["spearman_all"] is None  # a constant TV orders nothing
+
+
+def _outputs(out, names):
+    for name in names:
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_quick_paper_benchmark_writes_its_files_and_resumes(tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(["bench", "paper", "--quick", "--out", str(out), "--json"]) == 0
+    report = json.loads((out / "paper.json").read_text())
+    assert report["benchmark"] == "paper" and report["command"].startswith("cmcd bench paper --quick")
+    plan = bench_paper.QUICK
+    main_runs = [r for r in report["runs"] if r["study"] == "main"]
+    assert {r["config"]["method"] for r in main_runs} == set(plan.methods)
+    assert {(r["config"]["teacher"], r["config"]["n_pairs"]) for r in report["runs"] if r["study"] == "regime"} \
+        == {("ssl", 100), ("ssl", None), ("ft", 100)}  # (ft, all pairs) is the main table's
+    assert all(r["metrics"]["steps"] == plan.steps for r in report["runs"] if r["config"]["method"] != "random")
+    for run in report["runs"]:
+        assert {"zero_label_acc", "few_label_acc", "retrieval", "tv_distance", "tv_distance_head",
+                "wall_s", "device"} <= set(run["metrics"])
+    _outputs(out, ["paper.md", "figures/paper-few-label.html", "figures/paper-budget.html",
+                   "figures/plotly.min.js"])
+    assert (out / "figures" / "paper-few-label.png").read_bytes().startswith(PNG_MAGIC)
+    markdown = (out / "paper.md").read_text()
+    assert "| cmc |" in markdown and "pair budget" in markdown and "| method vs l2 |" in markdown
+
+    capsys.readouterr()
+    assert main(["bench", "paper", "--quick", "--out", str(out), "--resume", "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert len(resumed["runs"]) == len(report["runs"])  # nothing was run twice
+    (out / "paper.md").unlink()
+    assert main(["bench", "paper", "--out", str(out), "--report-only"]) == 0
+    assert (out / "paper.md").read_text() == markdown
+
+
+def test_quick_theory_benchmark_writes_points_rho_and_a_figure(tmp_path):
+    out = tmp_path / "results"
+    assert main(["bench", "theory", "--quick", "--out", str(out)]) == 0
+    report = json.loads((out / "theory.json").read_text())
+    plan = bench_theory.QUICK
+    assert len(report["points"]) == len(plan.gaps) * len(plan.methods) * len(plan.seeds)
+    assert {p["gap"] for p in report["points"]} == set(plan.gaps)
+    for point in report["points"]:
+        assert 0.0 <= point["tv_distance_head"] <= 1.0 and 0.0 <= point["error"] <= 1.0
+    assert set(report["summary"]) == set(bench_theory.TV_KINDS)
+    assert (out / "figures" / "theory.png").read_bytes().startswith(PNG_MAGIC)
+    assert "Spearman" in (out / "theory.md").read_text()
