@@ -1,9 +1,10 @@
 """CMCD's Gradio app (also the Hugging Face Spaces entry point).
 
-Tabs: Try it (the shipped students classify what a visitor draws, uploads or records), Distill
-(a live run with progress, curves, Cancel and the result's metrics and map), Alignment (the shipped
-students' PCA/UMAP maps), Compare (the benchmark table), Data (contact sheets). Retrieval
-galleries, the theory plot and ZeroGPU support come with the rest of the app issue.
+Tabs: Try it (the shipped students classify what a visitor draws, uploads or records, and show
+the nearest photos), Distill (a live run with progress, curves, Cancel, the result's metrics and
+map; on a Spaces ZeroGPU it runs on the GPU), Alignment (the shipped students' PCA/UMAP maps),
+Retrieve (cross-modal retrieval both ways), Compare (this session's runs against the untrained
+student and the benchmark), Theory (error against TV), About, Data (contact sheets).
 """
 
 import os
@@ -85,6 +86,7 @@ def friendly(handler):
 
 def try_it_column(title: str, pairs_here: list[str], make_input, handler, api_name: str,
                   examples=()):
+    """One modality's panel: its input, a Classify button, the prediction and the nearest photos."""
     with gr.Column():
         gr.Markdown(f"### {title}")
         pair = gr.Dropdown(pairs_here, value=pairs_here[0], label="Pair")
@@ -95,14 +97,17 @@ def try_it_column(title: str, pairs_here: list[str], make_input, handler, api_na
                         [pair, value], label="Examples (test items, not seen in training)")
         button = gr.Button("Classify", variant="primary")
         label = gr.Label(num_top_classes=3, label="Student's prediction")
+        nearest = gr.Gallery(label="Nearest test photos, by the teacher's embeddings", columns=5,
+                             height=140, object_fit="contain")
         pair.change(ui.student_summary, pair, summary, api_name=False)
-        button.click(friendly(handler), [pair, value], label, api_name=api_name)
+        button.click(friendly(handler), [pair, value], [label, nearest], api_name=api_name)
 
 
-def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, seed,
+def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, seed, session_runs,
                      progress=gr.Progress()):
     """Distil with the chosen settings, streaming progress and curves; closing the generator
-    (the Cancel button) stops the worker at its next step."""
+    (the Cancel button) stops the worker at its next step. The finished run joins this browser
+    session's runs (and no one else's)."""
     config = DistillConfig(pair=pair, method=method, epochs=int(epochs), n_pairs=int(n_pairs),
                            batch_size=int(batch_size), temperature=float(temperature),
                            seed=int(seed))
@@ -122,7 +127,7 @@ def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, see
                 progress(done, desc=f"step {event['step']}/{event['total_steps']}, about "
                                     f"{left:.0f} s left")
             yield (f"Training {pair} with {method}…", ui.training_curves(events), gr.skip(),
-                   gr.skip())
+                   gr.skip(), gr.skip())
     finally:
         stop.set()
     n = len(run.embeddings["labels"])
@@ -131,17 +136,37 @@ def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, see
     spec = pairs.get_spec(pair)
     figure = visualise.alignment_figure(coords, run.embeddings["labels"][keep],
                                         CLASS_NAMES[spec.dataset], spec.target,
-                                        spec.pairing, title=f"your {method} student (PCA)")
+                                        spec.pairing, title=f"your {method} student (PCA)",
+                                        item_ids=keep)
+    untrained = ui.untrained_metrics(pair, config.seed, config.width, run.metrics["device"])
+    summary = ui.session_summary(run, untrained)
     status = (f"Done on {run.metrics['device']} in {run.metrics['wall_s']:.1f} s: zero-label "
-              f"accuracy {run.metrics['zero_label_acc']['head']:.1%} with no target labels.")
-    yield status, ui.training_curves(events), ui.metrics_rows(run.metrics), figure
+              f"accuracy {run.metrics['zero_label_acc']['head']:.1%} with no target labels, "
+              f"against {untrained['zero_label_acc']['head']:.1%} for the same student untrained. "
+              "The Compare tab sets it against the benchmark.")
+    yield (status, ui.training_curves(events), ui.metrics_rows(run.metrics), figure,
+           [*(session_runs or []), summary])
 
 
-def distill_tab():
+def gpu_seconds(pair, method, epochs, n_pairs, *rest):
+    return ui.gpu_seconds(int(epochs), int(n_pairs))
+
+
+try:  # On a Hugging Face ZeroGPU Space, each run borrows a GPU for about as long as it needs.
+    import spaces
+
+    run_distillation = spaces.GPU(duration=gpu_seconds)(run_distillation)
+except ImportError:
+    pass
+
+
+def distill_tab(demo: gr.Blocks, session_runs: gr.State):
     gr.Markdown("Distil a student yourself. The teacher is frozen and its embeddings are cached, "
                 "so only the student trains; the defaults take well under a minute on a CPU.")
     with gr.Row():
         pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
+        preview = gr.Image(type="pil", interactive=False,
+                           label="Photos (top) and their targets", height=110, scale=2)
         method = gr.Dropdown(list(METHODS), value="cmc", label="Method")
         epochs = gr.Slider(1, 20, value=5, step=1, label="Epochs")
         n_pairs = gr.Slider(100, 10_000, value=8_000, step=100, label="Unlabeled pairs")
@@ -159,15 +184,86 @@ def distill_tab():
                              interactive=False)
         aligned = gr.Plot(label="Your student's alignment")
     running = start.click(run_distillation,
-                          [pair, method, epochs, n_pairs, batch_size, temperature, seed],
-                          [status, curves, table, aligned], api_name="distill",
+                          [pair, method, epochs, n_pairs, batch_size, temperature, seed, session_runs],
+                          [status, curves, table, aligned, session_runs], api_name="distill",
                           concurrency_limit=1, concurrency_id="training")
     cancel.click(None, None, None, cancels=[running])
+    pair.change(ui.pair_strip, pair, preview, api_name=False)
+    demo.load(ui.pair_strip, pair, preview, api_name=False)
+
+
+def alignment_tab(demo: gr.Blocks):
+    gr.Markdown("Where the shipped student puts 500 test targets, next to where the teacher puts "
+                "their photos, in one 2-D map. Good distillation lays each class's crosses over "
+                "its circles. Hover a point for its class and test item (the Retrieve tab takes "
+                "that number); tick *thumbnails* to see some items in place. PCA is instant; UMAP "
+                "takes a few seconds the first time (it is warmed up in the background when the "
+                "app starts).")
+    with gr.Row():
+        pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
+        projection = gr.Radio(["pca", "umap"], value="pca", label="Projection")
+        lines = gr.Checkbox(False, label="Join each pair with a line")
+        thumbnails = gr.Checkbox(False, label="Thumbnails")
+    alignment = gr.Plot(label="Teacher (circles) and student (crosses), coloured by class")
+    controls = [pair, projection, lines, thumbnails]
+    for control in controls:
+        control.change(ui.alignment_plot, controls, alignment, api_name=False)
+    demo.load(ui.alignment_plot, controls, alignment, api_name="alignment")
+
+
+def retrieve_tab(demo: gr.Blocks):
+    gr.Markdown("Cross-modal retrieval with the shipped student: a test item of one modality "
+                "finds its nearest items of the other among all 1,000 test items (cosine "
+                "similarity of teacher and student embeddings). ✓ marks its own pair or its "
+                "class, ✗ another class. Your own sketch, depth map or recording finds its "
+                "nearest photos in the Try it tab.")
+    with gr.Row():
+        pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
+        direction = gr.Radio(["target→source", "source→target"], value="target→source",
+                             label="Direction")
+        query = gr.Slider(0, 999, value=0, step=1, label="Query: test item")
+        k = gr.Slider(4, 16, value=8, step=1, label="How many")
+    with gr.Row():
+        query_image = gr.Image(label="Query", type="pil", interactive=False, height=140, width=140)
+        with gr.Column(scale=4):
+            summary = gr.Markdown()
+            found = gr.Gallery(label="Nearest items of the other modality", columns=8, height=260,
+                               object_fit="contain")
+
+    def show(pair_name, direction_name, index, count):
+        items, text = friendly(ui.retrieve)(pair_name, int(index), direction_name, int(count))
+        return ui.query_picture(pair_name, int(index), direction_name), items, text
+
+    controls = [pair, direction, query, k]
+    for control in controls:
+        control.change(show, controls, [query_image, found, summary], api_name=False)
+    demo.load(show, controls, [query_image, found, summary], api_name="retrieve")
+
+
+def compare_tab(tab: gr.Tab, session_runs: gr.State):
+    gr.Markdown("Your runs in this browser session (they are yours alone and go when you leave), "
+                "each next to the untrained student it started from, and every method of the "
+                "paper benchmark on the same pair (`cmcd bench paper`: mean ± standard deviation "
+                "over seeds, test split). Retrieval R@1 matches the same item for sketch and depth, "
+                "the same class for audio.")
+    pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
+    table = gr.Dataframe(ui.compare_rows("digits-sketch"), headers=ui.COMPARE_COLUMNS,
+                         interactive=False, wrap=True)
+    pair.change(ui.compare_rows, [pair, session_runs], table, api_name=False)
+    tab.select(ui.compare_rows, [pair, session_runs], table, api_name=False)
+
+
+def theory_tab():
+    gr.Markdown(ui.theory_text())
+    figure = ui.theory_figure()
+    if figure is not None:
+        gr.Plot(figure, label="Target error against estimated TV (one point per student)")
 
 
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="CMCD") as demo:
         gr.Markdown(INTRO)
+        session_runs = gr.State([])  # this browser session's distillation runs
         with gr.Tab("Try it"):
             with gr.Row():
                 try_it_column("Draw a sketch", ["digits-sketch", "fashion-sketch"],
@@ -176,40 +272,27 @@ def build_demo() -> gr.Blocks:
                                                    brush=gr.Brush(default_size=12,
                                                                   colors=["#000000"],
                                                                   color_mode="fixed")),
-                              ui.classify_drawing, "classify_sketch")
+                              ui.look_up_drawing, "classify_sketch")
                 try_it_column("Upload a depth map", ["digits-depth", "fashion-depth"],
                               lambda: gr.File(label="Depth map (8/16-bit PNG or .npy; 0 = no "
                                               "reading)", file_types=[".png", ".npy"],
                                               type="filepath"),
-                              ui.classify_upload, "classify_depth",
+                              ui.look_up_upload, "classify_depth",
                               ui.examples("digits-depth") + ui.examples("fashion-depth"))
                 try_it_column("Say or upload a digit", ["digits-audio"],
                               lambda: gr.Audio(sources=["microphone", "upload"], type="filepath",
                                                label="Spoken digit (WAV, FLAC or OGG, up to 10 s)"),
-                              ui.classify_upload, "classify_audio", ui.examples("digits-audio"))
+                              ui.look_up_upload, "classify_audio", ui.examples("digits-audio"))
         with gr.Tab("Distill"):
-            distill_tab()
+            distill_tab(demo, session_runs)
         with gr.Tab("Alignment"):
-            gr.Markdown("Where the shipped student puts 500 test targets, next to where the teacher "
-                        "puts their photos, in one 2-D map. Good distillation lays each class's "
-                        "crosses over its circles. PCA is instant; UMAP takes a few seconds the "
-                        "first time (it is warmed up in the background when the app starts).")
-            with gr.Row():
-                map_pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
-                projection = gr.Radio(["pca", "umap"], value="pca", label="Projection")
-                lines = gr.Checkbox(False, label="Join each pair with a line")
-            alignment = gr.Plot(label="Teacher (circles) and student (crosses), coloured by class")
-            for control in (map_pair, projection, lines):
-                control.change(ui.alignment_plot, [map_pair, projection, lines], alignment,
-                               api_name=False)
-            demo.load(ui.alignment_plot, [map_pair, projection, lines], alignment,
-                      api_name="alignment")
-        with gr.Tab("Compare"):
-            gr.Markdown("Every method at its default settings, seed 0, on the test split "
-                        "(`python scripts/method_table.py`). Retrieval R@1 matches the same item for "
-                        "sketch and depth, the same class for audio (class pairs). One seed: "
-                        "differences of a point or two are noise.")
-            gr.Dataframe(ui.method_table_rows(), headers=ui.TABLE_COLUMNS, interactive=False)
+            alignment_tab(demo)
+        with gr.Tab("Retrieve"):
+            retrieve_tab(demo)
+        with gr.Tab("Compare") as tab:
+            compare_tab(tab, session_runs)
+        with gr.Tab("Theory"):
+            theory_tab()
         with gr.Tab("About"):
             gr.Markdown(ABOUT, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
         with gr.Tab("Data"):
@@ -226,6 +309,7 @@ if __name__ == "__main__":
     from cmcd.visualise import warm_up_umap_in_background
 
     warm_up_umap_in_background()
+    ui.warm_up_in_background()
     build_demo().queue(default_concurrency_limit=2, max_size=32).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

@@ -124,12 +124,15 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
 
 # --- reading runs back -------------------------------------------------------------------------------
 
-def metric(run: dict, name: str) -> float:
+def lookup(metrics: dict, name: str) -> float:
     """A metric by dotted name, e.g. 'zero_label_acc.head' or 'retrieval.target_to_source.r1'."""
-    value = run["metrics"]
     for part in name.split("."):
-        value = value[part]
-    return float(value)
+        metrics = metrics[part]
+    return float(metrics)
+
+
+def metric(run: dict, name: str) -> float:
+    return lookup(run["metrics"], name)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -188,6 +188,16 @@ def retrieval_metrics(queries, gallery, query_labels, gallery_labels, pairing: s
     return metrics
 
 
+def nearest_neighbours(queries, gallery, k: int) -> np.ndarray:
+    """(q, k) gallery indices of each query's k most cosine-similar items, most similar first."""
+    q, g = l2_normalize(_embeddings(queries)), l2_normalize(_embeddings(gallery))
+    similarity = q @ g.T
+    k = min(k, similarity.shape[1])
+    top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
+
+
 def retrieval_both_ways(student, teacher, labels, pairing: str) -> dict:
     """Row i of `student` and of `teacher` are a pair; `labels` are shared by both."""
     return {

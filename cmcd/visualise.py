@@ -65,9 +65,19 @@ def coordinates(teacher: np.ndarray, student: np.ndarray, projection: str = "uma
     return result
 
 
+def _data_uri(image) -> str:
+    import base64
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def alignment_figure(coords: np.ndarray, labels: np.ndarray, class_names, target: str,
-                     pairing: str, show_pair_lines: bool = False, title: str = "") -> go.Figure:
-    """Teacher photos (circles) and student targets (crosses), coloured by class."""
+                     pairing: str, show_pair_lines: bool = False, title: str = "",
+                     item_ids: np.ndarray | None = None, pictures=()) -> go.Figure:
+    """Teacher photos (circles) and student targets (crosses), coloured by class; hovering names
+    the class, modality and test item. `pictures`: ((x, y), PIL image) drawn in the map."""
     n = len(labels)
     teacher_xy, student_xy = coords[:n], coords[n:]
     figure = go.Figure()
@@ -88,8 +98,13 @@ def alignment_figure(coords: np.ndarray, labels: np.ndarray, class_names, target
                 x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=f"{name}: {modality}",
                 legendgroup=str(label), marker={"color": colour, "symbol": symbol, "size": 6,
                                                 "opacity": 0.8},
-                hovertemplate=f"class {name}<br>{modality}<br>item %{{customdata}}<extra></extra>",
-                customdata=rows))
+                hovertemplate=f"class {name}<br>{modality}<br>test item %{{customdata}}<extra></extra>",
+                customdata=rows if item_ids is None else item_ids[rows]))
+    size = 0.07 * max(np.ptp(coords[:, 0]), np.ptp(coords[:, 1]), 1e-6)
+    figure.update_layout(images=[
+        {"source": _data_uri(image), "x": float(x), "y": float(y), "xref": "x", "yref": "y",
+         "sizex": size, "sizey": size, "xanchor": "center", "yanchor": "middle", "layer": "above"}
+        for (x, y), image in pictures])
     figure.update_layout(title=title, height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                          xaxis={"visible": False}, yaxis={"visible": False})
     return figure

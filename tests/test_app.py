@@ -62,17 +62,80 @@ def test_the_page_builds_offline():
     assert demo.title == "CMCD"
 
 
-def test_compare_table_reads_the_benchmark_results():
-    rows = ui.method_table_rows()
-    assert len(rows) == 20 and all(len(row) == len(ui.TABLE_COLUMNS) for row in rows)
-    assert {row[1] for row in rows} == {"cmc", "cmd", "cmc+l2", "l2"}
-    assert all(0.0 <= value <= 1.0 for row in rows for value in row[2:])
+def test_compare_table_holds_this_sessions_runs_and_the_benchmark():
+    import json
+
+    paper = json.loads((ui.RESULTS / "paper.json").read_text())
+    methods = {r["config"]["method"] for r in paper["runs"]
+               if r["study"] == "main" and r["config"]["pair"] == "digits-depth"}
+    rows = ui.compare_rows("digits-depth")
+    assert [row[0] for row in rows] == [f"benchmark: {m} (3 seeds)" for m in ui_order(methods)]
+    assert all(len(row) == len(ui.COMPARE_COLUMNS) for row in rows)
+
+    metrics = {"zero_label_acc": {"head": 0.9, "prototype": 0.8}, "few_label_acc": {"1": 0.5, "10": 0.7},
+               "retrieval": {"target_to_source": {"r1": 0.1}, "source_to_target": {"r1": 0.2}},
+               "tv_distance": 1.0, "tv_distance_head": 0.1}
+    mine = {"pair": "digits-depth", "label": "cmc, 512 pairs", "seed": 3, "metrics": metrics,
+            "untrained": {**metrics, "zero_label_acc": {"head": 0.1, "prototype": 0.1}}}
+    other_pair = {**mine, "pair": "digits-sketch"}
+    rows = ui.compare_rows("digits-depth", [mine, other_pair])
+    assert rows[0][:2] == ["your run: cmc, 512 pairs", 0.9]
+    assert rows[1][:2] == ["the same student untrained (seed 3)", 0.1]
+    assert len(rows) == 2 + len(methods)
+
+
+def ui_order(methods):
+    from cmcd.distill import METHODS
+
+    return [m for m in METHODS if m in methods]
+
+
+def test_untrained_student_is_measured_like_any_run():
+    metrics = ui.untrained_metrics("digits-depth", 0, 8, "cpu")
+    assert metrics["method"] == "random" and metrics["steps"] == 0
+    assert metrics["zero_label_acc"]["head"] < 0.3
+
+
+def test_retrieval_marks_its_own_pair_and_its_class():
+    found = ui.shipped_test_embeddings("digits-depth")
+    items, summary = ui.retrieve("digits-depth", 123, "target→source", k=6)
+    assert len(items) == 6 and all(image.size == (ui.THUMBNAIL, ui.THUMBNAIL) for image, _ in items)
+    name = found["class_names"][found["labels"][123]]
+    for _, caption in items:
+        assert caption.startswith("✓") == (name in caption) or "its own pair" in caption
+    assert f"a {name} (depth)" in summary
+    _, back = ui.retrieve("digits-audio", 0, "source→target", k=4)
+    assert "same class" in back  # audio pairs are class pairs
+    with pytest.raises(InputError, match="test item"):
+        ui.retrieve("digits-depth", 5000, "target→source")
+
+
+def test_own_input_finds_photos_of_its_class():
+    probs, photos = ui.look_up_drawing("digits-sketch", {"composite": _drawn_one(False)})
+    assert max(probs, key=probs.get) == "1"
+    assert len(photos) == 5 and [caption for _, caption in photos].count("1") >= 3
+
+
+def test_pair_strip_shows_photos_over_targets():
+    strip = ui.pair_strip("digits-audio", count=4)
+    assert strip.size == (4 * (ui.THUMBNAIL + 4), 2 * ui.THUMBNAIL + 4)
+
+
+def test_theory_tab_reads_the_benchmark():
+    figure = ui.theory_figure()
+    assert figure is not None and len(figure.data) >= 4  # both TV kinds: cmc, l2 and a fit
+    assert "Spearman" in ui.theory_text()
+
+
+def test_gpu_time_asked_for_grows_with_the_run_and_is_capped():
+    assert ui.gpu_seconds(5, 8000) < ui.gpu_seconds(20, 10_000) <= 300
 
 
 def test_alignment_map_has_both_modalities_for_every_class_and_caches_coordinates():
     from cmcd import visualise
 
     figure = ui.alignment_plot("digits-depth", "pca", True, points=300)
+    assert not figure.layout.images
     traces = [trace for trace in figure.data if trace.mode == "markers"]
     assert len(traces) == 20  # 10 classes x (teacher, student)
     assert all(len(trace.x) == 30 for trace in traces)  # 300 items spread over the 10 classes
@@ -84,6 +147,12 @@ def test_alignment_map_has_both_modalities_for_every_class_and_caches_coordinate
     written = set((visualise.cache.cache_dir() / "coordinates").glob("*.npy")) - before
     assert len(written) == 1
     assert np.array_equal(first, visualise.coordinates(teacher, student, "pca"))
+
+
+def test_thumbnails_are_drawn_in_the_map():
+    figure = ui.alignment_plot("digits-depth", "pca", False, True, points=300)
+    assert len(figure.layout.images) == 40  # two items per class, each as photo and as target
+    assert all(image.source.startswith("data:image/png;base64,") for image in figure.layout.images)
 
 
 def test_umap_map_on_a_few_hundred_points():

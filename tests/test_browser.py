@@ -56,19 +56,34 @@ def app_url():
 
 
 @pytest.fixture
-def page(app_url):
-    """A Debian chromium page (Playwright, no browser download) open on the app."""
+def browser():
+    """Debian chromium driven by Playwright (no browser download)."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium not installed")
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1400})
-        page.goto(app_url)
-        page.wait_for_selector("text=Draw a sketch", timeout=60_000)
         ARTIFACTS.mkdir(exist_ok=True)
-        yield page
+        yield browser
         browser.close()
+
+
+def open_app(browser, app_url):
+    """A new visitor: a page of its own (a browser session of its own) on the app."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(app_url)
+    page.wait_for_selector("text=Draw a sketch", timeout=60_000)
+    return page
+
+
+def shown(page, text):
+    """Visible elements holding `text` (Gradio's tables keep hidden copies of their cells)."""
+    return page.get_by_text(text).filter(visible=True)
+
+
+@pytest.fixture
+def page(browser, app_url):
+    return open_app(browser, app_url)
 
 
 def test_gradio_client_classifies_a_depth_map_and_a_spoken_digit(app_url):
@@ -80,7 +95,8 @@ def test_gradio_client_classifies_a_depth_map_and_a_spoken_digit(app_url):
                            api_name="/classify_depth")
     speech = client.predict("digits-audio", handle_file(examples / "digits-audio__7__testvoice7017.wav"),
                             api_name="/classify_audio")
-    assert depth["label"] == "3" and speech["label"] == "7"
+    assert depth[0]["label"] == "3" and speech[0]["label"] == "7"
+    assert len(depth[1]) == 5  # and the nearest test photos
 
 
 def test_drawing_a_seven_in_the_browser(page):
@@ -97,7 +113,7 @@ def test_drawing_a_seven_in_the_browser(page):
     page.mouse.up()
     page.get_by_role("button", name="Classify").first.click()
     label = page.locator('[data-testid="label-output-value"]').first
-    label.wait_for(timeout=60_000)
+    label.wait_for(timeout=120_000)  # the first look-up may wait for the data build
     page.screenshot(path=str(ARTIFACTS / "app-drawn-seven.png"))
     assert label.inner_text().strip() == "7"
 
@@ -107,16 +123,53 @@ def test_gradio_client_runs_a_tiny_distillation(app_url):
 
     client = Client(app_url, verbose=False)
     status, _, table, _ = client.predict("digits-depth", "l2", 1, 512, 128, 0.3, 0,
-                                         api_name="/distill")
+                                         api_name="/distill")  # the session's runs stay hidden
     assert status.startswith("Done on cpu")
     rows = {row[0]: row[1] for row in table["data"]}
     assert 0.0 <= rows["zero-label accuracy, teacher head"] <= 1.0
 
 
-def test_distilling_in_the_browser_shows_curves_metrics_and_the_alignment_map(page):
+def test_distilling_in_the_browser_shows_curves_metrics_and_the_alignment_map(page, browser, app_url):
     page.get_by_role("tab", name="Distill").click()
     page.get_by_role("button", name="Distill", exact=True).click()
     page.wait_for_selector("text=Done on cpu", timeout=180_000)
     assert page.locator(".js-plotly-plot").count() >= 2  # training curves and the map
     assert page.get_by_text("zero-label accuracy, teacher head").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "app-distilled.png"), full_page=True)
+    # The run is this visitor's: it is in their Compare tab, not in another visitor's.
+    page.get_by_role("tab", name="Compare").click()
+    shown(page, "your run: cmc").wait_for(timeout=30_000)  # a table cell (a hidden copy sizes it)
+    assert shown(page, "the same student untrained").count() == 1
+    other = open_app(browser, app_url)
+    other.get_by_role("tab", name="Compare").click()
+    shown(other, "benchmark: cmc").first.wait_for(timeout=30_000)
+    assert other.get_by_text("your run:").count() == 0
+
+
+def test_cancel_stops_a_long_distillation_and_frees_the_trainer(page):
+    page.get_by_role("tab", name="Distill").click()
+    epochs = page.get_by_role("spinbutton", name="number input for Epochs")
+    epochs.fill("20")
+    epochs.press("Enter")
+    page.get_by_role("button", name="Distill", exact=True).click()
+    page.wait_for_selector("text=Training digits-sketch with cmc", timeout=60_000)
+    page.get_by_role("button", name="Cancel").click()
+    time.sleep(3)
+    assert page.get_by_text("Done on").count() == 0
+    # One training at a time: a run that starts now gets the trainer only if Cancel freed it.
+    epochs.fill("1")
+    epochs.press("Enter")
+    page.get_by_role("spinbutton", name="number input for Unlabeled pairs").fill("500")
+    page.get_by_role("button", name="Distill", exact=True).click()
+    page.wait_for_selector("text=Done on cpu", timeout=60_000)
+
+
+def test_retrieval_theory_and_thumbnails_in_the_browser(page):
+    page.get_by_role("tab", name="Retrieve").click()
+    page.wait_for_selector("text=retrieved photos are right", timeout=120_000)
+    captions = page.locator(".caption-label, figcaption").all_inner_texts()
+    assert captions and all(text.strip()[0] in "✓✗" for text in captions if text.strip())
+    page.get_by_role("tab", name="Theory").click()
+    page.wait_for_selector("text=What the paper's bound says", timeout=30_000)
+    page.locator(".js-plotly-plot").filter(visible=True).first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "app-theory.png"), full_page=True)

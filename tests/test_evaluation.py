@@ -10,6 +10,7 @@ from cmcd.evaluation import (
     evaluate,
     few_label_accuracy,
     head_probabilities,
+    nearest_neighbours,
     retrieval_both_ways,
     retrieval_metrics,
     tv_distance,
@@ -82,6 +83,13 @@ def test_collapsed_student_gets_no_credit_from_ties():
     metrics = retrieval_metrics(teacher, student, labels, labels, "instance")
     assert metrics["r1"] == 0.0 and metrics["r10"] == 0.0
     assert retrieval_metrics(teacher, student, labels, labels, "class")["r1"] == 0.0
+
+
+def test_nearest_neighbours_are_ranked_by_cosine_similarity():
+    gallery = at_angles([0, 90, 10, 180, 45])
+    assert nearest_neighbours(at_angles([3]), gallery, k=3).tolist() == [[0, 2, 4]]
+    assert nearest_neighbours(at_angles([170, 80]) * 7, gallery, k=1).tolist() == [[3], [1]]
+    assert nearest_neighbours(at_angles([0]), gallery, k=99).shape == (1, 5)
 
 
 def test_retrieval_rejects_unknown_pairing():
