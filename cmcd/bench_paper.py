@@ -15,7 +15,6 @@ Writes results/paper.json, results/paper.md and figures in results/figures/.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,17 +291,11 @@ def write_outputs(report: dict, out: Path) -> list[Path]:
 
 def run(out: str = "results", quick: bool = False, seeds: int | None = None, workers: int = 1,
         resume: bool = False, report_only: bool = False, command: str = "") -> dict:
-    out = Path(out)
-    path = out / "paper.json"
-    if report_only:
-        report = json.loads(path.read_text())
-    else:
-        plan = QUICK if quick else FULL
-        if seeds:
-            plan = dataclasses.replace(plan, seeds=tuple(range(seeds)))
-        header = {"benchmark": "paper", "command": command, "quick": quick,
-                  "settings": {**dataclasses.asdict(plan), "defaults": dataclasses.asdict(DistillConfig())}}
-        report = bench_runs.execute(planned_runs(plan), path, header, workers=workers, resume=resume)
+    plan = bench_runs.choose_plan(FULL, QUICK, quick, seeds)
+    report = bench_runs.load_or_execute(
+        "paper", plan, planned_runs, out, quick=quick, workers=workers, resume=resume,
+        report_only=report_only, command=command,
+        settings={**dataclasses.asdict(plan), "defaults": dataclasses.asdict(DistillConfig())})
     report["written"] = [str(p) for p in write_outputs(report, out)]
     return report
 

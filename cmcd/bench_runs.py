@@ -7,6 +7,7 @@ is {"study", "config" (a DistillConfig as a dict), "metrics" (what `cmcd distill
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from dataclasses import asdict
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -120,6 +122,24 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
         raise RuntimeError(f"{len(failures)} runs failed (the others are saved in {path}): "
                            + "; ".join(failures))
     return report
+
+
+def choose_plan(full, quick_plan, quick: bool, seeds: int | None):
+    """A benchmark's plan: the full or the quick one, with `seeds` seeds when given."""
+    plan = quick_plan if quick else full
+    return dataclasses.replace(plan, seeds=tuple(range(seeds))) if seeds else plan
+
+
+def load_or_execute(name: str, plan, planned_runs: Callable, out: Path, *, quick: bool,
+                    workers: int, resume: bool, report_only: bool, command: str,
+                    settings: dict | None = None) -> dict:
+    """The benchmark's report: read back from out/NAME.json (report_only) or run (see execute)."""
+    path = Path(out) / f"{name}.json"
+    if report_only:
+        return json.loads(path.read_text())
+    header = {"benchmark": name, "command": command, "quick": quick,
+              "settings": settings or dataclasses.asdict(plan)}
+    return execute(planned_runs(plan), path, header, workers=workers, resume=resume)
 
 
 # --- reading runs back -------------------------------------------------------------------------------

@@ -10,8 +10,6 @@ errors. Writes results/theory.json and results/figures/theory.{png,html}.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,20 +120,13 @@ def write_outputs(report: dict, out: Path) -> list[Path]:
 
 def run(out: str = "results", quick: bool = False, seeds: int | None = None, workers: int = 1,
         resume: bool = False, report_only: bool = False, command: str = "") -> dict:
-    out = Path(out)
-    path = out / "theory.json"
-    if report_only:
-        report = json.loads(path.read_text())
-    else:
-        plan = QUICK if quick else FULL
-        if seeds:
-            plan = dataclasses.replace(plan, seeds=tuple(range(seeds)))
-        header = {"benchmark": "theory", "command": command, "quick": quick,
-                  "settings": dataclasses.asdict(plan)}
-        report = bench_runs.execute(planned_runs(plan), path, header, workers=workers, resume=resume)
+    plan = bench_runs.choose_plan(FULL, QUICK, quick, seeds)
+    report = bench_runs.load_or_execute("theory", plan, planned_runs, out, quick=quick,
+                                        workers=workers, resume=resume, report_only=report_only,
+                                        command=command)
     report["points"] = points(report["runs"])
     report["summary"] = summary(report["points"])
-    atomic_write_json(path, report)
+    atomic_write_json(Path(out) / "theory.json", report)
     report["written"] = [str(p) for p in write_outputs(report, out)]
     return report
 

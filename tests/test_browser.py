@@ -114,8 +114,11 @@ def test_drawing_a_seven_in_the_browser(page):
     page.get_by_role("button", name="Classify").first.click()
     label = page.locator('[data-testid="label-output-value"]').first
     label.wait_for(timeout=120_000)  # the first look-up may wait for the data build
-    page.screenshot(path=str(ARTIFACTS / "app-drawn-seven.png"))
     assert label.inner_text().strip() == "7"
+    photos = page.locator("img").filter(visible=True)
+    page.wait_for_function("() => [...document.images].every(image => image.complete)")
+    assert photos.count() >= 5  # the nearest test photos
+    page.screenshot(path=str(ARTIFACTS / "app-drawn-seven.png"))
 
 
 def test_gradio_client_runs_a_tiny_distillation(app_url):
