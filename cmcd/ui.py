@@ -297,16 +297,23 @@ def shipped_test_embeddings(pair: str) -> dict:
 
 
 def alignment_plot(pair: str, projection: str, show_pair_lines: bool, thumbnails: bool = False,
-                   points: int = 500):
+                   points: int = 500, pca_while_umap_warms: bool = False):
     """The shipped student's alignment map on `points` test items spread over every class (the
-    test split is ordered by class); `thumbnails` draws a few items' photos and targets in place."""
+    test split is ordered by class); `thumbnails` draws a few items' photos and targets in place.
+    `pca_while_umap_warms`: answer at once with PCA while UMAP is still compiling (the app)."""
     from cmcd import visualise
 
     found = shipped_test_embeddings(pair)
     keep = np.linspace(0, len(found["labels"]) - 1, min(points, len(found["labels"]))).astype(int)
     labels = found["labels"][keep]
-    coords = visualise.coordinates(found["teacher"][keep], found["student"][keep], projection)
-    title = f"{pair}: teacher photos (circles) and student {found['target']} (crosses), {projection.upper()}"
+    teacher, student = found["teacher"][keep], found["student"][keep]
+    note = ""
+    if (projection == "umap" and pca_while_umap_warms and not visualise.umap_is_warm()
+            and not visualise.is_cached(teacher, student, "umap")):
+        projection, note = "pca", " (UMAP is still warming up: choose it again in a few seconds)"
+    coords = visualise.coordinates(teacher, student, projection)
+    title = (f"{pair}: teacher photos (circles) and student {found['target']} (crosses), "
+             f"{projection.upper()}{note}")
     pictures = []
     if thumbnails:  # two items per class, each as its photo and as its target
         for row in np.linspace(0, len(keep) - 1, 2 * len(found["class_names"])).astype(int):

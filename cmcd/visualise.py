@@ -47,15 +47,23 @@ def umap_is_warm() -> bool:
     return _umap_ready.is_set()
 
 
-def coordinates(teacher: np.ndarray, student: np.ndarray, projection: str = "umap",
-                seed: int = 0) -> np.ndarray:
-    """2-D coordinates of teacher rows then student rows (normalised first), cached on disk."""
+def _points_and_path(teacher: np.ndarray, student: np.ndarray, projection: str, seed: int):
     if projection not in PROJECTIONS:
         raise ValueError(f"unknown projection {projection!r}; valid: {', '.join(PROJECTIONS)}")
     points = np.concatenate([teacher, student]).astype(np.float32)
     points /= np.linalg.norm(points, axis=1, keepdims=True).clip(1e-12)
     digest = hashlib.sha256(points.tobytes() + f"{projection}{seed}".encode()).hexdigest()[:20]
-    path = cache.cache_dir() / "coordinates" / f"{digest}.npy"
+    return points, cache.cache_dir() / "coordinates" / f"{digest}.npy"
+
+
+def is_cached(teacher: np.ndarray, student: np.ndarray, projection: str, seed: int = 0) -> bool:
+    return _points_and_path(teacher, student, projection, seed)[1].exists()
+
+
+def coordinates(teacher: np.ndarray, student: np.ndarray, projection: str = "umap",
+                seed: int = 0) -> np.ndarray:
+    """2-D coordinates of teacher rows then student rows (normalised first), cached on disk."""
+    points, path = _points_and_path(teacher, student, projection, seed)
     if path.exists():
         return np.load(path, allow_pickle=False)
     result = _umap(points, seed) if projection == "umap" else _pca(points)

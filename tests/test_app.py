@@ -62,6 +62,33 @@ def test_the_page_builds_offline():
     assert demo.title == "CMCD"
 
 
+def test_on_a_zerogpu_space_training_asks_for_a_gpu_for_as_long_as_the_run_needs(monkeypatch):
+    import importlib
+    import sys
+    import types
+
+    import app
+
+    asked = []
+
+    def gpu(duration):
+        def wrap(function):
+            asked.append(duration)
+            function.on_gpu = True
+            return function
+        return wrap
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+    try:
+        zero_gpu_app = importlib.reload(app)
+        assert getattr(zero_gpu_app.run_distillation, "on_gpu", False)
+        duration = asked[0]("digits-sketch", "cmc", 5, 8000, 256, 0.3, 0, [], None)
+        assert duration == ui.gpu_seconds(5, 8000)
+    finally:
+        monkeypatch.delitem(sys.modules, "spaces")
+        importlib.reload(app)
+
+
 def test_compare_table_holds_this_sessions_runs_and_the_benchmark():
     import json
 
@@ -153,6 +180,15 @@ def test_thumbnails_are_drawn_in_the_map():
     figure = ui.alignment_plot("digits-depth", "pca", False, True, points=300)
     assert len(figure.layout.images) == 40  # two items per class, each as photo and as target
     assert all(image.source.startswith("data:image/png;base64,") for image in figure.layout.images)
+
+
+def test_the_app_shows_pca_while_umap_is_still_compiling(monkeypatch):
+    from cmcd import visualise
+
+    monkeypatch.setattr(visualise, "umap_is_warm", lambda: False)
+    monkeypatch.setattr(visualise, "_umap", lambda *args: pytest.fail("UMAP fitted while cold"))
+    figure = ui.alignment_plot("digits-depth", "umap", False, points=120, pca_while_umap_warms=True)
+    assert "PCA (UMAP is still warming up" in figure.layout.title.text
 
 
 def test_umap_map_on_a_few_hundred_points():

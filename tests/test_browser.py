@@ -1,6 +1,7 @@
 """The app as a visitor meets it: served on localhost, driven through gradio_client and in a real
 browser (Debian's chromium through Playwright, no browser download)."""
 
+import json
 import os
 import shutil
 import socket
@@ -97,6 +98,18 @@ def test_gradio_client_classifies_a_depth_map_and_a_spoken_digit(app_url):
                             api_name="/classify_audio")
     assert depth[0]["label"] == "3" and speech[0]["label"] == "7"
     assert len(depth[1]) == 5  # and the nearest test photos
+
+
+def test_gradio_client_fetches_the_alignment_map_and_retrieval(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    figure = client.predict("digits-sketch", "pca", False, False, api_name="/alignment")
+    plot = json.loads(figure["plot"])
+    markers = [trace for trace in plot["data"] if trace.get("mode") == "markers"]
+    assert len(markers) == 20 and sum(len(trace["x"]) for trace in markers) == 1000
+    _, gallery, summary = client.predict("digits-depth", "target→source", 7, 4, api_name="/retrieve")
+    assert len(gallery) == 4 and "retrieved photos are right" in summary
 
 
 def test_drawing_a_seven_in_the_browser(page):
