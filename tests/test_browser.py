@@ -115,8 +115,15 @@ def test_gradio_client_fetches_the_alignment_map_and_retrieval(app_url):
     from gradio_client import Client
 
     client = Client(app_url, verbose=False)
-    figure = client.predict("digits-sketch", "pca", False, False, api_name="/alignment")
-    plot = json.loads(figure["plot"])
+    deadline = time.monotonic() + 120  # UMAP compiles in the background after start-up
+    while True:
+        plot = json.loads(client.predict("digits-sketch", "umap", False, False,
+                                         api_name="/alignment")["plot"])
+        if plot["layout"]["title"]["text"].endswith("UMAP") or time.monotonic() > deadline:
+            break
+        assert "warming up" in plot["layout"]["title"]["text"]  # PCA meanwhile
+        time.sleep(3)
+    assert plot["layout"]["title"]["text"].endswith("UMAP")
     markers = [trace for trace in plot["data"] if trace.get("mode") == "markers"]
     assert len(markers) == 20 and sum(_length(trace["x"]) for trace in markers) == 1000
     _, gallery, summary = client.predict("digits-depth", "target→source", 7, 4, api_name="/retrieve")
