@@ -208,11 +208,11 @@ def pair_strip(pair: str, count: int = 6):
     return strip
 
 
-def _caption(hit: int, query: int | None, query_label: int, labels, class_names, pairing: str) -> str:
+def _caption(hit: int, query: int, labels, class_names, pairing: str) -> str:
     name = class_names[labels[hit]]
-    if query is not None and pairing == "instance" and hit == query:
+    if pairing == "instance" and hit == query:
         return f"✓ its own pair ({name})"
-    return f"✓ {name}" if labels[hit] == query_label else f"✗ {name}"
+    return f"✓ {name}" if labels[hit] == labels[query] else f"✗ {name}"
 
 
 def retrieve(pair: str, query: int, direction: str, k: int = 8) -> tuple[list, str]:
@@ -229,7 +229,7 @@ def retrieve(pair: str, query: int, direction: str, k: int = 8) -> tuple[list, s
     hits = nearest_neighbours(queries[[query]], gallery, k)[0]
     side = "source" if to_source else "target"
     items = [(picture(pair, int(h), side),
-              _caption(int(h), query, labels[query], labels, names, found["pairing"])) for h in hits]
+              _caption(int(h), query, labels, names, found["pairing"])) for h in hits]
     correct = sum(caption.startswith("✓") for _, caption in items)
     summary = (f"Query: test item {query}, a {names[labels[query]]} "
                f"({found['target'] if to_source else 'photo'}). {correct} of {len(items)} retrieved "
