@@ -172,12 +172,9 @@ def theory_text() -> str:
 
 # --- pictures of items: galleries and map thumbnails ---------------------------------------------
 
-@lru_cache(maxsize=8)
 def held_out_items(pair: str):
-    """The pair's test split (photos, targets, labels), loaded once."""
-    from cmcd import pairs
-
-    return pairs.load_pair(pair, progress=lambda message: None).test
+    """The pair's test split (photos, targets, labels), kept with its embeddings: one load per pair."""
+    return shipped_test_embeddings(pair)["items"]
 
 
 def picture(pair: str, index: int, side: str):
@@ -281,7 +278,8 @@ def warm_up_in_background(pair_names=("digits-sketch", "digits-depth", "digits-a
 
 @lru_cache(maxsize=8)
 def shipped_test_embeddings(pair: str) -> dict:
-    """Teacher and shipped-student embeddings of the pair's test items (computed once)."""
+    """Teacher and shipped-student embeddings of the pair's test items (computed once), with the
+    items themselves for pictures."""
     import torch
 
     from cmcd import pairs
@@ -293,7 +291,7 @@ def shipped_test_embeddings(pair: str) -> dict:
     teacher = teacher_embeddings(data, model.metadata.get("teacher", "ft"), model.teacher, cpu)
     return {"teacher": teacher["test"].numpy(), "student": embed(model.student, data.test.target, cpu).numpy(),
             "labels": data.test.labels.numpy(), "class_names": data.class_names,
-            "target": data.spec.target, "pairing": data.spec.pairing}
+            "target": data.spec.target, "pairing": data.spec.pairing, "items": data.test}
 
 
 def alignment_plot(pair: str, projection: str, show_pair_lines: bool, thumbnails: bool = False,
