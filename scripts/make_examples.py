@@ -22,11 +22,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cmcd import pairs  # noqa: E402
-from cmcd.renderers import audio  # noqa: E402
-from cmcd.speech import resample  # noqa: E402
+from cmcd.data import pairs  # noqa: E402
+from cmcd.data.renderers import audio  # noqa: E402
+from cmcd.data.renderers.speech import resample  # noqa: E402
 
-OUT = ROOT / "assets" / "examples"
+OUT = ROOT / "cmcd" / "shipped" / "examples"
 PER_PAIR = (0, 3, 7)  # which classes get an example
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from cmcd.sources import read_fashion_idx  # noqa: E402
+from cmcd.data.sources import read_fashion_idx  # noqa: E402
 
 PER_CLASS = 1200
-OUT = Path(__file__).resolve().parent.parent / "assets" / "data" / "fashion-subset.npz"
+OUT = Path(__file__).resolve().parent.parent / "cmcd" / "shipped" / "data" / "fashion-subset.npz"
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-RESULTS, CHECKPOINTS = ROOT / "results", ROOT / "checkpoints"
+RESULTS, CHECKPOINTS = ROOT / "results", ROOT / "cmcd" / "shipped" / "checkpoints"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 PAIRS = ("digits-sketch", "digits-depth", "digits-audio", "fashion-sketch", "fashion-depth")
 
@@ -102,7 +102,7 @@ def cpu_budget() -> str:
 
 def device_agreement() -> str:
     """Where the CPU pass's per-pair claim-1 verdicts differ from the GPU pass's."""
-    from cmcd.bench_paper import CMCD, LABEL_FREE_BASELINES, _best_mean, compare, versus
+    from cmcd.bench.paper import CMCD, LABEL_FREE_BASELINES, _best_mean, compare, versus
 
     folder = RESULTS / "cpu"
     if not (folder / "paper.json").exists():
@@ -133,7 +133,7 @@ def device_agreement() -> str:
 
 
 def claim_one(paper: dict) -> str:
-    from cmcd.bench_paper import CMCD, verdicts
+    from cmcd.bench.paper import CMCD, verdicts
 
     rows = [r for r in verdicts(paper["runs"]) if r["metric"] == "zero_label_acc.head"]
     main = [r for r in rows if r["study"] == "main"]

@@ -16,9 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cmcd import pairs  # noqa: E402
-from cmcd.checkpoints import checkpoint_root, save_checkpoint  # noqa: E402
-from cmcd.distill import DistillConfig, distill  # noqa: E402
+from cmcd.data import pairs  # noqa: E402
+from cmcd.paths import checkpoint_root
+from cmcd.models.checkpoints import save_checkpoint  # noqa: E402
+from cmcd.train.config import DistillConfig  # noqa: E402
+from cmcd.train.distill import distill  # noqa: E402
 
 CANDIDATES = ("cmc", "cmd", "cmc+l2")
 

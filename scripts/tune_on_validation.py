@@ -14,8 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cmcd.cache import atomic_write_json  # noqa: E402
-from cmcd.distill import DistillConfig, distill  # noqa: E402
+from cmcd.data.cache import atomic_write_json  # noqa: E402
+from cmcd.train.config import DistillConfig  # noqa: E402
+from cmcd.train.distill import distill  # noqa: E402
 
 SETTINGS = [
     dict(method="cmc", temperature=0.07, learn_temperature=True),

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from cmcd import ui
-from cmcd.checkpoints import checkpoint_root
-from cmcd.inputs import InputError
+from cmcd import paths
+from cmcd.app import ui
+from cmcd.paths import checkpoint_root
+from cmcd.data.inputs import InputError
 
 pytestmark = pytest.mark.skipif(
     not (checkpoint_root() / "student-digits-sketch.safetensors").exists(),
@@ -92,7 +93,7 @@ def test_on_a_zerogpu_space_training_asks_for_a_gpu_for_as_long_as_the_run_needs
 def test_compare_table_holds_this_sessions_runs_and_the_benchmark():
     import json
 
-    paper = json.loads((ui.RESULTS / "paper.json").read_text())
+    paper = json.loads((paths.results_dir() / "paper.json").read_text())
     methods = {r["config"]["method"] for r in paper["runs"]
                if r["study"] == "main" and r["config"]["pair"] == "digits-depth"}
     rows = ui.compare_rows("digits-depth")
@@ -112,7 +113,7 @@ def test_compare_table_holds_this_sessions_runs_and_the_benchmark():
 
 
 def ui_order(methods):
-    from cmcd.distill import METHODS
+    from cmcd.train.objectives import METHODS
 
     return [m for m in METHODS if m in methods]
 
@@ -159,7 +160,7 @@ def test_gpu_time_asked_for_grows_with_the_run_and_is_capped():
 
 
 def test_alignment_map_has_both_modalities_for_every_class_and_caches_coordinates():
-    from cmcd import visualise
+    from cmcd.viz import maps as visualise
 
     figure = ui.alignment_plot("digits-depth", "pca", True, points=300)
     assert not figure.layout.images
@@ -169,9 +170,9 @@ def test_alignment_map_has_both_modalities_for_every_class_and_caches_coordinate
     assert any(trace.mode == "lines" for trace in figure.data)
     found = ui.shipped_test_embeddings("digits-depth")
     teacher, student = found["teacher"][:300], found["student"][:300]
-    before = set((visualise.cache.cache_dir() / "coordinates").glob("*.npy"))
+    before = set((paths.cache_dir() / "coordinates").glob("*.npy"))
     first = visualise.coordinates(teacher, student, "pca")
-    written = set((visualise.cache.cache_dir() / "coordinates").glob("*.npy")) - before
+    written = set((paths.cache_dir() / "coordinates").glob("*.npy")) - before
     assert len(written) == 1
     assert np.array_equal(first, visualise.coordinates(teacher, student, "pca"))
 
@@ -183,7 +184,7 @@ def test_thumbnails_are_drawn_in_the_map():
 
 
 def test_the_app_shows_pca_while_umap_is_still_compiling(monkeypatch):
-    from cmcd import visualise
+    from cmcd.viz import maps as visualise
 
     monkeypatch.setattr(visualise, "umap_is_warm", lambda: False)
     monkeypatch.setattr(visualise, "_umap", lambda *args: pytest.fail("UMAP fitted while cold"))
@@ -200,7 +201,7 @@ def test_umap_map_on_a_few_hundred_points():
 def test_live_distillation_streams_progress_and_can_be_cancelled():
     import threading
 
-    from cmcd.distill import DistillConfig
+    from cmcd.train.config import DistillConfig
 
     config = DistillConfig(pair="digits-sketch", epochs=2, n_pairs=512, batch_size=128, width=8,
                            device="cpu")
@@ -230,7 +231,7 @@ def test_live_distillation_streams_progress_and_can_be_cancelled():
 
 
 def test_latency_benchmark_times_each_modality_through_the_app_handlers():
-    from cmcd import bench_app
+    from cmcd.bench import app as bench_app
 
     for pair in bench_app.EXAMPLE_OF:
         row = bench_app.classify_latency(pair, repeats=3)

@@ -5,9 +5,9 @@ import pytest
 import soundfile
 import torch
 
-from cmcd import speech
-from cmcd.renderers import audio
-from cmcd.speech import CLIP_SAMPLES, SAMPLE_RATE
+from cmcd.data.renderers import speech
+from cmcd.data.renderers import audio
+from cmcd.data.renderers.speech import CLIP_SAMPLES, SAMPLE_RATE
 
 SPLITS = ("train", "val", "test")
 

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from cmcd import bench_paper, bench_theory
+from cmcd.bench import paper as bench_paper
+from cmcd.bench import theory as bench_theory
 from cmcd.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

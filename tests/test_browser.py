@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cmcd.checkpoints import checkpoint_root
+from cmcd.paths import checkpoint_root
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -91,7 +91,7 @@ def test_gradio_client_classifies_a_depth_map_and_a_spoken_digit(app_url):
     from gradio_client import Client, handle_file
 
     client = Client(app_url, verbose=False)
-    examples = ROOT / "assets" / "examples"
+    examples = ROOT / "cmcd" / "shipped" / "examples"
     depth = client.predict("digits-depth", handle_file(examples / "digits-depth__3__test3147.npy"),
                            api_name="/classify_depth")
     speech = client.predict("digits-audio", handle_file(examples / "digits-audio__7__testvoice7017.wav"),

@@ -11,14 +11,16 @@ import soundfile
 import torch
 from PIL import Image
 
-from cmcd import inputs
-from cmcd.checkpoints import checkpoint_root
-from cmcd.distill import DistillConfig, distill, load_student, save_run
-from cmcd.pretrain import PretrainConfig, nt_xent, pretrain
-from cmcd.teacher import load_teacher
+from cmcd.data import inputs
+from cmcd.paths import checkpoint_root
+from cmcd.train.config import DistillConfig
+from cmcd.train.distill import distill
+from cmcd.train.run_files import load_student, save_run
+from cmcd.train.pretrain import PretrainConfig, nt_xent, pretrain
+from cmcd.models.teacher import load_teacher
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "assets" / "examples"
+EXAMPLES = ROOT / "cmcd" / "shipped" / "examples"
 needs_digits_teacher = pytest.mark.skipif(
     not (checkpoint_root() / "teacher-digits-ft.safetensors").exists(),
     reason="no shipped digits teacher")

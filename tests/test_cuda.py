@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cmcd.distill import DistillConfig, distill
-from cmcd.losses import LOSSES, build_loss
+from cmcd.train.config import DistillConfig
+from cmcd.train.distill import distill
+from cmcd.train.losses import LOSSES, build_loss
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

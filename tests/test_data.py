@@ -9,11 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from cmcd import pairs, sources
-from cmcd.contact_sheet import write_contact_sheet
-from cmcd.renderers.depth import render_depth
-from cmcd.renderers.rgb import render_rgb
-from cmcd.renderers.sketch import render_sketch, thin
+from cmcd import paths
+from cmcd.data import pairs
+from cmcd.data import sources
+from cmcd.viz.contact_sheet import write_contact_sheet
+from cmcd.data.renderers.depth import render_depth
+from cmcd.data.renderers.rgb import render_rgb
+from cmcd.data.renderers.sketch import render_sketch, thin
 
 IMAGE_PAIRS = ["digits-sketch", "digits-depth", "fashion-sketch", "fashion-depth"]
 
@@ -52,7 +54,7 @@ def test_digits_are_the_10000_real_mnist_digits(digits):
 
 
 def test_shipped_fashion_subset_is_stratified_and_small():
-    path = sources.ASSETS / "fashion-subset.npz"
+    path = paths.source_data("fashion-subset.npz")
     assert path.stat().st_size <= 10 * 1024 * 1024
     with np.load(path) as data:
         assert np.bincount(data["labels"]).tolist() == [1200] * 10
@@ -71,7 +73,7 @@ def test_missing_debian_fashion_falls_back_and_says_so_once(monkeypatch, capsys,
                     reason="Debian package dataset-fashion-mnist not installed")
 def test_full_fashion_agrees_with_the_shipped_subset(fashion):
     assert len(fashion.ids) == 70_000
-    with np.load(sources.ASSETS / "fashion-subset.npz") as data:
+    with np.load(paths.source_data("fashion-subset.npz")) as data:
         np.testing.assert_array_equal(fashion.images[data["ids"]], data["images"])
         np.testing.assert_array_equal(fashion.labels[data["ids"]], data["labels"])
 
@@ -190,7 +192,7 @@ def test_warm_load_reads_the_cache_and_matches(digits_sketch):
 
 
 def test_cache_files_are_written_atomically_and_keyed(digits_sketch):
-    folder = pairs.cache.cache_dir()
+    folder = paths.cache_dir()
     names = sorted(path.name for path in folder.iterdir())
     assert "target-digits-sketch-g0.300-s0.safetensors" in names
     assert not [name for name in names if name.endswith(".tmp")]

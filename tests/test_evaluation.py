@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from cmcd.evaluation import (
+from cmcd.eval.metrics import (
     class_prototypes,
     evaluate,
     few_label_accuracy,

@@ -6,14 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cmcd.encoders import (
+from cmcd.models.encoders import (
     ImageEncoder,
     ProjectionHead,
     build_encoder,
     encoder_from_config,
     prepare,
 )
-from cmcd.losses import LOSSES, build_loss, sample_negatives
+from cmcd.train.losses import LOSSES, build_loss, sample_negatives
 
 ALL_LOSSES = {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2"}
 # Options under which each loss reads the bank (losses that never read it take none).

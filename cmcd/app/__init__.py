@@ -1,0 +1,1 @@
+"""What the Gradio app's handlers do, as plain functions over the library."""

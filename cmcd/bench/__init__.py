@@ -1,0 +1,1 @@
+"""Benchmarks (`cmcd bench ...`): many runs, tables, verdicts and figures."""

@@ -1,0 +1,175 @@
+"""Many distillation runs for a benchmark: data built once up front, runs spread over worker
+processes, every finished run saved at once, so an interrupted benchmark resumes where it stopped.
+
+A benchmark's file holds {"benchmark", "command", "device", "wall_s", "settings", "runs"}; each run
+is {"study", "config" (a DistillConfig as a dict), "metrics" (what `cmcd distill --json` prints)}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from functools import lru_cache
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from cmcd.data import cache
+from cmcd.data import pairs
+from cmcd.train import runtime
+from cmcd.train.config import DistillConfig
+from cmcd.train.distill import distill
+from cmcd.train.teacher_cache import teacher_embeddings
+from cmcd.models.teacher import load_teacher
+
+
+@lru_cache(maxsize=None)
+def default_steps(pair: str) -> int:
+    """Optimiser steps of a default run on all of a pair's distillation pairs."""
+    config = DistillConfig()
+    n_pairs = pairs.split_sizes(pair)["pairs"]
+    return config.epochs * (n_pairs // config.batch_size)
+
+
+def run_key(study: str, config: DistillConfig | dict) -> str:
+    fields = asdict(config) if isinstance(config, DistillConfig) else config
+    return json.dumps({"study": study, **fields}, sort_keys=True)
+
+
+def _prepare_one(pair: str, gap: float | None, variants: tuple[str, ...], device: str) -> None:
+    data = pairs.load_pair(pair, gap=gap)
+    for variant in variants:
+        teacher_embeddings(data, variant, load_teacher(data.spec.dataset, variant),
+                           runtime.resolve_device(device))
+
+
+def prepare(planned: list[tuple[str, DistillConfig]], pool: ProcessPoolExecutor | None = None) -> None:
+    """Render every (pair, gap) and cache every teacher's embeddings once, before any run starts
+    (in parallel on the pool's workers when there is one)."""
+    needed: dict[tuple[str, float | None], set[str]] = {}
+    for _, config in planned:
+        needed.setdefault((config.pair, config.gap), set()).add(config.teacher)
+    jobs = [(pair, gap, tuple(sorted(variants)), "auto") for (pair, gap), variants in needed.items()]
+    if pool is None:
+        for job in jobs:
+            _prepare_one(*job)
+    else:
+        for future in [pool.submit(_prepare_one, *job) for job in jobs]:
+            future.result()
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _distill_metrics(config: dict) -> dict:
+    return distill(DistillConfig(**config)).metrics
+
+
+def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, workers: int = 1,
+            resume: bool = False) -> dict:
+    """Run every planned (study, config) not yet in `path` (when resuming), saving after each."""
+    path = Path(path)
+    done = json.loads(path.read_text())["runs"] if resume and path.exists() else []
+    finished = {run_key(run["study"], run["config"]) for run in done}
+    todo = [(study, config) for study, config in planned if run_key(study, config) not in finished]
+    report = {**header, "device": runtime.describe_device(runtime.resolve_device("auto")),
+              "workers": workers, "runs": list(done)}
+    earlier_wall = json.loads(path.read_text()).get("wall_s", 0.0) if done else 0.0
+    started = time.perf_counter()
+    print(f"cmcd: {len(todo)} runs to go ({len(done)} already done); preparing data", file=sys.stderr,
+          flush=True)
+
+    def record(study: str, config: DistillConfig, metrics: dict) -> None:
+        report["runs"].append({"study": study, "config": asdict(config), "metrics": metrics})
+        report["wall_s"] = round(earlier_wall + time.perf_counter() - started, 1)
+        cache.atomic_write_json(path, report)
+        elapsed = time.perf_counter() - started
+        count = len(report["runs"]) - len(done)
+        left = elapsed / count * (len(todo) - count)
+        print(f"cmcd: [{count}/{len(todo)}] {study} {config.pair} {config.method} {config.teacher} "
+              f"n={metrics['n_pairs']} gap={metrics['gap']} seed={config.seed}: head "
+              f"{metrics['zero_label_acc']['head']:.3f} ({metrics['wall_s']:.1f} s; about "
+              f"{left / 60:.0f} min left)", file=sys.stderr, flush=True)
+
+    failures: list[str] = []
+    if workers <= 1:
+        prepare(todo)
+        for study, config in todo:
+            record(study, config, distill(config).metrics)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                 initargs=(threads,)) as pool:
+            prepare(todo, pool)
+            futures = {pool.submit(_distill_metrics, asdict(config)): (study, config)
+                       for study, config in todo}
+            for future in as_completed(futures):
+                try:
+                    record(*futures[future], future.result())
+                except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
+                    failures.append(f"{futures[future][1]}: {error!r}")
+                    print(f"cmcd: run failed: {failures[-1]}", file=sys.stderr, flush=True)
+    report["wall_s"] = round(earlier_wall + time.perf_counter() - started, 1)
+    report["runs"].sort(key=lambda run: run_key(run["study"], run["config"]))
+    cache.atomic_write_json(path, report)
+    if failures:
+        raise RuntimeError(f"{len(failures)} runs failed (the others are saved in {path}): "
+                           + "; ".join(failures))
+    return report
+
+
+def choose_plan(full, quick_plan, quick: bool, seeds: int | None):
+    """A benchmark's plan: the full or the quick one, with `seeds` seeds when given."""
+    plan = quick_plan if quick else full
+    return dataclasses.replace(plan, seeds=tuple(range(seeds))) if seeds else plan
+
+
+def load_or_execute(name: str, plan, planned_runs: Callable, out: Path, *, quick: bool,
+                    workers: int, resume: bool, report_only: bool, command: str,
+                    settings: dict | None = None) -> dict:
+    """The benchmark's report: read back from out/NAME.json (report_only) or run (see execute)."""
+    path = Path(out) / f"{name}.json"
+    if report_only:
+        return json.loads(path.read_text())
+    header = {"benchmark": name, "command": command, "quick": quick,
+              "settings": settings or dataclasses.asdict(plan)}
+    return execute(planned_runs(plan), path, header, workers=workers, resume=resume)
+
+
+# --- reading runs back -------------------------------------------------------------------------------
+
+def lookup(metrics: dict, name: str) -> float:
+    """A metric by dotted name, e.g. 'zero_label_acc.head' or 'retrieval.target_to_source.r1'."""
+    for part in name.split("."):
+        metrics = metrics[part]
+    return float(metrics)
+
+
+def metric(run: dict, name: str) -> float:
+    return lookup(run["metrics"], name)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def group(rows: list[dict], *fields: str) -> dict[tuple, list[dict]]:
+    """Runs (by their config) or flat rows grouped by fields such as 'pair', 'method', in
+    first-seen order."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        values = row.get("config", row)
+        groups.setdefault(tuple(values[f] for f in fields), []).append(row)
+    return groups

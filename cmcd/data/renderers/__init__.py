@@ -1,0 +1,1 @@
+"""Renderers: every modality of an item drawn from the same real image."""

@@ -1,0 +1,294 @@
+"""Synthetic spoken digits from espeak-ng, called through ctypes, and a cached bank of clips.
+
+A voice is an English accent plus a voice variant ("en-gb-scotland+f2"). The bank is split by
+accent, so no voice heard in training (same accent, any variant) is heard in validation or test.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio
+
+from cmcd.data.cache import load_tensors, save_tensors
+from cmcd.paths import cache_dir
+
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = 16000  # one second
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+ACCENT_SPLITS = {
+    "train": ["en-us", "en-us-nyc", "en", "en-gb-x-rp", "en-gb-x-gbclan"],
+    "val": ["en-gb-x-gbcwmd"],
+    "test": ["en-gb-scotland", "en-029"],
+}
+VARIANTS = ("f1", "f2", "f3", "f4", "m1", "m2", "m3", "m4", "m7", "croak", "klatt", "whisper")
+RATES = (110, 135, 160)  # words per minute; isolated digits are spoken slowly
+PITCHES = (35, 65)  # espeak's 0..100 scale
+
+SILENCE_THRESHOLD_DB = -35.0  # frames this far below the loudest frame count as silence
+FRAME_SAMPLES = 160  # 10 ms at 16 kHz
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_ESPEAK_RATE = 1
+_ESPEAK_PITCH = 3
+_POS_CHARACTERS = 1
+_ESPEAK_CHARS_UTF8 = 1
+
+
+def voice_name(accent: str, variant: str) -> str:
+    return f"{accent}+{variant}"
+
+
+# ---------------------------------------------------------------------------------------------
+# espeak-ng through ctypes
+
+
+class _Espeak:
+    """The espeak-ng library, initialised once; synthesis appends samples to a Python list."""
+
+    _CALLBACK = ctypes.CFUNCTYPE(
+        ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+    )
+
+    def __init__(self):
+        import espeakng_loader
+
+        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        self.lib.espeak_Initialize.argtypes = [
+            ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+        ]
+        self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        self.libc = ctypes.CDLL(None)  # the C library already loaded into this process
+        self.lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+        ]
+        # espeak looks for an "espeak-ng-data" folder inside the path it is given.
+        data_parent = str(Path(espeakng_loader.get_data_path()).parent)
+        self.sample_rate = self.lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent.encode(), 0
+        )
+        if self.sample_rate <= 0:
+            raise RuntimeError(f"espeak-ng failed to initialise with data in {data_parent}")
+        self._chunks: list[np.ndarray] = []
+        self._callback = self._CALLBACK(self._collect)  # kept referenced so ctypes does not free it
+        self.lib.espeak_SetSynthCallback(self._callback)
+
+    def _collect(self, samples, count, _events):
+        if count > 0:
+            self._chunks.append(np.ctypeslib.as_array(samples, shape=(count,)).copy())
+        return 0
+
+    def _reseed(self):
+        # Breathy variants (f2, f3, whisper, ...) mix in noise from C rand(): reseeding before each
+        # utterance makes that noise the same every time.
+        self.lib.espeak_ng_SetRandSeed(0)
+        self.libc.srand(0)
+
+    def speak(self, text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
+        """int16 samples at self.sample_rate."""
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ValueError(f"espeak-ng has no voice {voice!r}")
+        self.lib.espeak_SetParameter(_ESPEAK_RATE, rate, 0)
+        self.lib.espeak_SetParameter(_ESPEAK_PITCH, pitch, 0)
+        encoded = text.encode()
+        self._reseed()
+        self._chunks = []
+        self.lib.espeak_Synth(
+            encoded, len(encoded) + 1, 0, _POS_CHARACTERS, 0, _ESPEAK_CHARS_UTF8, None, None
+        )
+        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)
+
+
+@lru_cache(maxsize=1)
+def _espeak() -> _Espeak:
+    return _Espeak()
+
+
+# ---------------------------------------------------------------------------------------------
+# Waveform helpers shared with the audio renderer
+
+
+def frame_energies_db(wave: np.ndarray) -> np.ndarray:
+    """Energy of each 10 ms frame in dB relative to the loudest frame (0 dB = loudest)."""
+    frames = len(wave) // FRAME_SAMPLES
+    if frames == 0:
+        return np.zeros(0)
+    energy = (wave[: frames * FRAME_SAMPLES].reshape(frames, FRAME_SAMPLES) ** 2).mean(axis=1)
+    return 10 * np.log10(energy / max(energy.max(), 1e-20) + 1e-20)
+
+
+def trim_silence(wave: np.ndarray) -> np.ndarray:
+    """Drop leading and trailing frames quieter than SILENCE_THRESHOLD_DB below the loudest."""
+    loud = np.flatnonzero(frame_energies_db(wave) > SILENCE_THRESHOLD_DB)
+    if len(loud) == 0:
+        return wave[:0]
+    return wave[loud[0] * FRAME_SAMPLES : (loud[-1] + 1) * FRAME_SAMPLES]
+
+
+def peak_normalise(wave: np.ndarray) -> np.ndarray:
+    peak = np.abs(wave).max() if len(wave) else 0.0
+    return wave / peak if peak > 0 else wave
+
+
+def fit_to_clip(wave: np.ndarray) -> np.ndarray:
+    """Exactly CLIP_SAMPLES: shorter speech is centred between zeros, longer speech is cropped
+    to its loudest second."""
+    if len(wave) <= CLIP_SAMPLES:
+        out = np.zeros(CLIP_SAMPLES, dtype=np.float32)
+        start = (CLIP_SAMPLES - len(wave)) // 2
+        out[start : start + len(wave)] = wave
+        return out
+    energy_before = np.concatenate([[0.0], np.cumsum(wave.astype(np.float64) ** 2)])
+    window_energy = energy_before[CLIP_SAMPLES:] - energy_before[:-CLIP_SAMPLES]
+    start = int(np.argmax(window_energy))
+    return wave[start : start + CLIP_SAMPLES].astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def _resampler(from_rate: int, to_rate: int) -> torchaudio.transforms.Resample:
+    return torchaudio.transforms.Resample(from_rate, to_rate)  # builds its filter kernel once
+
+
+def resample(waves: torch.Tensor, from_rate: int, to_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """Resample float waves along the last axis (one wave or a batch of them)."""
+    if from_rate == to_rate:
+        return waves
+    with torch.no_grad():
+        return _resampler(from_rate, to_rate)(waves)
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthesis
+
+
+def synthesize(word: str, voice: str, rate: int, pitch: int) -> np.ndarray:
+    """`word` spoken by `voice`: float32 mono at 16 kHz, silence trimmed, peak 1.
+
+    The pitch flutter, and so the exact samples, depend on what this process synthesised before.
+    """
+    return synthesize_many([(word, voice, rate, pitch)])[0]
+
+
+def synthesize_many(requests: list[tuple[str, str, int, int]]) -> list[np.ndarray]:
+    """synthesize() for many (word, voice, rate, pitch), resampled together as one padded batch."""
+    engine = _espeak()
+    raw = [engine.speak(*request) for request in requests]
+    padded = np.zeros((len(raw), max(len(r) for r in raw)), dtype=np.float32)
+    for row, samples in enumerate(raw):
+        padded[row, : len(samples)] = samples / 32768.0
+    # The zero padding resamples to silence, which trimming removes.
+    waves = resample(torch.from_numpy(padded), engine.sample_rate).numpy()
+    return [peak_normalise(trim_silence(wave)) for wave in waves]
+
+
+@dataclass
+class ClipBank:
+    """Every synthesised digit clip: waveforms (K, CLIP_SAMPLES), speech centred and zero padded
+    (speech longer than a second, rare at these rates, is cropped to its loudest second)."""
+
+    waveforms: torch.Tensor
+    labels: torch.Tensor
+    voices: list[str]
+    splits: list[str]
+
+    def select(self, split: str, label: int) -> torch.Tensor:
+        """Indices of the clips of `label` spoken by voices of `split`."""
+        in_split = torch.tensor([s == split for s in self.splits])
+        return torch.nonzero(in_split & (self.labels == label)).flatten()
+
+
+def bank_recipe() -> list[tuple[str, str, int, int, int]]:
+    """(split, voice, rate, pitch, digit) for every clip of the bank, in bank order."""
+    return [
+        (split, voice_name(accent, variant), rate, pitch, digit)
+        for split, accents in ACCENT_SPLITS.items()
+        for accent, variant, rate, pitch, digit in itertools.product(
+            accents, VARIANTS, RATES, PITCHES, range(len(DIGIT_WORDS))
+        )
+    ]
+
+
+def _synthesize_bank() -> ClipBank:
+    recipe = bank_recipe()
+    print(f"cmcd.data.renderers.speech: synthesising {len(recipe)} spoken-digit clips ...", file=sys.stderr)
+    started = time.perf_counter()
+    clips = []
+    for start in range(0, len(recipe), 90):
+        batch = recipe[start : start + 90]
+        clips += synthesize_many([(DIGIT_WORDS[d], v, r, p) for _, v, r, p, d in batch])
+    bank = ClipBank(
+        waveforms=torch.from_numpy(np.stack([fit_to_clip(clip) for clip in clips])),
+        labels=torch.tensor([d for *_, d in recipe], dtype=torch.int64),
+        voices=[v for _, v, *_ in recipe],
+        splits=[s for s, *_ in recipe],
+    )
+    print(f"cmcd.data.renderers.speech: done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return bank
+
+
+def _bank_settings() -> dict:
+    """What the bank was built from; a cached bank built from other settings is rebuilt."""
+    return {
+        "accent_splits": ACCENT_SPLITS, "variants": list(VARIANTS), "rates": list(RATES),
+        "pitches": list(PITCHES), "silence_threshold_db": SILENCE_THRESHOLD_DB,
+    }
+
+
+def _bank_path() -> Path:
+    return cache_dir() / "speech-bank.safetensors"
+
+
+def _build_bank_file(path: str) -> None:
+    bank = _synthesize_bank()
+    save_tensors(
+        Path(path),
+        {"waveforms": bank.waveforms, "labels": bank.labels},
+        {"voices": bank.voices, "splits": bank.splits, "settings": _bank_settings()},
+    )
+
+
+def _build_bank_in_fresh_process(path: Path) -> None:
+    # espeak-ng's pitch flutter is a static counter that carries over from one utterance to the
+    # next, so a clip depends on everything the process synthesised before it. Building in a
+    # fresh process makes the bank the same on every build.
+    import_paths = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, import_paths))}
+    code = f"from cmcd.data.renderers.speech import _build_bank_file; _build_bank_file({str(path)!r})"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+
+
+def _load_bank(path: Path) -> ClipBank | None:
+    """The bank stored at `path`, or None when absent or built from other settings."""
+    if not path.exists():
+        return None
+    tensors, meta = load_tensors(path)
+    if meta.get("settings") != _bank_settings():
+        return None
+    return ClipBank(tensors["waveforms"], tensors["labels"], meta["voices"], meta["splits"])
+
+
+@lru_cache(maxsize=1)
+def clip_bank() -> ClipBank:
+    """The clip bank, synthesised on first use and cached on disk."""
+    path = _bank_path()
+    bank = _load_bank(path)
+    if bank is None:
+        _build_bank_in_fresh_process(path)
+        bank = _load_bank(path)
+    if bank is None:
+        raise RuntimeError(f"building the speech clip bank did not produce {path}")
+    return bank

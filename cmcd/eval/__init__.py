@@ -1,0 +1,1 @@
+"""Evaluation: metrics of a student from embeddings, run records, classification."""

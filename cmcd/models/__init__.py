@@ -1,0 +1,1 @@
+"""Networks and their files: encoders, the frozen teacher, checkpoints."""

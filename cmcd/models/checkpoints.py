@@ -1,0 +1,40 @@
+"""Models on disk: weights as safetensors next to a JSON file of metadata, both written atomically.
+
+A checkpoint named STEM is STEM.safetensors (each module's state dict under "module.") and
+STEM.json ({"modules": {name: config}, ...metadata}). Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cmcd.data import cache
+
+
+
+def save_checkpoint(stem: Path, modules: dict[str, nn.Module], configs: dict[str, dict],
+                    metadata: dict) -> Path:
+    stem = Path(stem)
+    tensors = {f"{name}.{key}": value.detach().cpu()
+               for name, module in modules.items() for key, value in module.state_dict().items()}
+    cache.save_tensors(stem.with_suffix(".safetensors"), tensors)
+    cache.atomic_write_json(stem.with_suffix(".json"), {"modules": configs, **metadata})
+    return stem
+
+
+def load_checkpoint(stem: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
+    """(state dict per module name, metadata including each module's config under "modules")."""
+    stem = Path(stem)
+    weights, metadata = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    if not weights.exists() or not metadata.exists():
+        raise FileNotFoundError(f"no checkpoint at {stem} (need {weights.name} and {metadata.name})")
+    tensors, _ = cache.load_tensors(weights)
+    states: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        module, _, param = key.partition(".")
+        states.setdefault(module, {})[param] = value
+    return states, json.loads(metadata.read_text())

@@ -1,0 +1,83 @@
+"""The frozen source-side teacher: an rgb encoder and a linear head over its normalised embeddings.
+
+Two variants per dataset ship in checkpoints/: `ssl` (SimCLR encoder, linear head trained on the
+frozen features) and `ft` (the same encoder fine-tuned with the source labels). Target labels are
+never used for either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cmcd.paths import checkpoint_root
+from cmcd.models.checkpoints import load_checkpoint, save_checkpoint
+from cmcd.models.encoders import encoder_from_config
+
+VARIANTS = ("ssl", "ft")
+
+
+def teacher_stem(dataset: str, variant: str, root: Path | None = None) -> Path:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown teacher {variant!r}; valid: {', '.join(VARIANTS)}")
+    return Path(root or checkpoint_root()) / f"teacher-{dataset}-{variant}"
+
+
+@torch.no_grad()
+def normalised_embeddings(encoder: nn.Module, inputs: torch.Tensor,
+                          batch_size: int = 1024) -> torch.Tensor:
+    """L2-normalised embeddings of `inputs`, in batches, on the encoder's device."""
+    device = next(encoder.parameters()).device
+    encoder.eval()
+    parts = [F.normalize(encoder(inputs[i: i + batch_size].to(device)).float(), dim=1)
+             for i in range(0, len(inputs), batch_size)]
+    return torch.cat(parts)
+
+
+@dataclass
+class Teacher:
+    encoder: nn.Module
+    head: nn.Linear
+    metadata: dict
+
+    def to(self, device) -> "Teacher":
+        self.encoder.to(device)
+        self.head.to(device)
+        return self
+
+    def freeze(self) -> "Teacher":
+        for module in (self.encoder, self.head):
+            module.eval()
+            module.requires_grad_(False)
+        return self
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings of uint8 photos (N, 3, 32, 32), on the teacher's device."""
+        return normalised_embeddings(self.encoder, images)
+
+    def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Class logits of normalised embeddings (the teacher's, or an aligned student's)."""
+        return self.head(F.normalize(embeddings, dim=1))
+
+
+def save_teacher(teacher: Teacher, stem: Path) -> Path:
+    configs = {"encoder": teacher.encoder.config,
+               "head": {"in_features": teacher.head.in_features,
+                        "out_features": teacher.head.out_features}}
+    return save_checkpoint(stem, {"encoder": teacher.encoder, "head": teacher.head}, configs,
+                           teacher.metadata)
+
+
+def load_teacher(dataset: str, variant: str = "ft", root: Path | None = None) -> Teacher:
+    stem = teacher_stem(dataset, variant, root)
+    states, metadata = load_checkpoint(stem)
+    modules = metadata.pop("modules")
+    encoder = encoder_from_config(modules["encoder"])
+    encoder.load_state_dict(states["encoder"])
+    head = nn.Linear(**modules["head"])
+    head.load_state_dict(states["head"])
+    return Teacher(encoder, head, metadata).freeze()

@@ -1,0 +1,1 @@
+"""Training: the one loop, losses, objectives, distillation and pre-training."""

@@ -1,0 +1,178 @@
+"""Step 1: source pre-training of the teachers (`cmcd pretrain`).
+
+SimCLR (two augmented views, InfoNCE with in-batch negatives) on the source photos of the teacher
+split, then a linear head on the frozen, normalised features with the source labels: the `ssl`
+teacher. The `ft` teacher continues from there, fine-tuning encoder and head with the source
+labels. Both are saved to checkpoints/ with their accuracy on held-out source photos.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cmcd.train import augment
+from cmcd.data import pairs
+from cmcd.train import runtime
+from cmcd import paths
+from cmcd.paths import checkpoint_root
+from cmcd.models.encoders import ProjectionHead, build_encoder
+from cmcd.models.teacher import Teacher, normalised_embeddings, save_teacher, teacher_stem
+
+
+@dataclass
+class PretrainConfig:
+    dataset: str = "digits"
+    ssl_epochs: int = 30
+    ft_epochs: int = 10
+    head_epochs: int = 100
+    batch_size: int = 256
+    width: int = 32
+    embed_dim: int = 128
+    lr: float = 2e-3
+    ft_lr: float = 1e-3
+    temperature: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    max_items: int | None = None  # cap the teacher split (tests, quick runs)
+    out: str | None = None  # default: checkpoint_root()
+    data_version: str = field(default=paths.DATA_VERSION)
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SimCLR's InfoNCE over 2N views: each view's positive is its twin, the other 2N-2 are negatives."""
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    logits = z @ z.T / temperature
+    logits.fill_diagonal_(float("-inf"))
+    n = len(z1)
+    twins = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(logits, twins)
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator, device=device)
+    return [order[i: i + batch_size] for i in range(0, n - batch_size + 1, batch_size)] or [order]
+
+
+def _to_float(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 255.0
+
+
+def train_simclr(encoder: nn.Module, images: torch.Tensor, config: PretrainConfig,
+                 device: torch.device, report: Callable[[str], None]) -> list[float]:
+    projector = ProjectionHead(config.embed_dim).to(device)
+    params = list(encoder.parameters()) + list(projector.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
+    generator = runtime.generator(device, config.seed)
+    steps_per_epoch = len(_batches(len(images), config.batch_size, generator, device))
+    total, step, losses = config.ssl_epochs * steps_per_epoch, 0, []
+    for epoch in range(config.ssl_epochs):
+        encoder.train()
+        for batch in _batches(len(images), config.batch_size, generator, device):
+            runtime.set_lr(optimizer, runtime.cosine_lr(step, total, config.lr, warmup=steps_per_epoch))
+            x = _to_float(images[batch])
+            with runtime.autocast(device):
+                views = [projector(encoder(augment.augment_rgb(x, generator))) for _ in range(2)]
+                loss = nt_xent(views[0].float(), views[1].float(), config.temperature)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            step += 1
+        report(f"simclr epoch {epoch + 1}/{config.ssl_epochs}: loss {sum(losses[-steps_per_epoch:]) / steps_per_epoch:.3f}")
+    return losses
+
+
+def fit_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                    epochs: int, device: torch.device) -> nn.Linear:
+    """Multinomial logistic regression on normalised features, full batch."""
+    head = nn.Linear(features.shape[1], num_classes).to(device)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=0.05, weight_decay=1e-4)
+    x, y = F.normalize(features, dim=1).to(device), labels.to(device)
+    for _ in range(epochs):
+        loss = F.cross_entropy(head(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return head
+
+
+def fine_tune(teacher: Teacher, images: torch.Tensor, labels: torch.Tensor, config: PretrainConfig,
+              device: torch.device, report: Callable[[str], None]) -> Teacher:
+    encoder = copy.deepcopy(teacher.encoder).requires_grad_(True)
+    head = copy.deepcopy(teacher.head).requires_grad_(True)
+    params = list(encoder.parameters()) + list(head.parameters())
+    lr = config.ft_lr
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    generator = runtime.generator(device, config.seed + 1)
+    steps_per_epoch = len(_batches(len(images), config.batch_size, generator, device))
+    total, step = config.ft_epochs * steps_per_epoch, 0
+    for epoch in range(config.ft_epochs):
+        encoder.train()
+        head.train()
+        for batch in _batches(len(images), config.batch_size, generator, device):
+            runtime.set_lr(optimizer, runtime.cosine_lr(step, total, lr))
+            x = augment.random_affine(_to_float(images[batch]), generator, degrees=8, shift=0.06)
+            x = augment.colour_jitter(x, generator, strength=0.3, grey_probability=0.1)
+            with runtime.autocast(device):
+                logits = head(F.normalize(encoder(x).float(), dim=1))
+                loss = F.cross_entropy(logits, labels[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+        report(f"fine-tune epoch {epoch + 1}/{config.ft_epochs}: loss {loss.item():.3f}")
+    return Teacher(encoder, head, {}).freeze()
+
+
+def source_accuracy(teacher: Teacher, split: pairs.Split) -> float:
+    device = next(teacher.encoder.parameters()).device
+    with torch.no_grad():
+        logits = teacher.classify(teacher.embed(split.source.to(device)))
+    return round((logits.argmax(1).cpu() == split.labels).float().mean().item(), 4)
+
+
+def pretrain(config: PretrainConfig, report: Callable[[str], None] = print) -> dict:
+    """Train and save both teachers of a dataset; returns their metadata."""
+    runtime.seed_everything(config.seed)
+    device = runtime.resolve_device(config.device)
+    splits = pairs.load_source_splits(config.dataset, seed=config.seed, progress=report)
+    train = splits["teacher"]
+    keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed))
+    keep = keep[: config.max_items].sort().values  # all of it unless capped
+    images, labels = train.source[keep].to(device), train.labels[keep].to(device)
+    num_classes = int(splits["test"].labels.max()) + 1
+    report(f"pre-training {config.dataset} teachers on {len(images):,} source photos ({device})")
+
+    started = time.perf_counter()
+    encoder = build_encoder("rgb", width=config.width, embed_dim=config.embed_dim).to(device)
+    simclr_losses = train_simclr(encoder, images, config, device, report)
+    encoder.eval()
+    features = normalised_embeddings(encoder, images)
+    head = fit_linear_head(features, labels, num_classes, config.head_epochs, device)
+    ssl_teacher = Teacher(encoder, head, {}).freeze()
+    ssl_seconds = time.perf_counter() - started
+    ft_teacher = fine_tune(ssl_teacher, images, labels, config, device, report)
+    ft_seconds = time.perf_counter() - started
+
+    results = {}
+    for variant, teacher, seconds in (("ssl", ssl_teacher, ssl_seconds), ("ft", ft_teacher, ft_seconds)):
+        teacher.metadata = {
+            "dataset": config.dataset, "variant": variant,
+            "config": {k: v for k, v in asdict(config).items() if k != "out"},
+            "device": str(device), "train_seconds": round(seconds, 1),
+            "train_items": len(images), "simclr_final_loss": round(simclr_losses[-1], 4),
+            "source_val_acc": source_accuracy(teacher, splits["val"]),
+            "source_test_acc": source_accuracy(teacher, splits["test"]),
+        }
+        save_teacher(teacher.to("cpu"), teacher_stem(config.dataset, variant, Path(config.out or checkpoint_root())))
+        results[variant] = teacher.metadata
+        report(f"{variant} teacher: source test accuracy {teacher.metadata['source_test_acc']:.4f}")
+    return results

@@ -1,0 +1,34 @@
+"""The frozen teacher's embeddings of a pair's photos, computed once and cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from cmcd import paths
+from cmcd.data import cache, pairs
+from cmcd.models.teacher import Teacher, teacher_stem
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def teacher_embeddings(data: pairs.PairData, variant: str, teacher: Teacher,
+                       device: torch.device) -> dict[str, torch.Tensor]:
+    """Normalised teacher embeddings of the pairs, val and test source photos (CPU tensors),
+    computed once per (teacher weights, dataset, render seed) and cached on disk."""
+    weights = teacher_stem(data.spec.dataset, variant).with_suffix(".safetensors")
+    digest = _file_digest(weights)
+    path = paths.cache_dir() / f"teacher-emb-{data.spec.dataset}-{variant}-{digest}-s{data.seed}.safetensors"
+    if path.exists():
+        return cache.load_tensors(path)[0]
+    teacher.to(device)
+    embeddings = {split: teacher.embed(data.split(split).source).cpu()
+                  for split in ("pairs", "val", "test")}
+    teacher.to("cpu")
+    cache.save_tensors(path, embeddings, {"teacher": variant, "digest": digest})
+    return embeddings
+

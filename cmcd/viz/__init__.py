@@ -1,0 +1,1 @@
+"""Pictures: alignment maps, benchmark figures, contact sheets."""
