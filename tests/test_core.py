@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from cmcd.data import inputs
+from cmcd.modalities import get_modality
 from cmcd.paths import checkpoint_root
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
@@ -169,7 +170,7 @@ def test_sketch_input_is_normalised_whatever_the_polarity_and_size(tmp_path):
     dark_on_light, light_on_dark = tmp_path / "a.png", tmp_path / "b.jpg"
     _draw_seven().save(dark_on_light)
     _draw_seven(size=120, ink=255, paper=0).save(light_on_dark)
-    a, b = inputs.load_sketch(dark_on_light), inputs.load_sketch(light_on_dark)
+    a, b = get_modality("sketch").read_file(dark_on_light), get_modality("sketch").read_file(light_on_dark)
     for x in (a, b):
         assert x.shape == (1, 32, 32)
         assert x[0, 0, 0] > 0.9 and x.min() < 0.3  # white paper, dark ink
@@ -182,7 +183,7 @@ def test_depth_input_from_16_bit_png_and_npy(tmp_path):
     depth[:5, :5] = 0
     Image.fromarray(depth).save(tmp_path / "d.png")
     np.save(tmp_path / "d.npy", depth.astype(np.float32) / 1000)
-    from_png, from_npy = inputs.load_depth(tmp_path / "d.png"), inputs.load_depth(tmp_path / "d.npy")
+    from_png, from_npy = get_modality("depth").read_file(tmp_path / "d.png"), get_modality("depth").read_file(tmp_path / "d.npy")
     assert from_png.shape == from_npy.shape == (1, 32, 32)
     assert torch.allclose(from_png, from_npy, atol=1e-4)
     assert from_png[0, 0, 0] == 0  # a missing reading stays missing
@@ -199,17 +200,17 @@ def test_bad_files_give_a_one_line_reason(tmp_path, modality, name, content):
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(inputs.InputError) as error:
-        inputs.load_input(modality, path)
+        get_modality(modality).read_file(path)
     assert "\n" not in str(error.value) and name in str(error.value)
 
 
 def test_blank_sketch_and_too_long_audio_are_refused(tmp_path):
     Image.new("L", (64, 64), 255).save(tmp_path / "blank.png")
     with pytest.raises(inputs.InputError, match="blank"):
-        inputs.load_input("sketch", tmp_path / "blank.png")
+        get_modality("sketch").read_file(tmp_path / "blank.png")
     soundfile.write(tmp_path / "long.wav", 0.1 * np.random.randn(16000 * 12), 16000)
     with pytest.raises(inputs.InputError):
-        inputs.load_input("audio", tmp_path / "long.wav")
+        get_modality("audio").read_file(tmp_path / "long.wav")
 
 
 # --- classify ------------------------------------------------------------------------------------

@@ -13,9 +13,8 @@ from cmcd import paths
 from cmcd.data import pairs
 from cmcd.data import sources
 from cmcd.viz.contact_sheet import write_contact_sheet
-from cmcd.data.renderers.depth import render_depth
-from cmcd.data.renderers.rgb import render_rgb
-from cmcd.data.renderers.sketch import render_sketch, thin
+from cmcd.data.renderers.sketch import thin
+from cmcd.modalities import RenderRequest, get_modality
 
 IMAGE_PAIRS = ["digits-sketch", "digits-depth", "fashion-sketch", "fashion-depth"]
 
@@ -36,12 +35,11 @@ def _sample(source, count=200):
 
 
 def _render(modality, images, ids, seed=0, gap=0.3, dataset="digits"):
-    if modality == "rgb":
-        return render_rgb(images, ids, seed)
-    if modality == "sketch":
-        strokes = "skeleton" if dataset == "digits" else "outline"
-        return render_sketch(images, ids, seed, gap, strokes)
-    return render_depth(images, ids, seed, gap)
+    """Render through the modality record, with the options of the dataset's sketch pair."""
+    options = pairs.PAIRS[f"{dataset}-sketch"].render_options
+    labels = np.zeros(len(ids), dtype=np.int64)
+    request = RenderRequest(images, ids, labels, "test", seed, gap, options)
+    return get_modality(modality).render(request)
 
 
 # --- sources -------------------------------------------------------------------------------------
@@ -82,7 +80,7 @@ def test_full_fashion_agrees_with_the_shipped_subset(fashion):
 
 @pytest.mark.parametrize("modality, shape, dtype", [
     ("rgb", (3, 32, 32), torch.uint8),
-    ("sketch", (1, 32, 32), torch.uint8),
+    ("sketch", (1, 32, 32), torch.float32),
     ("depth", (1, 32, 32), torch.float32),
 ])
 def test_render_shapes_dtypes_and_ranges(digits, modality, shape, dtype):
@@ -95,9 +93,9 @@ def test_render_shapes_dtypes_and_ranges(digits, modality, shape, dtype):
         assert 0.2 < valid.mean() < 1.0
         assert 0 < (out == 0).float().mean() < 0.3  # some readings missing, most present
     if modality == "sketch":
-        paper = out.float().median()
-        assert paper > 230  # white paper
-        assert (out < 100).float().mean() > 0.03  # and dark ink on it
+        paper = out.median()
+        assert paper > 230 / 255  # white paper
+        assert (out < 100 / 255).float().mean() > 0.03  # and dark ink on it
     if modality == "rgb":
         assert out.float().std() > 20  # a picture, not a flat colour
 
@@ -111,7 +109,8 @@ def test_renders_are_deterministic_per_item_and_seed(request, modality, dataset)
     again = _render(modality, images, ids, dataset=dataset)
     assert first.numpy().tobytes() == again.numpy().tobytes()
     alone = _render(modality, images[7:8], ids[7:8], dataset=dataset)
-    assert (alone[0].float() - first[7].float()).abs().max() <= 1.0  # same item, any batch
+    one_level = 1.0 if first.dtype == torch.uint8 else 1.0 / 255  # one grey level of a picture
+    assert (alone[0].float() - first[7].float()).abs().max() <= one_level  # same item, any batch
     other_seed = _render(modality, images, ids, seed=1, dataset=dataset)
     assert not torch.equal(first, other_seed)
 
@@ -121,7 +120,7 @@ def test_renders_are_deterministic_per_item_and_seed(request, modality, dataset)
 def test_gap_moves_the_target_away_monotonically(request, modality, dataset):
     images, ids = _sample(request.getfixturevalue(dataset), 200)
     reference = _render(modality, images, ids, gap=0.0, dataset=dataset).float()
-    scale = 255.0 if modality == "sketch" else 1.0
+    scale = 1.0
     distances = [
         (_render(modality, images, ids, gap=gap, dataset=dataset).float() - reference).abs().mean()
         / scale for gap in (0.25, 0.5, 0.75, 1.0)

@@ -6,13 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cmcd.models.encoders import (
-    ImageEncoder,
-    ProjectionHead,
-    build_encoder,
-    encoder_from_config,
-    prepare,
-)
+from cmcd.modalities import build_encoder, encoder_from_config, get_modality
+from cmcd.models.encoders import ImageEncoder, ProjectionHead
 from cmcd.train.losses import LOSSES, build_loss, sample_negatives
 
 ALL_LOSSES = {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2"}
@@ -270,13 +265,13 @@ def test_unknown_modality_is_rejected_with_the_valid_ones():
 
 
 def test_input_adapters():
-    assert prepare("sketch", torch.ones(1, 1, 4, 4)).abs().max() == 0  # white paper is zero
-    assert prepare("sketch", torch.zeros(1, 1, 4, 4)).min() == 1  # ink is positive
-    depth = prepare("depth", torch.tensor([[[[0.0, 0.7]]]]))
+    assert get_modality("sketch").prepare(torch.ones(1, 1, 4, 4)).abs().max() == 0  # white paper is zero
+    assert get_modality("sketch").prepare(torch.zeros(1, 1, 4, 4)).min() == 1  # ink is positive
+    depth = get_modality("depth").prepare(torch.tensor([[[[0.0, 0.7]]]]))
     assert depth.shape == (1, 2, 1, 2)
     assert depth[0, 1].tolist() == [[0.0, 1.0]]  # the validity channel
     assert depth[0, 0, 0, 0] == 0  # a hole reads as the typical depth, not as a distance
-    photo = prepare("rgb", torch.full((1, 3, 2, 2), 255, dtype=torch.uint8))
+    photo = get_modality("rgb").prepare(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8))
     assert photo.dtype == torch.float32 and photo.min() > 2  # standardised: white is far above the mean
 
 

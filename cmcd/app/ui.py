@@ -11,7 +11,8 @@ import numpy as np
 from cmcd import paths
 
 from cmcd.eval.classify import Classifier
-from cmcd.data.inputs import InputError, load_input, sketch_from_array
+from cmcd.data.inputs import InputError
+from cmcd.modalities.sketch import sketch_from_array
 
 EXAMPLES = paths.examples_dir()
 COMPARE_METRICS = (  # (metric, column heading) of the comparison table
@@ -56,7 +57,7 @@ def _drawing_sample(editor_value):
 def _upload_sample(pair: str, path):
     if not path:
         raise InputError("upload a file first")
-    return load_input(classifier(pair).spec.target, Path(path))
+    return classifier(pair).spec.target.read_file(Path(path))
 
 
 def classify_drawing(pair: str, editor_value) -> dict[str, float]:
@@ -184,13 +185,11 @@ def picture(pair: str, index: int, side: str):
     from PIL import Image
 
     from cmcd.data import pairs
-    from cmcd.viz.contact_sheet import target_to_rgb
-
-    items = held_out_items(pair)
+    items, spec = held_out_items(pair), pairs.get_spec(pair)
     if side == "source":
-        pixels = items.source[index].permute(1, 2, 0).numpy()
+        pixels = spec.source.to_picture(items.source[index])
     else:
-        pixels = target_to_rgb(items.target[index], pairs.get_spec(pair).target)
+        pixels = spec.target.to_picture(items.target[index])
     return Image.fromarray(pixels).resize((THUMBNAIL, THUMBNAIL), Image.NEAREST)
 
 
@@ -294,7 +293,7 @@ def shipped_test_embeddings(pair: str) -> dict:
     teacher = teacher_embeddings(data, model.metadata.get("teacher", "ft"), model.teacher, cpu)
     return {"teacher": teacher["test"].numpy(), "student": embed(model.student, data.test.target, cpu).numpy(),
             "labels": data.test.labels.numpy(), "class_names": data.class_names,
-            "target": data.spec.target, "pairing": data.spec.pairing, "items": data.test}
+            "target": data.spec.target.name, "pairing": data.spec.pairing, "items": data.test}
 
 
 def alignment_plot(pair: str, projection: str, show_pair_lines: bool, thumbnails: bool = False,

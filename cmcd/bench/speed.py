@@ -18,7 +18,7 @@ from cmcd.data import pairs
 from cmcd.train import runtime
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
-from cmcd.models.encoders import build_encoder
+from cmcd.modalities import build_encoder
 
 
 def pure_training_throughput(modality: str, input_shape: tuple[int, ...], width: int,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 
@@ -19,41 +19,37 @@ import numpy as np
 import torch
 
 from cmcd import paths
-from cmcd.data import cache
-from cmcd.data import sources
-from cmcd.data.renderers.depth import render_depth
-from cmcd.data.renderers.rgb import render_rgb
-from cmcd.data.renderers.sketch import render_sketch
+from cmcd.data import cache, sources
+from cmcd.modalities import Modality, RenderRequest, audio, depth, rgb, sketch
 
 HELD_OUT_PER_CLASS = 100
 SPLIT_SEED = 2405_03355
-CHUNK = 2048
 SPLITS = ("teacher", "pairs", "val", "test")
-# Audio clips for each split come from disjoint voices.
-VOICE_SPLIT = {"pairs": "train", "val": "val", "test": "test"}
+TARGET_SPLITS = ("pairs", "val", "test")  # the teacher split has source photos only
+SOURCE = rgb.RGB  # every dataset's source modality: photo-like renders, what teachers see
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PairSpec:
     name: str
     dataset: str
-    target: str  # sketch | depth | audio
+    target: Modality
     pairing: str  # instance: same item in both modalities; class: same class only (AV-MNIST style)
-    default_gap: float
-    gap_meaning: str
+    default_gap: float = 0.3
+    render_options: dict = field(default_factory=dict)  # passed to the target's renderer
+    source: Modality = SOURCE
+
+    @property
+    def gap_meaning(self) -> str:
+        return self.target.gap_meaning
 
 
 PAIRS = {spec.name: spec for spec in (
-    PairSpec("digits-sketch", "digits", "sketch", "instance", 0.3,
-             "stroke dropout, wobble and pen irregularity"),
-    PairSpec("digits-depth", "digits", "depth", "instance", 0.3,
-             "sensor noise, holes and edge dropout"),
-    PairSpec("digits-audio", "digits", "audio", "class", 0.3,
-             "noise level (SNR 30 dB at 0 down to 0 dB at 1), reverberation, telephone band"),
-    PairSpec("fashion-sketch", "fashion", "sketch", "instance", 0.3,
-             "stroke dropout, wobble and pen irregularity"),
-    PairSpec("fashion-depth", "fashion", "depth", "instance", 0.3,
-             "sensor noise, holes and edge dropout"),
+    PairSpec("digits-sketch", "digits", sketch.SKETCH, "instance", render_options={"strokes": "skeleton"}),
+    PairSpec("digits-depth", "digits", depth.DEPTH, "instance"),
+    PairSpec("digits-audio", "digits", audio.AUDIO, "class"),
+    PairSpec("fashion-sketch", "fashion", sketch.SKETCH, "instance", render_options={"strokes": "outline"}),
+    PairSpec("fashion-depth", "fashion", depth.DEPTH, "instance"),
 )}
 
 
@@ -128,26 +124,12 @@ def _progress_to_stderr(message: str) -> None:
     print(f"cmcd: {message}", file=sys.stderr, flush=True)
 
 
-def _in_chunks(render: Callable, images: np.ndarray, ids: np.ndarray) -> torch.Tensor:
-    parts = [render(images[i: i + CHUNK], ids[i: i + CHUNK]) for i in range(0, len(ids), CHUNK)]
-    return torch.cat(parts)
-
-
-def render_target(spec: PairSpec, images: np.ndarray, ids: np.ndarray, labels: np.ndarray,
-                  split: str, seed: int, gap: float) -> torch.Tensor:
-    """The target modality of the given items as float32 (N, 1, H, W)."""
-    if spec.target == "sketch":
-        strokes = "skeleton" if spec.dataset == "digits" else "outline"
-        sketches = _in_chunks(lambda im, i: render_sketch(im, i, seed, gap, strokes), images, ids)
-        return sketches.float() / 255.0
-    if spec.target == "depth":
-        return _in_chunks(lambda im, i: render_depth(im, i, seed, gap), images, ids)
-    if spec.target == "audio":
-        from cmcd.data.renderers import audio
-
-        return audio.render(torch.from_numpy(labels), torch.from_numpy(ids),
-                            VOICE_SPLIT[split], seed, gap)
-    raise ValueError(f"no renderer for target modality {spec.target!r}")
+def render_target(spec: PairSpec, source: sources.SourceImages, rows: np.ndarray, split: str,
+                  seed: int, gap: float) -> torch.Tensor:
+    """The target modality of the given rows of a source, as the pair stores it."""
+    request = RenderRequest(source.images[rows], source.ids[rows], source.labels[rows], split, seed,
+                            gap, spec.render_options)
+    return spec.target.render(request)
 
 
 def _source_file(dataset: str, origin: str, seed: int):
@@ -167,10 +149,11 @@ def _load_or_build_sources(source: sources.SourceImages, seed: int, progress) ->
             return tensors["rgb"]
     progress(f"rendering {len(source.ids):,} {source.name} source photos (seed {seed})")
     started = time.perf_counter()
-    rgb = _in_chunks(lambda im, i: render_rgb(im, i, seed), source.images, source.ids)
-    cache.save_tensors(path, {"rgb": rgb, "ids": torch.from_numpy(source.ids)},
+    photos = SOURCE.render(RenderRequest(source.images, source.ids, source.labels, "teacher",
+                                         seed, 0.0))
+    cache.save_tensors(path, {"rgb": photos, "ids": torch.from_numpy(source.ids)},
                        {"origin": source.origin, "seconds": time.perf_counter() - started})
-    return rgb
+    return photos
 
 
 def _load_or_build_targets(spec: PairSpec, source: sources.SourceImages, rows: dict,
@@ -182,11 +165,9 @@ def _load_or_build_targets(spec: PairSpec, source: sources.SourceImages, rows: d
     progress(f"rendering {spec.name} {spec.target} targets (gap {gap}, seed {seed})")
     started = time.perf_counter()
     tensors = {}
-    for split in VOICE_SPLIT:
-        r = rows[split]
-        tensors[split] = render_target(spec, source.images[r], source.ids[r], source.labels[r],
-                                       split, seed, gap)
-        tensors[f"{split}_ids"] = torch.from_numpy(source.ids[r])
+    for split in TARGET_SPLITS:
+        tensors[split] = render_target(spec, source, rows[split], split, seed, gap)
+        tensors[f"{split}_ids"] = torch.from_numpy(source.ids[rows[split]])
     cache.save_tensors(path, tensors, {"pair": spec.name, "gap": gap, "seed": seed,
                                        "seconds": time.perf_counter() - started})
     return tensors
@@ -198,9 +179,9 @@ def _source_images(dataset: str) -> sources.SourceImages:
 
 
 def _source_splits(source: sources.SourceImages, rows: dict[str, np.ndarray],
-                   rgb: torch.Tensor) -> dict[str, Split]:
+                   photos: torch.Tensor) -> dict[str, Split]:
     return {split: Split(torch.from_numpy(source.ids[r]), torch.from_numpy(source.labels[r]),
-                         rgb[r], None)
+                         photos[r], None)
             for split, r in rows.items()}
 
 
@@ -208,8 +189,8 @@ def load_source_splits(dataset: str, seed: int = 0,
                        progress: Callable[[str], None] = _progress_to_stderr) -> dict[str, Split]:
     """The source photos and labels of every split of a dataset (no targets)."""
     source = _source_images(dataset)
-    rgb = _load_or_build_sources(source, seed, progress)
-    return _source_splits(source, split_indices(source), rgb)
+    photos = _load_or_build_sources(source, seed, progress)
+    return _source_splits(source, split_indices(source), photos)
 
 
 def load_pair(name: str, gap: float | None = None, seed: int = 0,
@@ -243,7 +224,8 @@ def describe_pairs() -> list[dict]:
     rows = []
     for spec in PAIRS.values():
         rows.append({
-            "name": spec.name, "dataset": spec.dataset, "source": "rgb", "target": spec.target,
+            "name": spec.name, "dataset": spec.dataset, "source": spec.source.name,
+            "target": spec.target.name,
             "pairing": spec.pairing, "default_gap": spec.default_gap, "gap_meaning": spec.gap_meaning,
             "classes": list(_source_images(spec.dataset).class_names),
             "sizes": split_sizes(spec.name),

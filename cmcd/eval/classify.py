@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from cmcd.data import pairs
 from cmcd.paths import checkpoint_root
 from cmcd.models.checkpoints import load_checkpoint
-from cmcd.models.encoders import encoder_from_config
-from cmcd.data.inputs import InputError, load_input
+from cmcd.modalities import encoder_from_config
+from cmcd.data.inputs import InputError
 from cmcd.data.sources import CLASS_NAMES
 from cmcd.models.teacher import load_teacher
 
@@ -51,7 +51,7 @@ class Classifier:
                 "probs": {name: round(float(p), 4) for name, p in zip(self.class_names, probs)}}
 
     def predict_file(self, path: Path) -> dict:
-        return self.predict(load_input(self.spec.target, path))
+        return self.predict(self.spec.target.read_file(path))
 
 
 def classify_files(pair: str, files: list[Path], run_dir: Path | None = None) -> list[dict]:

@@ -16,7 +16,7 @@ from torch import nn
 
 from cmcd.paths import checkpoint_root
 from cmcd.models.checkpoints import load_checkpoint, save_checkpoint
-from cmcd.models.encoders import encoder_from_config
+from cmcd.modalities import encoder_from_config
 
 VARIANTS = ("ssl", "ft")
 

@@ -96,28 +96,3 @@ def time_shift(x: torch.Tensor, generator: torch.Generator, max_frames: int = 4)
 def augment_rgb(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """SimCLR-style views of source photos in [0, 1]."""
     return colour_jitter(random_affine(x, generator), generator)
-
-
-def _augment_sketch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    # white paper: revealed borders and erased patches are white
-    return random_erase(random_affine(x, generator, fill=1.0), generator, 0.1, value=1.0)
-
-
-def _augment_depth(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    # erased patches read as missing depth (0)
-    return random_erase(random_affine(x, generator, fill=0.0), generator, 0.1, value=0.0)
-
-
-def _augment_audio(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    return spec_augment(time_shift(x, generator), generator)
-
-
-TARGET_AUGMENTATIONS = {"sketch": _augment_sketch, "depth": _augment_depth, "audio": _augment_audio}
-
-
-def augment_target(modality: str, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Light, label-preserving changes to target inputs while distilling."""
-    if modality not in TARGET_AUGMENTATIONS:
-        raise ValueError(f"no augmentation for modality {modality!r}; "
-                         f"valid: {', '.join(TARGET_AUGMENTATIONS)}")
-    return TARGET_AUGMENTATIONS[modality](x, generator)

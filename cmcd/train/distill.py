@@ -21,7 +21,7 @@ from torch import nn
 
 from cmcd.data import pairs
 from cmcd.eval.metrics import class_prototypes, evaluate, head_predictions
-from cmcd.models.encoders import build_encoder
+from cmcd.modalities import build_encoder
 from cmcd.models.teacher import load_teacher
 from cmcd.train import runtime
 from cmcd.train.config import DistillConfig
@@ -63,13 +63,10 @@ def _choose_pairs(total: int, n_pairs: int | None, seed: int) -> torch.Tensor:
     return order[:n_pairs].sort().values
 
 
-def _real_recordings_accuracy(student, teacher, modality: str, device) -> dict | None:
-    """Zero-label accuracy on real human recordings of the digits, when they are installed."""
-    if modality != "audio":
-        return None
-    from cmcd.data.renderers.audio import real_recordings
-
-    recordings = real_recordings()
+def _real_recordings_accuracy(student, teacher, modality, device) -> dict | None:
+    """Zero-label accuracy on the modality's real-world samples (such as real people's
+    recordings), when it has them and they are installed."""
+    recordings = modality.real_samples() if modality.real_samples else None
     if recordings is None:
         return None
     features, labels = recordings

@@ -15,7 +15,6 @@ from torch import nn
 
 from cmcd.models.encoders import ProjectionHead
 from cmcd.models.teacher import Teacher
-from cmcd.train import augment
 from cmcd.train.config import DistillConfig
 from cmcd.train.losses import LOSSES, build_loss
 from cmcd.train.pretrain import nt_xent
@@ -42,7 +41,7 @@ class LossObjective(nn.Module):
     def student_view(self, student: nn.Module, batch: Batch) -> torch.Tensor:
         x = batch.target
         if self.use_augment:
-            x = augment.augment_target(self.modality, x, batch.generator)
+            x = self.modality.augment(x, batch.generator)
         return student(x)
 
     def forward(self, student: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:

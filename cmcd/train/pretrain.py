@@ -23,7 +23,7 @@ from cmcd.data import pairs
 from cmcd.train import runtime
 from cmcd import paths
 from cmcd.paths import checkpoint_root
-from cmcd.models.encoders import ProjectionHead, build_encoder
+from cmcd.models.encoders import ProjectionHead
 from cmcd.models.teacher import Teacher, normalised_embeddings, save_teacher, teacher_stem
 
 
@@ -152,7 +152,7 @@ def pretrain(config: PretrainConfig, report: Callable[[str], None] = print) -> d
     report(f"pre-training {config.dataset} teachers on {len(images):,} source photos ({device})")
 
     started = time.perf_counter()
-    encoder = build_encoder("rgb", width=config.width, embed_dim=config.embed_dim).to(device)
+    encoder = pairs.SOURCE.build_encoder(config.width, config.embed_dim).to(device)
     simclr_losses = train_simclr(encoder, images, config, device, report)
     encoder.eval()
     features = normalised_embeddings(encoder, images)

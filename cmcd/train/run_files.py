@@ -12,7 +12,7 @@ from torch import nn
 
 from cmcd.data import cache
 from cmcd.models.checkpoints import load_checkpoint, save_checkpoint
-from cmcd.models.encoders import encoder_from_config
+from cmcd.modalities import encoder_from_config
 from cmcd.train.distill import DistillRun
 
 

@@ -17,23 +17,11 @@ SCALE = 3
 LABEL_WIDTH = 110
 
 
-def target_to_rgb(target: torch.Tensor, modality: str) -> np.ndarray:
-    """One target sample (1, H, W) -> (32, 32, 3) uint8 for display."""
-    image = target[0].float()
-    if modality == "audio":  # log-mel: low frequencies at the bottom, scaled to its own range
-        image = image.flip(0)
-        image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-6)
-    if modality == "depth":  # near is bright, stretched over the valid readings
-        valid = image > 0
-        near, far = image[valid].min(), image[valid].max()
-        image = torch.where(valid, 0.1 + 0.9 * (far - image) / (far - near).clamp_min(1e-6), 0.0)
-    grey = (image.clamp(0, 1) * 255).round().byte()
-    grey = torch.nn.functional.interpolate(grey[None, None].float(), size=(CELL, CELL),
-                                           mode="nearest")[0, 0].byte()
-    rgb = grey[..., None].repeat(1, 1, 3).numpy()
-    if modality == "depth":  # invalid readings (0) shown in red, as depth viewers do
-        rgb[grey.numpy() == 0] = (200, 30, 30)
-    return rgb
+def cell_picture(sample: torch.Tensor, modality) -> np.ndarray:
+    """One sample drawn by its modality, resized (nearest) to a CELL x CELL cell."""
+    picture = torch.from_numpy(modality.to_picture(sample)).permute(2, 0, 1).float()
+    cell = torch.nn.functional.interpolate(picture[None], size=(CELL, CELL), mode="nearest")[0]
+    return cell.byte().permute(1, 2, 0).numpy()
 
 
 def contact_sheet(data: PairData, per_class: int = 4, split: str = "test") -> Image.Image:
@@ -43,8 +31,8 @@ def contact_sheet(data: PairData, per_class: int = 4, split: str = "test") -> Im
         picks = torch.nonzero(chosen.labels == label).flatten()[:per_class]
         cells = []
         for index in picks.tolist():
-            cells.append(chosen.source[index].permute(1, 2, 0).numpy())
-            cells.append(target_to_rgb(chosen.target[index], data.spec.target))
+            cells.append(cell_picture(chosen.source[index], data.spec.source))
+            cells.append(cell_picture(chosen.target[index], data.spec.target))
             cells.append(np.full((CELL, 6, 3), 255, dtype=np.uint8))
         rows.append(np.concatenate(cells, axis=1))
     grid = np.concatenate(rows, axis=0)
@@ -54,7 +42,7 @@ def contact_sheet(data: PairData, per_class: int = 4, split: str = "test") -> Im
     canvas.paste(sheet, (LABEL_WIDTH, 30))
     draw = ImageDraw.Draw(canvas)
     pairing = "class pairs" if data.spec.pairing == "class" else "instance pairs"
-    draw.text((4, 8), f"{data.spec.name} (gap {data.gap}, {pairing}): rgb source | "
+    draw.text((4, 8), f"{data.spec.name} (gap {data.gap}, {pairing}): {data.spec.source} source | "
               f"{data.spec.target} target", fill="black")
     for label, name in enumerate(data.class_names):
         draw.text((4, 30 + label * CELL * SCALE + CELL * SCALE // 2 - 6), name, fill="black")

@@ -1,0 +1,91 @@
+"""Spoken digits: log-mel spectrograms (1x40x40 float) of the class name spoken by synthetic voices
+made to sound recorded (cmcd.data.renderers.audio). Audio pairs are class pairs, as in AV-MNIST:
+each image goes with a clip of the same digit, and each split has voices of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cmcd.data.inputs import InputError, check_file
+from cmcd.modalities.base import Modality, RenderRequest, TryIt
+from cmcd.models.encoders import ImageEncoder, conv_bn_relu
+from cmcd.train import augment as augmentations
+
+# Clips of each split come from disjoint voices.
+VOICES_OF_SPLIT = {"pairs": "train", "val": "val", "test": "test"}
+
+
+class AudioInput(nn.Module):
+    """Log-mels are already standardised by the renderer; passed through as float."""
+
+    out_channels = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
+
+
+class AudioEncoder(ImageEncoder):
+    """Log-mel spectrograms (N, 1, 40 mel bins, 40 frames) -> (N, embed_dim).
+
+    Same residual trunk as the image encoder; only the stem differs. A spectrogram's axes mean
+    different things, so the stem first convolves along frequency (5x1: a local spectral shape
+    such as a formant) and then along time (1x5: how that shape moves), as in the separable
+    frequency/time front ends common for keyword spotting, before the square 3x3 blocks. Each
+    halves its own axis, like the image stem's stride 2: 40x40 -> 20x20."""
+
+    def make_stem(self, in_channels: int, width: int) -> nn.Module:
+        return nn.Sequential(
+            conv_bn_relu(in_channels, width, (5, 1), stride=(2, 1)),
+            conv_bn_relu(width, width, (1, 5), stride=(1, 2)),
+        )
+
+
+def render(request: RenderRequest) -> torch.Tensor:
+    from cmcd.data.renderers import audio  # torchaudio and the voice bank load on first use
+
+    return audio.render(request.labels, request.ids, VOICES_OF_SPLIT[request.split],
+                        request.seed, request.gap)
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return augmentations.spec_augment(augmentations.time_shift(x, generator), generator)
+
+
+def load_file(path: Path) -> torch.Tensor:
+    """WAV, FLAC or OGG at any sample rate, mono or stereo (resampled, mixed down, silence
+    trimmed; see cmcd.data.renderers.audio.load_audio_file)."""
+    from cmcd.data.renderers import audio
+
+    path = check_file(path)
+    try:
+        return torch.as_tensor(audio.features_from_file(path)).float()
+    except ValueError as error:
+        raise InputError(f"{path.name}: {error}") from None
+
+
+def to_picture(sample: torch.Tensor) -> np.ndarray:
+    """Low frequencies at the bottom, scaled to the spectrogram's own range."""
+    image = sample[0].float().flip(0)
+    image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-6)
+    grey = (image.clamp(0, 1) * 255).round().byte()
+    return grey[..., None].repeat(1, 1, 3).numpy()
+
+
+def real_samples():
+    """The digits 0-9 recorded by a real person, when Debian's asterisk sounds are installed."""
+    from cmcd.data.renderers import audio
+
+    return audio.real_recordings()
+
+
+AUDIO = Modality(
+    name="audio", render=render, adapter=AudioInput, encoder=AudioEncoder,
+    to_picture=to_picture, load_file=load_file, augment=augment,
+    gap_meaning="noise level (SNR 30 dB at 0 down to 0 dB at 1), reverberation, telephone band",
+    try_it=TryIt("Say or upload a digit", "recorder",
+                 "Spoken digit (WAV, FLAC or OGG, up to 10 s)"),
+    real_samples=real_samples)

@@ -1,0 +1,96 @@
+"""Sketches: a hand-drawn line drawing of the item, dark ink on white paper (1x32x32 float).
+
+A person's drawing (any size, either polarity) is cropped to its strokes, centred like the training
+glyphs and redrawn with the renderer's pen, so a fat brush and a thin pen both land in the
+training domain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from cmcd.data.inputs import InputError, check_file, open_image
+from cmcd.data.renderers import sketch as renderer
+from cmcd.modalities.base import Modality, RenderRequest, TryIt
+from cmcd.models.encoders import ImageEncoder
+from cmcd.train import augment as augmentations
+
+CANVAS = 32
+GLYPH_BOX = 22  # training glyphs span about 20-22 of the 32 pixels
+PEN_RADIUS = 1.8  # pixels at twice the resolution: between the renderer's thin and thick pens
+
+
+class SketchInput(nn.Module):
+    """Sketches: dark ink on white paper -> ink as positive values on a zero background, so blank
+    paper gives zero activations and zero padding at the border looks like paper."""
+
+    out_channels = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 1.0 - x.float()
+
+
+def render(request: RenderRequest) -> torch.Tensor:
+    """Strokes along the skeleton (digits) or the outline (clothing): the pair's `strokes` option."""
+    strokes = request.options.get("strokes", "skeleton")
+    parts = [renderer.render_sketch(part.images, part.ids, part.seed, part.gap, strokes)
+             for part in request.chunks()]
+    return torch.cat(parts).float() / 255.0
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    # white paper: revealed borders and erased patches are white
+    shifted = augmentations.random_affine(x, generator, fill=1.0)
+    return augmentations.random_erase(shifted, generator, 0.1, value=1.0)
+
+
+def sketch_from_array(grey: np.ndarray) -> torch.Tensor:
+    """A greyscale drawing (H, W) in [0, 1], any polarity -> (1, 32, 32) dark ink on white."""
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if np.median(border) < 0.5:  # light on dark: make the paper white
+        grey = 1.0 - grey
+    low, high = float(grey.min()), float(grey.max())
+    if high - low < 0.1:
+        raise InputError("the drawing is blank: no strokes found")
+    ink = (high - grey) / (high - low)  # 0 paper .. 1 darkest ink
+    rows, cols = np.nonzero(ink > 0.3)
+    ink = ink[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
+    side = max(ink.shape)
+    square = np.zeros((side, side), dtype=np.float32)
+    top, left = (side - ink.shape[0]) // 2, (side - ink.shape[1]) // 2
+    square[top: top + ink.shape[0], left: left + ink.shape[1]] = ink
+    box = 2 * GLYPH_BOX
+    resized = F.interpolate(torch.from_numpy(square)[None, None], size=(box, box),
+                            mode="area" if side > box else "bilinear")
+    margin = CANVAS - GLYPH_BOX
+    fine = F.pad(resized, (margin, 2 * CANVAS - box - margin) * 2)
+    path = renderer.thin((fine > 0.4).float())
+    pen = renderer.pen_ink(path, PEN_RADIUS)
+    return (0.97 * (1 - F.avg_pool2d(pen, 2)[0])).float()
+
+
+def load_file(path: Path) -> torch.Tensor:
+    """A PNG/JPEG drawing of any size; transparent pixels are paper."""
+    image = open_image(check_file(path))
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        backdrop = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(backdrop, image.convert("RGBA"))
+    grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    return sketch_from_array(grey)
+
+
+def to_picture(sample: torch.Tensor) -> np.ndarray:
+    grey = (sample[0].float().clamp(0, 1) * 255).round().byte()
+    return grey[..., None].repeat(1, 1, 3).numpy()
+
+
+SKETCH = Modality(
+    name="sketch", render=render, adapter=SketchInput, encoder=ImageEncoder,
+    to_picture=to_picture, load_file=load_file, augment=augment,
+    gap_meaning="stroke dropout, wobble and pen irregularity",
+    try_it=TryIt("Draw a sketch", "sketchpad", "Sketch pad"))
