@@ -1,5 +1,6 @@
 """What a newcomer relies on: the README's two commands, CI calling them, Spaces metadata."""
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -59,3 +60,48 @@ def test_readme_results_are_what_the_results_files_say():
     generated = subprocess.run([sys.executable, str(ROOT / "scripts" / "readme_results.py"),
                                 "--print"], capture_output=True, text=True, check=True).stdout
     assert generated.strip() in readme
+
+
+WHEEL_CHECK = """
+import json, sys
+from pathlib import Path
+from cmcd.cli import main
+from cmcd import paths
+installed = Path(sys.argv[1]).resolve()
+code = main(sys.argv[2:])
+outside = sorted(name for name, module in list(sys.modules.items())
+                 if name.startswith("cmcd") and getattr(module, "__file__", None)
+                 and not Path(module.__file__).resolve().is_relative_to(installed))
+assert not outside, f"modules loaded from outside the wheel: {outside}"
+assert paths.checkpoint_root().resolve().is_relative_to(installed), paths.checkpoint_root()
+sys.exit(code)
+"""
+
+
+def test_the_built_wheel_carries_what_it_needs_and_runs_from_another_directory(tmp_path):
+    """A regular (non-editable) install: `cmcd pairs` and `cmcd classify` on a shipped example,
+    run from an unrelated folder, find the shipped data, teachers and students in the wheel."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
+                    str(ROOT)], check=True, capture_output=True)
+    [wheel] = tmp_path.glob("cmcd-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for needed in ("cmcd/shipped/data/mnist.npz", "cmcd/shipped/checkpoints/teacher-digits-ft.safetensors",
+                   "cmcd/shipped/checkpoints/student-digits-depth.json", "cmcd/modalities/audio.py"):
+        assert needed in names, needed
+    installed = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(installed)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    example = next((installed / "cmcd" / "shipped" / "examples").glob("digits-depth__7__*.npy"))
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    env.pop("CMCD_CHECKPOINTS", None)
+    for args in (["pairs", "--json"], ["classify", "--pair", "digits-depth", str(example), "--json"]):
+        result = subprocess.run([sys.executable, "-c", WHEEL_CHECK, str(installed), *args],
+                                cwd=elsewhere, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["label"] == "7"
