@@ -86,15 +86,9 @@ def _run_settings():
 
 
 def _loss_settings() -> dict:
-    """Every option name of every method, with the settings of that name (first one first)."""
-    from cmcd.train.objectives import OBJECTIVES
-    from cmcd.train.options import describe
+    from cmcd.train.objectives import option_settings
 
-    by_name: dict[str, list] = {}
-    for method, entry in OBJECTIVES.items():
-        for info in describe(entry.options):
-            by_name.setdefault(info.name, []).append((method, info))
-    return by_name
+    return option_settings()
 
 
 def _alias_note(name: str) -> str:

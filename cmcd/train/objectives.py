@@ -16,7 +16,7 @@ from cmcd.models.encoders import ProjectionHead
 from cmcd.models.teacher import Teacher
 from cmcd.train import augment
 from cmcd.train.losses import LOSSES
-from cmcd.train.options import MethodOptions, setting
+from cmcd.train.options import FieldInfo, MethodOptions, describe, setting
 from cmcd.train.pretrain import nt_xent
 
 if TYPE_CHECKING:
@@ -149,6 +149,15 @@ def method_options(method: str) -> type[MethodOptions]:
     if method not in OBJECTIVES:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     return OBJECTIVES[method].options
+
+
+def option_settings() -> dict[str, list[tuple[str, FieldInfo]]]:
+    """Every option name of every method, with each method's setting of that name."""
+    by_name: dict[str, list[tuple[str, FieldInfo]]] = {}
+    for method, entry in OBJECTIVES.items():
+        for info in describe(entry.options):
+            by_name.setdefault(info.name, []).append((method, info))
+    return by_name
 
 
 def build_objective(config: DistillConfig, teacher: Teacher, modality: str) -> nn.Module | None:
