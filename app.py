@@ -23,8 +23,9 @@ from cmcd.data import pairs  # noqa: E402
 from cmcd.app import ui  # noqa: E402
 from cmcd.viz import maps as visualise  # noqa: E402
 from cmcd.viz.contact_sheet import contact_sheet  # noqa: E402
-from cmcd.train.objectives import METHODS  # noqa: E402
+from cmcd.train.objectives import METHODS, method_options, option_settings  # noqa: E402
 from cmcd.train.config import DistillConfig  # noqa: E402
+from cmcd.train.options import FieldInfo, describe  # noqa: E402
 from cmcd.data.inputs import InputError  # noqa: E402
 from cmcd.data.sources import CLASS_NAMES  # noqa: E402
 
@@ -106,14 +107,49 @@ def try_it_column(title: str, pairs_here: list[str], make_input, handler, api_na
         button.click(friendly(handler), [pair, value], [label, nearest], api_name=api_name)
 
 
+# The Temperature slider sets `temperature`; every other option of every method has a control of
+# its own in "Loss options", passed to the handlers by name. A control whose option the chosen
+# method lacks is hidden, and its value ignored.
+LOSS_OPTIONS = {name: owners[0][1] for name, owners in option_settings().items()
+                if name != "temperature"}
+
+
+def _option_value(info: FieldInfo, value):
+    """A control's value as the option's type; 0 stands for None where the option is optional."""
+    if value is None or (info.optional and value == 0):
+        return None
+    return info.kind(value)
+
+
+def distill_config(pair, method, epochs, n_pairs, batch_size, temperature, seed,
+                   options: dict) -> DistillConfig:
+    """The run's config from the Distill tab's controls; a bad setting is a gr.Error (one
+    sentence) before anything loads."""
+    try:
+        fields = {info.name: info for info in describe(method_options(method))}
+        given = {"temperature": temperature, **options}
+        loss = {name: _option_value(fields[name], value) for name, value in given.items()
+                if name in fields}
+        return DistillConfig.from_flat(pair=pair, method=method, epochs=int(epochs),
+                                       n_pairs=int(n_pairs), batch_size=int(batch_size),
+                                       seed=int(seed), **loss)
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
+
+
+def refuse_bad_settings(pair, method, epochs, n_pairs, batch_size, temperature, seed,
+                        session_runs, **options):
+    """The Distill button's validator: runs before the run is queued."""
+    distill_config(pair, method, epochs, n_pairs, batch_size, temperature, seed, options)
+    return gr.skip()
+
+
 def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, seed, session_runs,
-                     progress=gr.Progress()):
-    """Distil with the chosen settings, streaming progress and curves; closing the generator
-    (the Cancel button) stops the worker at its next step. The finished run joins this browser
-    session's runs (and no one else's)."""
-    config = DistillConfig(pair=pair, method=method, epochs=int(epochs), n_pairs=int(n_pairs),
-                           batch_size=int(batch_size), temperature=float(temperature),
-                           seed=int(seed))
+                     progress=gr.Progress(), **options):
+    """Distil with the chosen settings (`options`: the loss options by name), streaming progress
+    and curves; closing the generator (the Cancel button) stops the worker at its next step. The
+    finished run joins this browser session's runs (and no one else's)."""
+    config = distill_config(pair, method, epochs, n_pairs, batch_size, temperature, seed, options)
     stop, events = threading.Event(), []
     stream = ui.distill_events(config, stop)
     try:
@@ -151,7 +187,7 @@ def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, see
            [*(session_runs or []), summary])
 
 
-def gpu_seconds(pair, method, epochs, n_pairs, *rest):
+def gpu_seconds(pair, method, epochs, n_pairs, *rest, **options):
     return ui.gpu_seconds(int(epochs), int(n_pairs))
 
 
@@ -161,6 +197,31 @@ try:  # On a Hugging Face ZeroGPU Space, each run borrows a GPU for about as lon
     run_distillation = spaces.GPU(duration=gpu_seconds)(run_distillation)
 except ImportError:
     pass
+
+
+def _shown_default(info: FieldInfo):
+    """A None default shows as 0, so that every control has a value (API callers may omit it)."""
+    return 0 if info.default is None else info.default
+
+
+def option_control(info: FieldInfo, visible: bool) -> gr.Component:
+    """A control for one loss option, chosen by its type."""
+    label = info.name.replace("_", " ")
+    if info.kind is bool:
+        return gr.Checkbox(info.default, label=label, info=info.help, visible=visible)
+    if "choices" in info.limits:
+        return gr.Dropdown(list(info.limits["choices"]), value=info.default, label=label,
+                           info=info.help, visible=visible)
+    return gr.Number(_shown_default(info), precision=0 if info.kind is int else None, label=label,
+                     info=info.help + ("; 0: none" if info.optional else ""), visible=visible)
+
+
+def show_options_of(method: str) -> list:
+    """The temperature slider and each option's control: shown with the method's default when
+    the method has that option, hidden otherwise."""
+    fields = {info.name: info for info in describe(method_options(method))}
+    return [gr.update(visible=True, value=_shown_default(fields[name])) if name in fields
+            else gr.update(visible=False) for name in ["temperature", *LOSS_OPTIONS]]
 
 
 def distill_tab(demo: gr.Blocks, session_runs: gr.State):
@@ -177,6 +238,11 @@ def distill_tab(demo: gr.Blocks, session_runs: gr.State):
         batch_size = gr.Dropdown([64, 128, 256, 512], value=256, label="Batch size")
         temperature = gr.Slider(0.05, 1.0, value=0.3, step=0.05, label="Temperature τ")
         seed = gr.Number(0, precision=0, label="Seed")
+    with gr.Accordion("Loss options", open=False):
+        with gr.Row():
+            shown = method_options(method.value).names()
+            options = {name: option_control(info, name in shown)
+                       for name, info in LOSS_OPTIONS.items()}
     with gr.Row():
         start = gr.Button("Distill", variant="primary")
         cancel = gr.Button("Cancel")
@@ -189,8 +255,10 @@ def distill_tab(demo: gr.Blocks, session_runs: gr.State):
     running = start.click(run_distillation,
                           [pair, method, epochs, n_pairs, batch_size, temperature, seed, session_runs],
                           [status, curves, table, aligned, session_runs], api_name="distill",
+                          inputs_kwargs=options, validator=refuse_bad_settings,
                           concurrency_limit=1, concurrency_id="training")
     cancel.click(None, None, None, cancels=[running])
+    method.change(show_options_of, method, [temperature, *options.values()], api_name=False)
     pair.change(ui.pair_strip, pair, preview, api_name=False)
     demo.load(ui.pair_strip, pair, preview, api_name=False)
 

@@ -74,17 +74,63 @@ def _distill_progress(event: dict) -> None:
                 f"{event['head']:.4f}, prototype {event['prototype']:.4f}")
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _run_settings():
+    from cmcd.train.config import DistillConfig
+    from cmcd.train.options import describe
+
+    return describe(DistillConfig)
+
+
+def _loss_settings() -> dict:
+    from cmcd.train.objectives import option_settings
+
+    return option_settings()
+
+
+def _alias_note(name: str) -> str:
+    from cmcd.train.objectives import OBJECTIVES
+
+    return "".join(f"; for {method}: {_flag(entry.options.aliases[name])}"
+                   for method, entry in OBJECTIVES.items() if name in entry.options.aliases)
+
+
+def _add_setting(parser, info, help: str) -> None:
+    """A flag for a setting; unset flags stay out of the namespace, so the dataclass defaults
+    are the only defaults."""
+    if info.kind is bool:
+        parser.add_argument(_flag(info.name), action=argparse.BooleanOptionalAction,
+                            default=argparse.SUPPRESS, help=help)
+    else:
+        choices = info.limits.get("choices")
+        parser.add_argument(_flag(info.name), type=info.kind, default=argparse.SUPPRESS,
+                            choices=choices, metavar=None if choices else info.name.upper(),
+                            help=help)
+
+
+def add_distill_settings(parser) -> None:
+    runs = parser.add_argument_group("run settings")
+    for info in _run_settings():
+        default = "" if info.default is None else f" (default: {info.default})"
+        _add_setting(runs, info, info.help + default)
+    losses = parser.add_argument_group("loss options (each belongs to some methods; "
+                                       "`cmcd methods` lists them)")
+    for name, owners in _loss_settings().items():
+        defaults = ", ".join(f"{method} {info.default}" for method, info in owners)
+        _add_setting(losses, owners[0][1], f"{owners[0][1].help}; {defaults}{_alias_note(name)}")
+
+
 def cmd_distill(args) -> int:
     from cmcd.train.config import DistillConfig
     from cmcd.train.distill import distill
     from cmcd.train.run_files import save_run
 
-    config = DistillConfig(pair=args.pair, method=args.method, teacher=args.teacher,
-                           epochs=args.epochs, n_pairs=args.n_pairs, batch_size=args.batch_size,
-                           lr=args.lr, temperature=args.temperature, negatives=args.negatives,
-                           l2_weight=args.l2_weight, width=args.width, gap=args.gap,
-                           seed=args.seed, device=args.device)
-    pairs.get_spec(config.pair)  # fail fast on a bad pair name
+    names = {info.name for info in _run_settings()} | set(_loss_settings())
+    given = {name: value for name, value in vars(args).items() if name in names}
+    config = DistillConfig.from_flat(spell=_flag, **given)
     run = distill(config, progress=_distill_progress)
     if args.out:
         save_run(run, Path(args.out))
@@ -98,6 +144,29 @@ def cmd_distill(args) -> int:
               f"{m['zero_label_acc']['prototype']:.4f}; R@1 target->source "
               f"{m['retrieval']['target_to_source']['r1']:.4f}; TV {m['tv_distance']:.3f}; "
               f"{m['wall_s']:.1f} s")
+    return 0
+
+
+def describe_methods() -> dict:
+    """Each method's options: type, default, help and limits."""
+    from cmcd.train.objectives import OBJECTIVES
+    from cmcd.train.options import describe
+
+    return {method: {info.name: {"type": info.kind.__name__, "default": info.default,
+                                 "help": info.help, **info.limits}
+                     for info in describe(entry.options)}
+            for method, entry in OBJECTIVES.items()}
+
+
+def cmd_methods(args) -> int:
+    methods = describe_methods()
+    if args.json:
+        _print_json({"methods": methods})
+        return 0
+    for method, options in methods.items():
+        print(method)
+        for name, option in options.items():
+            print(f"  {_flag(name):22s} {option['default']!s:8s} {option['help']}")
     return 0
 
 
@@ -177,28 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_pretrain)
 
-    from cmcd.train.objectives import METHODS
-    from cmcd.train.config import DistillConfig
-
-    defaults = DistillConfig()
     p = sub.add_parser("distill", help="distil a student for a pair")
-    p.add_argument("--pair", default=defaults.pair)
-    p.add_argument("--method", default=defaults.method, choices=list(METHODS))
-    p.add_argument("--teacher", default=defaults.teacher, choices=["ssl", "ft"])
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--n-pairs", type=int, default=defaults.n_pairs, help="default: all pairs")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--temperature", type=float, default=defaults.temperature)
-    p.add_argument("--negatives", default=defaults.negatives, choices=["batch", "bank"])
-    p.add_argument("--l2-weight", type=float, default=defaults.l2_weight, help="cmc+l2's lambda")
-    p.add_argument("--width", type=int, default=defaults.width)
-    p.add_argument("--gap", type=float, default=None)
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--device", default=defaults.device, choices=["auto", "cpu", "cuda", "mps"])
+    add_distill_settings(p)
     p.add_argument("--out", default=None, help="write the run here (runs/NAME)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_distill)
+
+    p = sub.add_parser("methods", help="list the methods with their options, defaults and help")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_methods)
 
     p = sub.add_parser("classify", help="classify target files with a distilled student")
     p.add_argument("--pair", required=True)

@@ -38,7 +38,7 @@ def ship(pair: str, epochs: int, width: int, device: str) -> dict:
     run = runs[best]
     metadata = {"pair": pair, "method": best, "teacher": run.config.teacher,
                 "selected_on": "validation zero-label head accuracy", "candidates": validation,
-                "config": vars(run.config), "metrics": run.metrics}
+                "config": run.config.to_dict(), "metrics": run.metrics}
     save_checkpoint(checkpoint_root() / f"student-{pair}", {"encoder": run.student},
                     {"encoder": run.student.config}, metadata)
     return metadata

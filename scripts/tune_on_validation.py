@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for setting in SETTINGS:
-        run = distill(DistillConfig(pair=args.pair, epochs=args.epochs, **setting))
+        run = distill(DistillConfig.from_flat(pair=args.pair, epochs=args.epochs, **setting))
         rows.append({**setting, "val_head": run.val_history[-1]["head"],
                      "val_prototype": run.val_history[-1]["prototype"]})
         print(json.dumps(rows[-1]), flush=True)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from cmcd.modalities import build_encoder, encoder_from_config, get_modality
 from cmcd.models.encoders import ImageEncoder, ProjectionHead
-from cmcd.train.losses import LOSSES, build_loss, sample_negatives
+from cmcd.train.losses import LOSSES, CRDLoss, CRDOptions, build_loss, sample_negatives
 
 ALL_LOSSES = {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2"}
 # Options under which each loss reads the bank (losses that never read it take none).
@@ -89,7 +89,7 @@ def test_cmc_with_the_batch_as_bank_equals_in_batch_cmc():
 
 
 def test_cmc_temperature_starts_at_007_is_learnable_and_capped():
-    loss = build_loss("cmc")
+    loss = build_loss("cmc", temperature=0.07, learn_temperature=True)
     assert loss.logit_scale.item() == pytest.approx(1 / 0.07, rel=1e-5)
     assert [name for name, _ in loss.named_parameters()] == ["log_logit_scale"]
     with torch.no_grad():
@@ -221,7 +221,7 @@ def test_crd_projection_learns_and_leaves_the_teacher_alone():
     teacher = unit(16, 32, seed=12)
     bank, index = bank_holding(teacher, bank_size=100)
     teacher.requires_grad_(True)
-    loss = build_loss("crd", projection_dim=8, embed_dim=32, num_negatives=64)
+    loss = CRDLoss(CRDOptions(projection_dim=8, num_negatives=64), embed_dim=32)
     loss(torch.randn(16, 32), teacher, index=index, bank=bank)["crd"].backward()
     assert teacher.grad is None
     assert all(p.grad is not None for p in loss.parameters()) and len(list(loss.parameters())) == 4
@@ -294,7 +294,7 @@ def test_an_encoder_can_fit_cmc(one_thread):
     teacher = unit(256, 128, seed=11)
     images = torch.rand(256, 1, 32, 32)
     encoder = build_encoder("sketch", width=8)
-    loss = build_loss("cmc")
+    loss = build_loss("cmc", temperature=0.07, learn_temperature=True)
     optimizer = torch.optim.Adam([*encoder.parameters(), *loss.parameters()], lr=3e-3)
     values = []
     for _ in range(30):

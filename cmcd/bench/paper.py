@@ -298,7 +298,7 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
     report = bench_runs.load_or_execute(
         "paper", plan, planned_runs, out, quick=quick, workers=workers, resume=resume,
         report_only=report_only, command=command,
-        settings={**dataclasses.asdict(plan), "defaults": dataclasses.asdict(DistillConfig())})
+        settings={**dataclasses.asdict(plan), "defaults": DistillConfig().to_dict()})
     report["written"] = [str(p) for p in write_outputs(report, out)]
     return report
 

@@ -2,7 +2,7 @@
 processes, every finished run saved at once, so an interrupted benchmark resumes where it stopped.
 
 A benchmark's file holds {"benchmark", "command", "device", "wall_s", "settings", "runs"}; each run
-is {"study", "config" (a DistillConfig as a dict), "metrics" (what `cmcd distill --json` prints)}.
+is {"study", "config" (`DistillConfig.to_dict()`), "metrics" (what `cmcd distill --json` prints)}.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -41,7 +40,7 @@ def default_steps(pair: str) -> int:
 
 
 def run_key(study: str, config: DistillConfig | dict) -> str:
-    fields = asdict(config) if isinstance(config, DistillConfig) else config
+    fields = config.to_dict() if isinstance(config, DistillConfig) else config
     return json.dumps({"study": study, **fields}, sort_keys=True)
 
 
@@ -72,7 +71,7 @@ def _init_worker(threads: int) -> None:
 
 
 def _distill_metrics(config: dict) -> dict:
-    return distill(DistillConfig(**config)).metrics
+    return distill(DistillConfig.from_dict(config)).metrics
 
 
 def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, workers: int = 1,
@@ -90,7 +89,7 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
           flush=True)
 
     def record(study: str, config: DistillConfig, metrics: dict) -> None:
-        report["runs"].append({"study": study, "config": asdict(config), "metrics": metrics})
+        report["runs"].append({"study": study, "config": config.to_dict(), "metrics": metrics})
         report["wall_s"] = round(earlier_wall + time.perf_counter() - started, 1)
         cache.atomic_write_json(path, report)
         elapsed = time.perf_counter() - started
@@ -111,7 +110,7 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                  initargs=(threads,)) as pool:
             prepare(todo, pool)
-            futures = {pool.submit(_distill_metrics, asdict(config)): (study, config)
+            futures = {pool.submit(_distill_metrics, config.to_dict()): (study, config)
                        for study, config in todo}
             for future in as_completed(futures):
                 try:

@@ -1,9 +1,10 @@
 """Distillation losses, one registry.
 
-Every loss is a small `nn.Module` registered under its method name, so adding one is one class and
-one decorator line, and the trainer never branches on names:
+Every loss is a small `nn.Module` registered under its method name with its options, a frozen
+dataclass holding the defaults that runs use and checking its own values; so adding a loss is two
+classes and one decorator line, and the trainer never branches on names:
 
-    loss = build_loss("cmc", negatives="bank")
+    loss = build_loss("cmc", negatives="bank")   # or CMCLoss(CMCOptions(negatives="bank"))
     terms = loss(student, teacher, index=index, bank=bank)   # {"cmc": tensor}
     total = sum(terms.values())
 
@@ -21,38 +22,45 @@ learnable temperature) get gradients.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-LOSSES: dict[str, type[nn.Module]] = {}
+from cmcd.train.options import MethodOptions, setting
+
+LOSSES: dict[str, type[DistillationLoss]] = {}
 NEGATIVE_SOURCES = ("batch", "bank")
 
 
-def register_loss(name: str):
-    """Class decorator: make the loss buildable as `build_loss(name)`."""
+def register_loss(name: str, options: type[MethodOptions]):
+    """Class decorator: make the loss buildable as `build_loss(name)`, from `options`."""
 
     def register(cls):
         if name in LOSSES:
             raise ValueError(f"loss {name!r} is already registered")
-        cls.name = name
+        cls.name, cls.Options, options.method = name, options, name
         LOSSES[name] = cls
         return cls
 
     return register
 
 
-def build_loss(name: str, **hparams) -> nn.Module:
+def build_loss(name: str, options: MethodOptions | None = None, **settings) -> nn.Module:
+    """The loss `name` from its options, or from option settings over its defaults."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(LOSSES)}")
-    return LOSSES[name](**hparams)
+    if options is not None and settings:
+        raise ValueError("give a loss its options or its settings, not both")
+    return LOSSES[name](options or LOSSES[name].Options(**settings))
 
 
 class DistillationLoss(nn.Module):
     """Base class: holds the interface and the frozen-teacher rule."""
 
     name = "base"
+    Options: type[MethodOptions] = MethodOptions
     uses_bank = False  # True when forward needs `index` and `bank`
 
     def forward(self, student: Tensor, teacher: Tensor, *, index: Tensor | None = None,
@@ -65,12 +73,6 @@ class DistillationLoss(nn.Module):
     def terms(self, student: Tensor, teacher: Tensor, index: Tensor | None,
               bank: Tensor | None) -> dict[str, Tensor]:
         raise NotImplementedError
-
-
-def _check_negatives(negatives: str) -> str:
-    if negatives not in NEGATIVE_SOURCES:
-        raise ValueError(f"negatives must be one of {', '.join(NEGATIVE_SOURCES)}; got {negatives!r}")
-    return negatives
 
 
 class _DiagonalLabels:
@@ -92,25 +94,36 @@ class _DiagonalLabels:
 # Contrastive: CMC
 
 
-@register_loss("cmc")
+def negatives_setting():
+    return setting("batch", "negatives: the batch's teacher embeddings or the whole teacher bank",
+                   choices=NEGATIVE_SOURCES)
+
+
+@dataclass(frozen=True)
+class CMCOptions(MethodOptions):
+    temperature: float = setting(0.3, "softmax temperature τ (its start when learned)", above=0)
+    learn_temperature: bool = setting(False, "learn τ as CLIP's logit scale, capped at 1/τ = 100")
+    negatives: str = negatives_setting()
+
+
+@register_loss("cmc", CMCOptions)
 class CMCLoss(DistillationLoss):
     """Cross-modal contrastive (CLIP-style symmetric InfoNCE):
     ½ [CE(V Uᵀ/τ, diag) + CE(U Vᵀ/τ, diag)].
 
-    τ is learnable by default, stored as log(1/τ) (CLIP's logit scale) from 1/0.07 and capped at 100
-    as in CLIP. With `negatives="bank"`, the student→teacher direction scores each v_i against all
+    τ is fixed at 0.3 by default (chosen on validation); `learn_temperature` learns it as CLIP
+    does, stored as log(1/τ) (CLIP's logit scale) and capped at 100. With `negatives="bank"`, the student→teacher direction scores each v_i against all
     M bank entries (its positive sits at index[i]); teacher→student stays in-batch, since there is
     no bank of student embeddings."""
 
     MAX_LOGIT_SCALE = 100.0
 
-    def __init__(self, temperature: float = 0.07, learn_temperature: bool = True,
-                 negatives: str = "batch"):
+    def __init__(self, options: CMCOptions = CMCOptions()):
         super().__init__()
-        self.negatives = _check_negatives(negatives)
-        self.uses_bank = negatives == "bank"
-        log_scale = torch.tensor(math.log(1.0 / temperature))
-        if learn_temperature:
+        self.negatives = options.negatives
+        self.uses_bank = options.negatives == "bank"
+        log_scale = torch.tensor(math.log(1.0 / options.temperature))
+        if options.learn_temperature:
             self.log_logit_scale = nn.Parameter(log_scale)
         else:
             self.register_buffer("log_logit_scale", log_scale)
@@ -136,7 +149,21 @@ class CMCLoss(DistillationLoss):
 # Soft targets: CMD
 
 
-@register_loss("cmd")
+@dataclass(frozen=True)
+class CMDOptions(MethodOptions):
+    teacher_temperature: float = setting(0.1, "τ_T of the teacher's targets (below τ_S)", above=0)
+    student_temperature: float = setting(0.3, "τ_S of the student's predictions", above=0)
+    negatives: str = negatives_setting()
+
+    aliases = {"temperature": "student_temperature"}
+
+    def check(self):
+        if not self.teacher_temperature < self.student_temperature:
+            raise ValueError(f"cmd: teacher_temperature ({self.teacher_temperature}) must be below "
+                             f"student_temperature ({self.student_temperature})")
+
+
+@register_loss("cmd", CMDOptions)
 class CMDLoss(DistillationLoss):
     """Cross-modal distillation (SEED-style soft targets): −(1/N) Σ_i Σ_j P_ij log Q_ij with
     P_ij = softmax_j(u_i·u_j / τ_T) and Q_ij = softmax_j(v_i·u_j / τ_S).
@@ -145,19 +172,15 @@ class CMDLoss(DistillationLoss):
     teacher embeddings, or with `negatives="bank"` every bank entry. τ_T < τ_S makes the targets
     sharper than the student's predictions. SEED's released code uses τ_S = 0.2 and τ_T = 1e-4
     against a 65,536-entry queue, where P is nearly one-hot and the loss is one-way InfoNCE; with
-    batch-sized anchor sets the defaults here (0.04, 0.1) leave P some mass on the teacher's close
+    batch-sized anchor sets the defaults here (0.1, 0.3) leave P some mass on the teacher's close
     neighbours, typically same-class items, which is the point of soft targets."""
 
-    def __init__(self, teacher_temperature: float = 0.04, student_temperature: float = 0.1,
-                 negatives: str = "batch"):
+    def __init__(self, options: CMDOptions = CMDOptions()):
         super().__init__()
-        if not 0 < teacher_temperature < student_temperature:
-            raise ValueError("CMD wants 0 < teacher_temperature < student_temperature; got "
-                             f"{teacher_temperature} and {student_temperature}")
-        self.teacher_temperature = teacher_temperature
-        self.student_temperature = student_temperature
-        self.negatives = _check_negatives(negatives)
-        self.uses_bank = negatives == "bank"
+        self.teacher_temperature = options.teacher_temperature
+        self.student_temperature = options.student_temperature
+        self.negatives = options.negatives
+        self.uses_bank = options.negatives == "bank"
 
     def terms(self, student, teacher, index, bank):
         v = F.normalize(student, dim=1)
@@ -176,7 +199,16 @@ def squared_distance(v: Tensor, u: Tensor) -> Tensor:
     return (v - u).pow(2).sum(dim=1).mean()
 
 
-@register_loss("l2")
+def normalize_setting():
+    return setting(True, "normalise the student embedding onto the teacher's unit sphere first")
+
+
+@dataclass(frozen=True)
+class L2Options(MethodOptions):
+    normalize: bool = normalize_setting()
+
+
+@register_loss("l2", L2Options)
 class L2Loss(DistillationLoss):
     """FitNets-style feature regression (1/N) Σ ‖v_i − u_i‖².
 
@@ -184,16 +216,22 @@ class L2Loss(DistillationLoss):
     teacher's head and prototypes live; the loss is then 2 − 2·cos(v_i, u_i).
     `normalize=False` regresses the raw embedding onto u instead."""
 
-    def __init__(self, normalize: bool = True):
+    def __init__(self, options: L2Options = L2Options()):
         super().__init__()
-        self.normalize = normalize
+        self.normalize = options.normalize
 
     def terms(self, student, teacher, index, bank):
         v = F.normalize(student, dim=1) if self.normalize else student
         return {"l2": squared_distance(v, teacher)}
 
 
-@register_loss("socket")
+@dataclass(frozen=True)
+class SocketOptions(MethodOptions):
+    stats_weight: float = setting(1.0, "weight of the mean and spread terms", minimum=0)
+    normalize: bool = normalize_setting()
+
+
+@register_loss("socket", SocketOptions)
 class SocketLoss(DistillationLoss):
     """SOCKET-style statistics alignment: L2 on the pairs plus matching the per-channel mean and
     spread of the student's (normalised) embeddings to the teacher's over the batch.
@@ -202,10 +240,10 @@ class SocketLoss(DistillationLoss):
     2-Wasserstein distance between the two diagonal Gaussians, so the variance is matched through
     the standard deviation, on the same scale as the means."""
 
-    def __init__(self, stats_weight: float = 1.0, normalize: bool = True):
+    def __init__(self, options: SocketOptions = SocketOptions()):
         super().__init__()
-        self.stats_weight = stats_weight
-        self.normalize = normalize
+        self.stats_weight = options.stats_weight
+        self.normalize = options.normalize
 
     def terms(self, student, teacher, index, bank):
         v = F.normalize(student, dim=1) if self.normalize else student
@@ -230,7 +268,15 @@ def sample_negatives(index: Tensor, bank_size: int, count: int,
     return draws + (draws >= index[:, None]).long()
 
 
-@register_loss("crd")
+@dataclass(frozen=True)
+class CRDOptions(MethodOptions):
+    temperature: float = setting(0.3, "temperature τ of the critic", above=0)
+    num_negatives: int = setting(1024, "negatives K drawn from the bank per anchor", minimum=1)
+    projection_dim: int | None = setting(None, "size of CRD's learned projections (none: off)",
+                                         minimum=1)
+
+
+@register_loss("crd", CRDOptions)
 class CRDLoss(DistillationLoss):
     """Contrastive representation distillation (Tian et al. 2020): NCE with the student as anchor,
     its own teacher embedding as the positive and K negatives drawn uniformly (with replacement,
@@ -249,18 +295,17 @@ class CRDLoss(DistillationLoss):
 
     uses_bank = True
 
-    def __init__(self, temperature: float = 0.07, num_negatives: int = 1024,
-                 projection_dim: int | None = None, embed_dim: int = 128,
+    def __init__(self, options: CRDOptions = CRDOptions(), embed_dim: int = 128,
                  generator: torch.Generator | None = None):
         super().__init__()
-        self.temperature = temperature
-        self.num_negatives = num_negatives
-        self.generator = generator
+        self.temperature = options.temperature
+        self.num_negatives = options.num_negatives
+        self.generator = generator  # None: torch's global generator, seeded by the run
         self.student_projection = nn.Identity()
         self.teacher_projection = nn.Identity()
-        if projection_dim is not None:
-            self.student_projection = nn.Linear(embed_dim, projection_dim)
-            self.teacher_projection = nn.Linear(embed_dim, projection_dim)
+        if options.projection_dim is not None:
+            self.student_projection = nn.Linear(embed_dim, options.projection_dim)
+            self.teacher_projection = nn.Linear(embed_dim, options.projection_dim)
 
     def terms(self, student, teacher, index, bank):
         count = min(self.num_negatives, len(bank) - 1)
@@ -285,16 +330,23 @@ class CRDLoss(DistillationLoss):
 # Ours: CMC + L2
 
 
-@register_loss("cmc+l2")
+@dataclass(frozen=True)
+class CMCPlusL2Options(CMCOptions):
+    l2_weight: float = setting(1.0, "λ, the weight of the L2 term", minimum=0)
+
+    def cmc(self) -> CMCOptions:
+        return CMCOptions(self.temperature, self.learn_temperature, self.negatives)
+
+
+@register_loss("cmc+l2", CMCPlusL2Options)
 class CMCPlusL2Loss(DistillationLoss):
     """CMC + λ·L2: L2 pulls each student embedding onto its teacher embedding, CMC pushes the other
     pairs apart. Takes CMC's options besides `l2_weight` (λ, chosen on validation)."""
 
-    def __init__(self, l2_weight: float = 1.0, temperature: float = 0.07,
-                 learn_temperature: bool = True, negatives: str = "batch"):
+    def __init__(self, options: CMCPlusL2Options = CMCPlusL2Options()):
         super().__init__()
-        self.l2_weight = l2_weight
-        self.cmc = CMCLoss(temperature, learn_temperature, negatives)
+        self.l2_weight = options.l2_weight
+        self.cmc = CMCLoss(options.cmc())
         self.l2 = L2Loss()
         self.uses_bank = self.cmc.uses_bank
 

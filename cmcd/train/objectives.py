@@ -1,13 +1,12 @@
 """What a distillation run minimises: an objective per method, each a small module returning named
 loss terms. The distillation losses of `cmcd.train.losses`, plus the references `random` (no
 training), `target-ssl` (SimCLR on the target alone) and `supervised` (all target labels: the
-upper bound)."""
+upper bound). One registry, `OBJECTIVES`, maps every method to its options class and builder."""
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
@@ -15,9 +14,13 @@ from torch import nn
 
 from cmcd.models.encoders import ProjectionHead
 from cmcd.models.teacher import Teacher
-from cmcd.train.config import DistillConfig
-from cmcd.train.losses import LOSSES, build_loss
+from cmcd.train.losses import LOSSES
+from cmcd.train.options import FieldInfo, MethodOptions, describe, setting
 from cmcd.train.pretrain import nt_xent
+
+if TYPE_CHECKING:
+    from cmcd.train.config import DistillConfig
+    from cmcd.modalities import Modality
 
 
 @dataclass
@@ -30,11 +33,10 @@ class Batch:
     generator: torch.Generator
 
 
-
 class LossObjective(nn.Module):
     """A registered distillation loss between the student's and the teacher's embeddings."""
 
-    def __init__(self, loss: nn.Module, modality: str, use_augment: bool):
+    def __init__(self, loss: nn.Module, modality: Modality, use_augment: bool):
         super().__init__()
         self.loss, self.modality, self.use_augment = loss, modality, use_augment
 
@@ -53,7 +55,7 @@ class SupervisedObjective(LossObjective):
     """Upper bound: all target labels, through the teacher's frozen head (so the student lands in
     the teacher's space and is evaluated like every other method)."""
 
-    def __init__(self, head: nn.Linear, modality: str, use_augment: bool):
+    def __init__(self, head: nn.Linear, modality: Modality, use_augment: bool):
         super().__init__(nn.Identity(), modality, use_augment)
         self.head = head
 
@@ -65,7 +67,7 @@ class SupervisedObjective(LossObjective):
 class TargetSSLObjective(LossObjective):
     """Reference: SimCLR on the target modality alone; the teacher is never consulted."""
 
-    def __init__(self, modality: str, embed_dim: int, temperature: float = 0.2):
+    def __init__(self, modality: Modality, embed_dim: int, temperature: float):
         super().__init__(nn.Identity(), modality, use_augment=True)
         self.projector = ProjectionHead(embed_dim)
         self.temperature = temperature
@@ -75,30 +77,89 @@ class TargetSSLObjective(LossObjective):
         return {"simclr": nt_xent(views[0], views[1], self.temperature)}
 
 
-def _loss_options(name: str, config: DistillConfig) -> dict:
-    """The run's settings that this loss's constructor accepts."""
-    candidates = {"temperature": config.temperature, "student_temperature": config.temperature,
-                  "teacher_temperature": config.teacher_temperature,
-                  "learn_temperature": config.learn_temperature,
-                  "negatives": config.negatives, "l2_weight": config.l2_weight}
-    parameters = inspect.signature(LOSSES[name].__init__).parameters
-    return {key: value for key, value in candidates.items() if key in parameters}
+# A builder makes a method's objective (None: nothing to train) from its options, the frozen
+# teacher, the target modality and whether the run augments its targets.
+Builder = Callable[[MethodOptions, Teacher, str, bool], "nn.Module | None"]
 
 
-REFERENCES: dict[str, Callable] = {
-    "random": lambda config, teacher, modality: None,
-    "target-ssl": lambda config, teacher, modality: TargetSSLObjective(modality, 128),
-    "supervised": lambda config, teacher, modality: SupervisedObjective(
-        teacher.head, modality, config.augment),
-}
-METHODS = (*LOSSES, *REFERENCES)
+@dataclass(frozen=True)
+class Method:
+    options: type[MethodOptions]
+    build: Builder
 
 
-def build_objective(config: DistillConfig, teacher: Teacher, modality: str) -> nn.Module | None:
-    if config.method in REFERENCES:
-        return REFERENCES[config.method](config, teacher, modality)
-    if config.method not in LOSSES:
-        raise ValueError(f"unknown method {config.method!r}; valid: {', '.join(METHODS)}")
-    loss = build_loss(config.method, **_loss_options(config.method, config))
-    return LossObjective(loss, modality, config.augment)
+def _loss_builder(loss: type[nn.Module]) -> Builder:
+    def build(options, teacher, modality, use_augment):
+        return LossObjective(loss(options), modality, use_augment)
 
+    return build
+
+
+OBJECTIVES: dict[str, Method] = {name: Method(loss.Options, _loss_builder(loss))
+                                 for name, loss in LOSSES.items()}
+
+
+def register_reference(name: str, options: type[MethodOptions]):
+    """Function decorator: register a reference method's builder, with its options."""
+
+    def register(build: Builder) -> Builder:
+        if name in OBJECTIVES:
+            raise ValueError(f"method {name!r} is already registered")
+        options.method = name
+        OBJECTIVES[name] = Method(options, build)
+        return build
+
+    return register
+
+
+@dataclass(frozen=True)
+class RandomOptions(MethodOptions):
+    pass
+
+
+@dataclass(frozen=True)
+class TargetSSLOptions(MethodOptions):
+    temperature: float = setting(0.2, "SimCLR's NT-Xent temperature", above=0)
+
+
+@dataclass(frozen=True)
+class SupervisedOptions(MethodOptions):
+    pass
+
+
+@register_reference("random", RandomOptions)
+def _untrained(options, teacher, modality, use_augment):
+    return None
+
+
+@register_reference("target-ssl", TargetSSLOptions)
+def _target_ssl(options, teacher, modality, use_augment):
+    return TargetSSLObjective(modality, 128, options.temperature)
+
+
+@register_reference("supervised", SupervisedOptions)
+def _supervised(options, teacher, modality, use_augment):
+    return SupervisedObjective(teacher.head, modality, use_augment)
+
+
+METHODS = tuple(OBJECTIVES)
+
+
+def method_options(method: str) -> type[MethodOptions]:
+    if method not in OBJECTIVES:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    return OBJECTIVES[method].options
+
+
+def option_settings() -> dict[str, list[tuple[str, FieldInfo]]]:
+    """Every option name of every method, with each method's setting of that name."""
+    by_name: dict[str, list[tuple[str, FieldInfo]]] = {}
+    for method, entry in OBJECTIVES.items():
+        for info in describe(entry.options):
+            by_name.setdefault(info.name, []).append((method, info))
+    return by_name
+
+
+def build_objective(config: DistillConfig, teacher: Teacher, modality: Modality) -> nn.Module | None:
+    method = OBJECTIVES[config.method]
+    return method.build(config.loss, teacher, modality, config.augment)
