@@ -75,6 +75,7 @@ def _distill_progress(event: dict) -> None:
 
 
 def cmd_distill(args) -> int:
+    from cmcd.eval.records import summary_line
     from cmcd.train.config import DistillConfig
     from cmcd.train.distill import distill
     from cmcd.train.run_files import save_run
@@ -92,12 +93,7 @@ def cmd_distill(args) -> int:
     if args.json:
         _print_json(run.metrics)
     else:
-        m = run.metrics
-        print(f"{m['pair']} {m['method']} (teacher {m['teacher']}, seed {m['seed']}, {m['device']}): "
-              f"zero-label head {m['zero_label_acc']['head']:.4f}, prototype "
-              f"{m['zero_label_acc']['prototype']:.4f}; R@1 target->source "
-              f"{m['retrieval']['target_to_source']['r1']:.4f}; TV {m['tv_distance']:.3f}; "
-              f"{m['wall_s']:.1f} s")
+        print(summary_line(run.metrics))
     return 0
 
 

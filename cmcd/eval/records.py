@@ -41,7 +41,7 @@ TV_EMBEDDINGS = Metric("tv_distance", "TV (embeddings)", "TV distance, embedding
 TV_HEAD = Metric("tv_distance_head", "TV (head)", "TV distance, as the teacher's head sees them",
                  higher_is_better=False)
 PAIRS_PER_S = Metric("pairs_per_s", "pairs/s", "training pairs/s")
-WALL_S = Metric("wall_s", "wall s", "wall time, s", higher_is_better=False)
+WALL_S = Metric("wall_s", "wall time (s)", "wall time, s", higher_is_better=False)
 
 # Named column sets, one per table that shows them.
 PAPER_TABLE = (ZERO_LABEL_HEAD, ZERO_LABEL_PROTOTYPE, FEW_LABEL_1, FEW_LABEL_5, FEW_LABEL_10,
