@@ -202,7 +202,7 @@ def alignment_tab(demo: gr.Blocks):
 
     def show(pair_name, projection_name, show_lines, show_thumbnails):
         return explore.alignment_plot(pair_name, projection_name, show_lines, show_thumbnails,
-                                 pca_while_umap_warms=True)
+                                      pca_while_umap_warms=True)
 
     for control in controls:
         control.change(show, controls, alignment, api_name=False)
