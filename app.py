@@ -17,17 +17,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
 
+from cmcd.app import compare, explore, training, tryit  # noqa: E402
 from cmcd.data import pairs  # noqa: E402
-from cmcd.app import ui  # noqa: E402
-from cmcd.viz import maps as visualise  # noqa: E402
-from cmcd.viz.contact_sheet import contact_sheet  # noqa: E402
 from cmcd.train.objectives import METHODS, method_options, option_settings  # noqa: E402
 from cmcd.train.config import DistillConfig  # noqa: E402
 from cmcd.train.options import FieldInfo, describe  # noqa: E402
 from cmcd.data.inputs import InputError  # noqa: E402
-from cmcd.data.sources import CLASS_NAMES  # noqa: E402
+from cmcd.viz.contact_sheet import contact_sheet  # noqa: E402
 
 INTRO = """# CMCD: cross-modality contrastive distillation
 A teacher trained on photos (RGB) passes what it knows to a student that sees another modality
@@ -94,7 +91,7 @@ def try_it_column(title: str, pairs_here: list[str], make_input, handler, api_na
     with gr.Column():
         gr.Markdown(f"### {title}")
         pair = gr.Dropdown(pairs_here, value=pairs_here[0], label="Pair")
-        summary = gr.Markdown(ui.student_summary(pairs_here[0]))
+        summary = gr.Markdown(tryit.student_summary(pairs_here[0]))
         value = make_input()
         if examples:  # each example sets its pair too: assets/examples/PAIR__LABEL__what.ext
             gr.Examples([[Path(path).name.split("__")[0], path] for path in examples],
@@ -103,7 +100,7 @@ def try_it_column(title: str, pairs_here: list[str], make_input, handler, api_na
         label = gr.Label(num_top_classes=3, label="Student's prediction")
         nearest = gr.Gallery(label="Nearest test photos, by the teacher's embeddings", columns=5,
                              height=140, object_fit="contain")
-        pair.change(ui.student_summary, pair, summary, api_name=False)
+        pair.change(tryit.student_summary, pair, summary, api_name=False)
         button.click(friendly(handler), [pair, value], [label, nearest], api_name=api_name)
 
 
@@ -151,7 +148,7 @@ def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, see
     finished run joins this browser session's runs (and no one else's)."""
     config = distill_config(pair, method, epochs, n_pairs, batch_size, temperature, seed, options)
     stop, events = threading.Event(), []
-    stream = ui.distill_events(config, stop)
+    stream = training.distill_events(config, stop)
     try:
         while True:
             try:
@@ -165,30 +162,24 @@ def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, see
                 left = event["elapsed_s"] / done - event["elapsed_s"]
                 progress(done, desc=f"step {event['step']}/{event['total_steps']}, about "
                                     f"{left:.0f} s left")
-            yield (f"Training {pair} with {method}…", ui.training_curves(events), gr.skip(),
+            yield (f"Training {pair} with {method}…", training.training_curves(events), gr.skip(),
                    gr.skip(), gr.skip())
     finally:
         stop.set()
-    n = len(run.embeddings["labels"])
-    keep = np.linspace(0, n - 1, min(500, n)).astype(int)
-    coords = visualise.coordinates(run.embeddings["teacher"][keep], run.embeddings["student"][keep], "pca")
-    spec = pairs.get_spec(pair)
-    figure = visualise.alignment_figure(coords, run.embeddings["labels"][keep],
-                                        CLASS_NAMES[spec.dataset], spec.target,
-                                        spec.pairing, title=f"your {method} student (PCA)",
-                                        item_ids=keep)
-    untrained = ui.untrained_metrics(pair, config.seed, config.width, run.metrics["device"])
-    summary = ui.session_summary(run, untrained)
+    figure = explore.alignment_figure(pair, run.embeddings["teacher"], run.embeddings["student"],
+                                      run.embeddings["labels"], "pca", f"your {method} student (PCA)")
+    untrained = training.untrained_metrics(pair, config.seed, config.width, run.metrics["device"])
+    summary = training.session_summary(run, untrained)
     status = (f"Done on {run.metrics['device']} in {run.metrics['wall_s']:.1f} s: zero-label "
               f"accuracy {run.metrics['zero_label_acc']['head']:.1%} with no target labels, "
               f"against {untrained['zero_label_acc']['head']:.1%} for the same student untrained. "
               "The Compare tab sets it against the benchmark.")
-    yield (status, ui.training_curves(events), ui.metrics_rows(run.metrics), figure,
+    yield (status, training.training_curves(events), training.metrics_rows(run.metrics), figure,
            [*(session_runs or []), summary])
 
 
 def gpu_seconds(pair, method, epochs, n_pairs, *rest, **options):
-    return ui.gpu_seconds(int(epochs), int(n_pairs))
+    return training.gpu_seconds(int(epochs), int(n_pairs))
 
 
 try:  # On a Hugging Face ZeroGPU Space, each run borrows a GPU for about as long as it needs.
@@ -259,8 +250,8 @@ def distill_tab(demo: gr.Blocks, session_runs: gr.State):
                           concurrency_limit=1, concurrency_id="training")
     cancel.click(None, None, None, cancels=[running])
     method.change(show_options_of, method, [temperature, *options.values()], api_name=False)
-    pair.change(ui.pair_strip, pair, preview, api_name=False)
-    demo.load(ui.pair_strip, pair, preview, api_name=False)
+    pair.change(explore.pair_strip, pair, preview, api_name=False)
+    demo.load(explore.pair_strip, pair, preview, api_name=False)
 
 
 def alignment_tab(demo: gr.Blocks):
@@ -278,8 +269,8 @@ def alignment_tab(demo: gr.Blocks):
     controls = [pair, projection, lines, thumbnails]
 
     def show(pair_name, projection_name, show_lines, show_thumbnails):
-        return ui.alignment_plot(pair_name, projection_name, show_lines, show_thumbnails,
-                                 pca_while_umap_warms=True)
+        return explore.alignment_plot(pair_name, projection_name, show_lines, show_thumbnails,
+                                      pca_while_umap_warms=True)
 
     for control in controls:
         control.change(show, controls, alignment, api_name=False)
@@ -306,8 +297,8 @@ def retrieve_tab(demo: gr.Blocks):
                                object_fit="contain")
 
     def show(pair_name, direction_name, index, count):
-        items, text = friendly(ui.retrieve)(pair_name, int(index), direction_name, int(count))
-        return ui.query_picture(pair_name, int(index), direction_name), items, text
+        items, text = friendly(explore.retrieve)(pair_name, int(index), direction_name, int(count))
+        return explore.query_picture(pair_name, int(index), direction_name), items, text
 
     controls = [pair, direction, query, k]
     for control in controls:
@@ -322,15 +313,15 @@ def compare_tab(tab: gr.Tab, session_runs: gr.State):
                 "over seeds, test split). Retrieval R@1 matches the same item for sketch and depth, "
                 "the same class for audio.")
     pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
-    table = gr.Dataframe(ui.compare_rows("digits-sketch"), headers=ui.COMPARE_COLUMNS,
+    table = gr.Dataframe(compare.compare_rows("digits-sketch"), headers=compare.COMPARE_COLUMNS,
                          interactive=False, wrap=True)
-    pair.change(ui.compare_rows, [pair, session_runs], table, api_name=False)
-    tab.select(ui.compare_rows, [pair, session_runs], table, api_name=False)
+    pair.change(compare.compare_rows, [pair, session_runs], table, api_name=False)
+    tab.select(compare.compare_rows, [pair, session_runs], table, api_name=False)
 
 
 def theory_tab():
-    gr.Markdown(ui.theory_text())
-    figure = ui.theory_figure()
+    gr.Markdown(compare.theory_text())
+    figure = compare.theory_figure()
     if figure is not None:
         gr.Plot(figure, label="Target error against estimated TV (one point per student)")
 
@@ -347,17 +338,17 @@ def build_demo() -> gr.Blocks:
                                                    brush=gr.Brush(default_size=12,
                                                                   colors=["#000000"],
                                                                   color_mode="fixed")),
-                              ui.look_up_drawing, "classify_sketch")
+                              tryit.look_up_drawing, "classify_sketch")
                 try_it_column("Upload a depth map", ["digits-depth", "fashion-depth"],
                               lambda: gr.File(label="Depth map (8/16-bit PNG or .npy; 0 = no "
                                               "reading)", file_types=[".png", ".npy"],
                                               type="filepath"),
-                              ui.look_up_upload, "classify_depth",
-                              ui.examples("digits-depth") + ui.examples("fashion-depth"))
+                              tryit.look_up_upload, "classify_depth",
+                              tryit.examples("digits-depth") + tryit.examples("fashion-depth"))
                 try_it_column("Say or upload a digit", ["digits-audio"],
                               lambda: gr.Audio(sources=["microphone", "upload"], type="filepath",
                                                label="Spoken digit (WAV, FLAC or OGG, up to 10 s)"),
-                              ui.look_up_upload, "classify_audio", ui.examples("digits-audio"))
+                              tryit.look_up_upload, "classify_audio", tryit.examples("digits-audio"))
         with gr.Tab("Distill"):
             distill_tab(demo, session_runs)
         with gr.Tab("Alignment"):
@@ -384,7 +375,7 @@ if __name__ == "__main__":
     from cmcd.viz.maps import warm_up_umap_in_background
 
     warm_up_umap_in_background()
-    ui.warm_up_in_background()
+    tryit.warm_up_in_background()
     build_demo().queue(default_concurrency_limit=2, max_size=32).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

@@ -124,6 +124,7 @@ def add_distill_settings(parser) -> None:
 
 
 def cmd_distill(args) -> int:
+    from cmcd.eval.records import summary_line
     from cmcd.train.config import DistillConfig
     from cmcd.train.distill import distill
     from cmcd.train.run_files import save_run
@@ -138,12 +139,7 @@ def cmd_distill(args) -> int:
     if args.json:
         _print_json(run.metrics)
     else:
-        m = run.metrics
-        print(f"{m['pair']} {m['method']} (teacher {m['teacher']}, seed {m['seed']}, {m['device']}): "
-              f"zero-label head {m['zero_label_acc']['head']:.4f}, prototype "
-              f"{m['zero_label_acc']['prototype']:.4f}; R@1 target->source "
-              f"{m['retrieval']['target_to_source']['r1']:.4f}; TV {m['tv_distance']:.3f}; "
-              f"{m['wall_s']:.1f} s")
+        print(summary_line(run.metrics))
     return 0
 
 
@@ -217,16 +213,14 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cmcd", description="Cross-modality contrastive "
-                                     "distillation: rich-modality teachers, poor-modality students.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("pairs", help="list the registered modality pairs")
+def _add_pairs_parser(subcommands) -> None:
+    p = subcommands.add_parser("pairs", help="list the registered modality pairs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_pairs)
 
-    p = sub.add_parser("data", help="build (or load) a pair's data; optionally write contact sheets")
+
+def _add_data_parser(subcommands) -> None:
+    p = subcommands.add_parser("data", help="build (or load) a pair's data; optionally write contact sheets")
     p.add_argument("--pair", default="all", help="a pair name or 'all' (default)")
     p.add_argument("--gap", type=float, default=None, help="modality gap 0..1 (default: the pair's)")
     p.add_argument("--seed", type=int, default=0)
@@ -234,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_data)
 
-    p = sub.add_parser("pretrain", help="train the ssl and ft teachers of a dataset")
+
+def _add_pretrain_parser(subcommands) -> None:
+    p = subcommands.add_parser("pretrain", help="train the ssl and ft teachers of a dataset")
     p.add_argument("--dataset", default="digits", choices=["digits", "fashion"])
     p.add_argument("--epochs", type=int, default=30, help="SimCLR epochs")
     p.add_argument("--ft-epochs", type=int, default=10, help="supervised fine-tuning epochs (ft)")
@@ -246,24 +242,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_pretrain)
 
-    p = sub.add_parser("distill", help="distil a student for a pair")
+
+def _add_distill_parser(subcommands) -> None:
+    p = subcommands.add_parser("distill", help="distil a student for a pair")
     add_distill_settings(p)
     p.add_argument("--out", default=None, help="write the run here (runs/NAME)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_distill)
 
-    p = sub.add_parser("methods", help="list the methods with their options, defaults and help")
+
+def _add_methods_parser(subcommands) -> None:
+    p = subcommands.add_parser("methods", help="list the methods with their options, defaults and help")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_methods)
 
-    p = sub.add_parser("classify", help="classify target files with a distilled student")
+
+def _add_classify_parser(subcommands) -> None:
+    p = subcommands.add_parser("classify", help="classify target files with a distilled student")
     p.add_argument("--pair", required=True)
     p.add_argument("--run", dest="run_dir", default=None, help="a run folder (default: the shipped student)")
     p.add_argument("files", nargs="+")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_classify)
 
-    p = sub.add_parser("bench", help="measure: paper (methods x pairs x budgets x teachers over "
+
+def _add_bench_parser(subcommands) -> None:
+    p = subcommands.add_parser("bench", help="measure: paper (methods x pairs x budgets x teachers over "
                        "seeds), theory (error against TV distance), data (build and load times), "
                        "speed, app (start-up, classify latency)")
     p.add_argument("what", choices=["paper", "theory", "data", "speed", "app"])
@@ -282,6 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None, help="cache folder (default: a new empty one)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cmcd", description="Cross-modality contrastive "
+                                     "distillation: rich-modality teachers, poor-modality students.")
+    subcommands = parser.add_subparsers(dest="command", required=True)
+    for add_parser in (_add_pairs_parser, _add_data_parser, _add_pretrain_parser, _add_distill_parser,
+                       _add_methods_parser, _add_classify_parser, _add_bench_parser):
+        add_parser(subcommands)
     return parser
 
 

@@ -14,8 +14,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from cmcd.eval import records  # noqa: E402
+
 RESULTS, CHECKPOINTS = ROOT / "results", ROOT / "cmcd" / "shipped" / "checkpoints"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+STUDENT_COLUMNS = (records.ZERO_LABEL_HEAD, records.ZERO_LABEL_PROTOTYPE, records.R1_TARGET_TO_SOURCE)
 PAIRS = ("digits-sketch", "digits-depth", "digits-audio", "fashion-sketch", "fashion-depth")
 
 
@@ -40,11 +44,9 @@ def students() -> str:
              "test prototype | test R@1 target→source |", "| --- | --- | --- | --- | --- | --- |"]
     for pair in PAIRS:
         meta = _json(CHECKPOINTS / f"student-{pair}.json")
-        m = meta["metrics"]
         candidates = ", ".join(f"{name} {score:.3f}" for name, score in meta["candidates"].items())
-        lines.append(f"| {pair} | {meta['method']} | {candidates} | {m['zero_label_acc']['head']:.3f} | "
-                     f"{m['zero_label_acc']['prototype']:.3f} | "
-                     f"{m['retrieval']['target_to_source']['r1']:.3f} |")
+        tested = " | ".join(f"{metric.read(meta['metrics']):.3f}" for metric in STUDENT_COLUMNS)
+        lines.append(f"| {pair} | {meta['method']} | {candidates} | {tested} |")
     return "\n".join(lines)
 
 
@@ -108,14 +110,15 @@ def device_agreement() -> str:
     if not (folder / "paper.json").exists():
         return ""
     passes = {"gpu": _json(RESULTS / "paper.json")["runs"], "cpu": _json(folder / "paper.json")["runs"]}
-    name, differences = "zero_label_acc.head", []
+    metric, differences = records.ZERO_LABEL_HEAD, []
     pair_names = dict.fromkeys(r["config"]["pair"] for r in passes["gpu"] if r["study"] == "main")
     for pair in pair_names:
         verdicts = {}
         for device, runs in passes.items():
             cell = [r for r in runs if r["study"] == "main" and r["config"]["pair"] == pair]
-            row = {m: compare(cell, m, "l2", name) for m in CMCD}
-            ours, theirs = _best_mean(cell, ("cmc", "cmd"), name), _best_mean(cell, LABEL_FREE_BASELINES, name)
+            row = {m: compare(cell, m, "l2", metric) for m in CMCD}
+            ours = _best_mean(cell, ("cmc", "cmd"), metric)
+            theirs = _best_mean(cell, LABEL_FREE_BASELINES, metric)
             row["best of cmc, cmd against the best existing method"] = versus(ours[1], theirs[1])
             verdicts[device] = row
         for what, gpu in verdicts["gpu"].items():
@@ -135,7 +138,7 @@ def device_agreement() -> str:
 def claim_one(paper: dict) -> str:
     from cmcd.bench.paper import CMCD, verdicts
 
-    rows = [r for r in verdicts(paper["runs"]) if r["metric"] == "zero_label_acc.head"]
+    rows = [r for r in verdicts(paper["runs"]) if r["metric"] == records.ZERO_LABEL_HEAD.name]
     main = [r for r in rows if r["study"] == "main"]
     parts = []
     for method in CMCD:

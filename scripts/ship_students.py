@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cmcd.data import pairs  # noqa: E402
 from cmcd.paths import checkpoint_root
-from cmcd.models.checkpoints import save_checkpoint  # noqa: E402
+from cmcd.models.checkpoints import save_student  # noqa: E402
 from cmcd.train.config import DistillConfig  # noqa: E402
 from cmcd.train.distill import distill  # noqa: E402
 
@@ -39,8 +39,7 @@ def ship(pair: str, epochs: int, width: int, device: str) -> dict:
     metadata = {"pair": pair, "method": best, "teacher": run.config.teacher,
                 "selected_on": "validation zero-label head accuracy", "candidates": validation,
                 "config": run.config.to_dict(), "metrics": run.metrics}
-    save_checkpoint(checkpoint_root() / f"student-{pair}", {"encoder": run.student},
-                    {"encoder": run.student.config}, metadata)
+    save_student(checkpoint_root() / f"student-{pair}", run.student, metadata)
     return metadata
 
 

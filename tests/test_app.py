@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from cmcd import paths
-from cmcd.app import ui
+from cmcd.app import compare, explore, shipped, training, tryit
 from cmcd.paths import checkpoint_root
 from cmcd.data.inputs import InputError
 
@@ -25,7 +25,7 @@ def _drawn_one(transparent: bool) -> np.ndarray:
 
 @pytest.mark.parametrize("transparent", [True, False])
 def test_drawing_a_one_is_read_as_a_one(transparent):
-    probs = ui.classify_drawing("digits-sketch", {"composite": _drawn_one(transparent),
+    probs = tryit.classify_drawing("digits-sketch", {"composite": _drawn_one(transparent),
                                                   "background": None, "layers": []})
     assert max(probs, key=probs.get) == "1"
     assert abs(sum(probs.values()) - 1) < 1e-3
@@ -33,25 +33,25 @@ def test_drawing_a_one_is_read_as_a_one(transparent):
 
 def test_empty_or_blank_sketch_pad_is_a_readable_error():
     with pytest.raises(InputError, match="draw something"):
-        ui.classify_drawing("digits-sketch", {"composite": None, "background": None, "layers": []})
+        tryit.classify_drawing("digits-sketch", {"composite": None, "background": None, "layers": []})
     blank = np.zeros((280, 280, 4), dtype=np.uint8)
     with pytest.raises(InputError, match="blank"):
-        ui.classify_drawing("digits-sketch", {"composite": blank})
+        tryit.classify_drawing("digits-sketch", {"composite": blank})
 
 
 def test_uploads_are_classified_and_bad_ones_refused(tmp_path):
-    depth = [path for path in ui.examples("digits-depth") if "__7__" in path and path.endswith(".npy")]
-    speech = [path for path in ui.examples("digits-audio") if "__3__" in path]
-    depth_probs = ui.classify_upload("digits-depth", depth[0])
-    speech_probs = ui.classify_upload("digits-audio", speech[0])
+    depth = [path for path in tryit.examples("digits-depth") if "__7__" in path and path.endswith(".npy")]
+    speech = [path for path in tryit.examples("digits-audio") if "__3__" in path]
+    depth_probs = tryit.classify_upload("digits-depth", depth[0])
+    speech_probs = tryit.classify_upload("digits-audio", speech[0])
     assert max(depth_probs, key=depth_probs.get) == "7"
     assert max(speech_probs, key=speech_probs.get) == "3"
     broken = tmp_path / "broken.npy"
     broken.write_bytes(b"nonsense")
     with pytest.raises(InputError):
-        ui.classify_upload("digits-depth", broken)
+        tryit.classify_upload("digits-depth", broken)
     with pytest.raises(InputError, match="upload a file first"):
-        ui.classify_upload("digits-audio", None)
+        tryit.classify_upload("digits-audio", None)
 
 
 def test_the_page_builds_offline():
@@ -84,7 +84,7 @@ def test_on_a_zerogpu_space_training_asks_for_a_gpu_for_as_long_as_the_run_needs
         zero_gpu_app = importlib.reload(app)
         assert getattr(zero_gpu_app.run_distillation, "on_gpu", False)
         duration = asked[0]("digits-sketch", "cmc", 5, 8000, 256, 0.3, 0, [], None)
-        assert duration == ui.gpu_seconds(5, 8000)
+        assert duration == training.gpu_seconds(5, 8000)
     finally:
         monkeypatch.delitem(sys.modules, "spaces")
         importlib.reload(app)
@@ -96,9 +96,9 @@ def test_compare_table_holds_this_sessions_runs_and_the_benchmark():
     paper = json.loads((paths.results_dir() / "paper.json").read_text())
     methods = {r["config"]["method"] for r in paper["runs"]
                if r["study"] == "main" and r["config"]["pair"] == "digits-depth"}
-    rows = ui.compare_rows("digits-depth")
+    rows = compare.compare_rows("digits-depth")
     assert [row[0] for row in rows] == [f"benchmark: {m} (3 seeds)" for m in ui_order(methods)]
-    assert all(len(row) == len(ui.COMPARE_COLUMNS) for row in rows)
+    assert all(len(row) == len(compare.COMPARE_COLUMNS) for row in rows)
 
     metrics = {"zero_label_acc": {"head": 0.9, "prototype": 0.8}, "few_label_acc": {"1": 0.5, "10": 0.7},
                "retrieval": {"target_to_source": {"r1": 0.1}, "source_to_target": {"r1": 0.2}},
@@ -106,7 +106,7 @@ def test_compare_table_holds_this_sessions_runs_and_the_benchmark():
     mine = {"pair": "digits-depth", "label": "cmc, 512 pairs", "seed": 3, "metrics": metrics,
             "untrained": {**metrics, "zero_label_acc": {"head": 0.1, "prototype": 0.1}}}
     other_pair = {**mine, "pair": "digits-sketch"}
-    rows = ui.compare_rows("digits-depth", [mine, other_pair])
+    rows = compare.compare_rows("digits-depth", [mine, other_pair])
     assert rows[0][:2] == ["your run: cmc, 512 pairs", 0.9]
     assert rows[1][:2] == ["the same student untrained (seed 3)", 0.1]
     assert len(rows) == 2 + len(methods)
@@ -119,56 +119,56 @@ def ui_order(methods):
 
 
 def test_untrained_student_is_measured_like_any_run():
-    metrics = ui.untrained_metrics("digits-depth", 0, 8, "cpu")
+    metrics = training.untrained_metrics("digits-depth", 0, 8, "cpu")
     assert metrics["method"] == "random" and metrics["steps"] == 0
     assert metrics["zero_label_acc"]["head"] < 0.3
 
 
 def test_retrieval_marks_its_own_pair_and_its_class():
-    found = ui.shipped_test_embeddings("digits-depth")
-    items, summary = ui.retrieve("digits-depth", 123, "target→source", k=6)
-    assert len(items) == 6 and all(image.size == (ui.THUMBNAIL, ui.THUMBNAIL) for image, _ in items)
+    found = shipped.shipped_test_embeddings("digits-depth")
+    items, summary = explore.retrieve("digits-depth", 123, "target→source", k=6)
+    assert len(items) == 6 and all(image.size == (shipped.THUMBNAIL, shipped.THUMBNAIL) for image, _ in items)
     name = found["class_names"][found["labels"][123]]
     for _, caption in items:
         assert caption.startswith("✓") == (name in caption) or "its own pair" in caption
     assert f"a {name} (depth)" in summary
-    _, back = ui.retrieve("digits-audio", 0, "source→target", k=4)
+    _, back = explore.retrieve("digits-audio", 0, "source→target", k=4)
     assert "same class" in back  # audio pairs are class pairs
     with pytest.raises(InputError, match="test item"):
-        ui.retrieve("digits-depth", 5000, "target→source")
+        explore.retrieve("digits-depth", 5000, "target→source")
 
 
 def test_own_input_finds_photos_of_its_class():
-    probs, photos = ui.look_up_drawing("digits-sketch", {"composite": _drawn_one(False)})
+    probs, photos = tryit.look_up_drawing("digits-sketch", {"composite": _drawn_one(False)})
     assert max(probs, key=probs.get) == "1"
     assert len(photos) == 5 and [caption for _, caption in photos].count("1") >= 3
 
 
 def test_pair_strip_shows_photos_over_targets():
-    strip = ui.pair_strip("digits-audio", count=4)
-    assert strip.size == (4 * (ui.THUMBNAIL + 4), 2 * ui.THUMBNAIL + 4)
+    strip = explore.pair_strip("digits-audio", count=4)
+    assert strip.size == (4 * (shipped.THUMBNAIL + 4), 2 * shipped.THUMBNAIL + 4)
 
 
 def test_theory_tab_reads_the_benchmark():
-    figure = ui.theory_figure()
+    figure = compare.theory_figure()
     assert figure is not None and len(figure.data) >= 4  # both TV kinds: cmc, l2 and a fit
-    assert "Spearman" in ui.theory_text()
+    assert "Spearman" in compare.theory_text()
 
 
 def test_gpu_time_asked_for_grows_with_the_run_and_is_capped():
-    assert ui.gpu_seconds(5, 8000) < ui.gpu_seconds(20, 10_000) <= 300
+    assert training.gpu_seconds(5, 8000) < training.gpu_seconds(20, 10_000) <= 300
 
 
 def test_alignment_map_has_both_modalities_for_every_class_and_caches_coordinates():
     from cmcd.viz import maps as visualise
 
-    figure = ui.alignment_plot("digits-depth", "pca", True, points=300)
+    figure = explore.alignment_plot("digits-depth", "pca", True, points=300)
     assert not figure.layout.images
     traces = [trace for trace in figure.data if trace.mode == "markers"]
     assert len(traces) == 20  # 10 classes x (teacher, student)
     assert all(len(trace.x) == 30 for trace in traces)  # 300 items spread over the 10 classes
     assert any(trace.mode == "lines" for trace in figure.data)
-    found = ui.shipped_test_embeddings("digits-depth")
+    found = shipped.shipped_test_embeddings("digits-depth")
     teacher, student = found["teacher"][:300], found["student"][:300]
     before = set((paths.cache_dir() / "coordinates").glob("*.npy"))
     first = visualise.coordinates(teacher, student, "pca")
@@ -178,7 +178,7 @@ def test_alignment_map_has_both_modalities_for_every_class_and_caches_coordinate
 
 
 def test_thumbnails_are_drawn_in_the_map():
-    figure = ui.alignment_plot("digits-depth", "pca", False, True, points=300)
+    figure = explore.alignment_plot("digits-depth", "pca", False, True, points=300)
     assert len(figure.layout.images) == 40  # two items per class, each as photo and as target
     assert all(image.source.startswith("data:image/png;base64,") for image in figure.layout.images)
 
@@ -188,12 +188,12 @@ def test_the_app_shows_pca_while_umap_is_still_compiling(monkeypatch):
 
     monkeypatch.setattr(visualise, "umap_is_warm", lambda: False)
     monkeypatch.setattr(visualise, "_umap", lambda *args: pytest.fail("UMAP fitted while cold"))
-    figure = ui.alignment_plot("digits-depth", "umap", False, points=120, pca_while_umap_warms=True)
+    figure = explore.alignment_plot("digits-depth", "umap", False, points=120, pca_while_umap_warms=True)
     assert "PCA (UMAP is still warming up" in figure.layout.title.text
 
 
 def test_umap_map_on_a_few_hundred_points():
-    figure = ui.alignment_plot("digits-sketch", "umap", False, points=200)
+    figure = explore.alignment_plot("digits-sketch", "umap", False, points=200)
     xs = np.concatenate([trace.x for trace in figure.data if trace.mode == "markers"])
     assert len(xs) == 400 and np.isfinite(xs).all() and np.ptp(xs) > 0
 
@@ -205,7 +205,7 @@ def test_live_distillation_streams_progress_and_can_be_cancelled():
 
     config = DistillConfig(pair="digits-sketch", epochs=2, n_pairs=512, batch_size=128, width=8,
                            device="cpu")
-    stream = ui.distill_events(config, threading.Event())
+    stream = training.distill_events(config, threading.Event())
     events = []
     try:
         while True:
@@ -214,14 +214,14 @@ def test_live_distillation_streams_progress_and_can_be_cancelled():
         run = finished.value
     assert [e["epoch"] for e in events if e["kind"] == "epoch"] == [1, 2]
     assert run.metrics["n_pairs"] == 512 and not run.cancelled
-    figure = ui.training_curves(events)
+    figure = training.training_curves(events)
     assert len(figure.data) == 3
-    assert dict(ui.metrics_rows(run.metrics))["zero-label accuracy, teacher head"] == \
+    assert dict(training.metrics_rows(run.metrics))["zero-label accuracy, teacher head"] == \
         run.metrics["zero_label_acc"]["head"]
 
     stop = threading.Event()
     stop.set()
-    cancelled = ui.distill_events(DistillConfig(pair="digits-sketch", epochs=3, n_pairs=512,
+    cancelled = training.distill_events(DistillConfig(pair="digits-sketch", epochs=3, n_pairs=512,
                                                 batch_size=128, width=8, device="cpu"), stop)
     try:
         while True:
@@ -238,3 +238,20 @@ def test_latency_benchmark_times_each_modality_through_the_app_handlers():
         assert row["calls"] == 3 and 0 < row["p50_ms"] <= row["p95_ms"]
     assert bench_app.format_report({"startup_s": 1.0, "cpu_count": 2, "classify": {
         "digits-depth": {"p50_ms": 1.0, "p95_ms": 2.0, "calls": 3}}}).startswith("app start-up")
+
+
+def test_the_app_reads_results_without_the_benchmarks_and_the_library_without_either():
+    import subprocess
+    import sys
+
+    def imported(modules: str) -> list[str]:
+        code = (f"import sys, {modules}; print(' '.join(m for m in sys.modules "
+                "if m.startswith(('cmcd.bench', 'cmcd.viz', 'cmcd.app'))))")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True).stdout.split()
+
+    app_modules = imported("cmcd.app.compare, cmcd.app.explore, cmcd.app.training, cmcd.app.tryit")
+    assert "cmcd.app.compare" in app_modules
+    assert not [m for m in app_modules if m.startswith("cmcd.bench")]
+    assert imported("cmcd.train.distill, cmcd.train.run_files, cmcd.eval.classify, "
+                    "cmcd.eval.results, cmcd.models.teacher") == []

@@ -22,10 +22,18 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
+def _typing_only(tree: ast.AST) -> set[ast.AST]:
+    """The statements under `if TYPE_CHECKING:`, which never run."""
+    return {statement for node in ast.walk(tree) if isinstance(node, ast.If)
+            and getattr(node.test, "id", None) == "TYPE_CHECKING"
+            for block in node.body for statement in ast.walk(block)}
+
+
 def _imports(module: str) -> set[str]:
-    """Every cmcd module `module` imports, at the top or inside functions."""
+    """Every cmcd module `module` imports when it runs, at the top or inside functions."""
     found = set()
-    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+    tree = ast.parse(MODULES[module].read_text())
+    for node in set(ast.walk(tree)) - _typing_only(tree):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.startswith("cmcd")}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cmcd"):

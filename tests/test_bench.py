@@ -8,6 +8,7 @@ import pytest
 from cmcd.bench import paper as bench_paper
 from cmcd.bench import theory as bench_theory
 from cmcd.cli import main
+from cmcd.eval.records import ZERO_LABEL_HEAD
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -21,12 +22,12 @@ def fake_run(method, head, seed, pair="digits-sketch", study="main"):
 def test_compare_calls_a_lead_within_the_seed_spread_a_tie():
     runs = [fake_run("cmc", h, s) for s, h in enumerate([0.80, 0.82, 0.84])]
     runs += [fake_run("l2", h, s) for s, h in enumerate([0.79, 0.80, 0.81])]
-    result = bench_paper.compare(runs, "cmc", "l2", "zero_label_acc.head")
+    result = bench_paper.compare(runs, "cmc", "l2", ZERO_LABEL_HEAD)
     assert result["difference"] == pytest.approx(0.02)
     assert result["verdict"] == "ties"  # the lead (0.02) is within cmc's spread (0.02)
     runs += [fake_run("cmd", h, s) for s, h in enumerate([0.70, 0.71, 0.72])]
-    assert bench_paper.compare(runs, "cmd", "l2", "zero_label_acc.head")["verdict"] == "loses to"
-    assert bench_paper.compare(runs, "cmc", "cmd", "zero_label_acc.head")["verdict"] == "beats"
+    assert bench_paper.compare(runs, "cmd", "l2", ZERO_LABEL_HEAD)["verdict"] == "loses to"
+    assert bench_paper.compare(runs, "cmc", "cmd", ZERO_LABEL_HEAD)["verdict"] == "beats"
 
 
 def test_the_best_of_a_column_is_marked_only_beyond_the_spread():

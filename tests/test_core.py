@@ -16,7 +16,8 @@ from cmcd.modalities import get_modality
 from cmcd.paths import checkpoint_root
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
-from cmcd.train.run_files import load_student, save_run
+from cmcd.models.checkpoints import load_student
+from cmcd.train.run_files import load_run, run_record, save_run
 from cmcd.train.pretrain import PretrainConfig, nt_xent, pretrain
 from cmcd.models.teacher import load_teacher
 
@@ -119,13 +120,14 @@ def test_saved_run_round_trips(small_runs, tmp_path):
     for name in ("config.json", "metrics.json", "history.json", "student.safetensors",
                  "student.json", "embeddings.npz"):
         assert (out / name).exists()
-    student, meta = load_student(out)
+    student, meta = load_student(out / "student")
     x = torch.rand(4, 1, 32, 32)
     with torch.no_grad():
         assert torch.allclose(student(x), trained.student.eval()(x), atol=1e-5)
     with np.load(out / "embeddings.npz") as saved:
         assert saved["student"].shape == (1000, 128)
     assert meta["method"] == "cmc"
+    assert load_run(out) == run_record(trained)
     sketch = tmp_path / "seven.png"
     _draw_seven().save(sketch)
     result = _cmcd("classify", "--pair", "digits-sketch", "--run", str(out), str(sketch), "--json")

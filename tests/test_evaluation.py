@@ -226,3 +226,67 @@ def test_evaluate_returns_exactly_the_documented_json():
     assert len(numbers) == 2 + 3 + 8 + 2
     assert all(type(number) is float and number == round(number, 4) for number in numbers)
     assert json.loads(json.dumps(result)) == result
+
+
+def test_zero_label_accuracy_rounds_and_reads_a_head_alone():
+    labels = np.array([0, 1, 2])
+    head = (np.eye(3, dtype=np.float32), None)
+    embeddings = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [3.0, 0.0, 0.0]])  # the last is wrong
+    assert zero_label_accuracy(embeddings, labels, head) == {"head": 0.6667}
+    # Against a bias, length matters: unnormalised, this long vector outvotes class 1's bias.
+    long_one, biased = np.array([[2.0, 0.0, 0.0]]), (np.eye(3), np.array([0.0, 1.5, 0.0]))
+    assert zero_label_accuracy(long_one, [0], biased, normalize=False)["head"] == 1.0
+    assert zero_label_accuracy(long_one, [0], biased)["head"] == 0.0
+
+
+# ------------------------------------------------------------------------- catalogue and records
+
+
+def test_metrics_are_read_by_their_place_in_the_metrics_dict():
+    from cmcd.eval import records
+
+    metrics = {"zero_label_acc": {"head": 0.9, "prototype": 0.8},
+               "retrieval": {"target_to_source": {"r1": 0.25}}, "tv_distance": 1}
+    assert records.ZERO_LABEL_HEAD.read(metrics) == 0.9
+    assert records.R1_TARGET_TO_SOURCE.read(metrics) == 0.25
+    assert records.TV_EMBEDDINGS.read(metrics) == 1.0 and not records.TV_EMBEDDINGS.higher_is_better
+    with pytest.raises(KeyError):
+        records.FEW_LABEL_1.read(metrics)
+    for columns in (records.PAPER_TABLE, records.COMPARE, records.ONE_RUN):
+        assert len({m.heading for m in columns}) == len({m.label for m in columns}) == len(columns)
+
+
+def test_every_catalogued_metric_is_in_what_evaluate_returns():
+    from cmcd.eval import records
+
+    teacher, labels = clusters(60, spread=0.2, seed=5)
+    prototypes = class_prototypes(teacher, labels, NUM_CLASSES)
+    result = evaluate(student_test=teacher, teacher_test=teacher, test_labels=labels,
+                      student_val=teacher, teacher_val=teacher, pool_student=teacher,
+                      pool_labels=labels, head=(prototypes, None), prototypes=prototypes,
+                      pairing="instance", draws=1)
+    run = {**result, "pairs_per_s": 10.0, "wall_s": 1.5}
+    assert [m.read(run) for m in records.ONE_RUN][-2:] == [10.0, 1.5]
+    assert all(0.0 <= m.read(run) <= 1.0 for m in records.PAPER_TABLE)
+
+
+def test_run_record_round_trips_and_a_benchmark_run_keeps_its_three_keys():
+    from cmcd.eval.records import RunRecord
+
+    full = RunRecord({"pair": "digits-sketch"}, {"wall_s": 1.0}, [{"step": 1, "loss": 2.0}],
+                     [{"epoch": 1, "head": 0.5}])
+    assert RunRecord.from_json(json.loads(json.dumps(full.to_json()))) == full
+    benchmark_run = RunRecord({"pair": "digits-sketch"}, {"wall_s": 1.0}, study="main").to_json()
+    assert list(benchmark_run) == ["study", "config", "metrics"]
+
+
+def test_embed_batches_normalises_and_leaves_the_encoder_as_it_was():
+    from cmcd.models.embed import embed
+    from cmcd.modalities import build_encoder
+
+    encoder = build_encoder("sketch", width=8)
+    inputs = torch.rand(7, 1, 32, 32)
+    whole, batched = embed(encoder, inputs), embed(encoder, inputs, batch_size=3)
+    assert encoder.training and whole.device.type == "cpu" and whole.dtype == torch.float32
+    assert torch.allclose(whole, batched, atol=1e-6)
+    assert torch.allclose(embed(encoder, inputs, normalize=True).norm(dim=1), torch.ones(7), atol=1e-5)

@@ -1,8 +1,9 @@
 """`cmcd bench app`: how quickly the app starts and answers.
 
 - start-up: seconds from launching `python app.py` to its page being served (new process);
-- classify latency per modality, p50 and p95 over repeated calls of the app's own handlers on the
-  shipped examples (in process, after one warm-up call), on this machine's CPU.
+- classify latency per modality, p50 and p95 over repeated calls of the handlers the app's Classify
+  buttons run (prediction and nearest photos) on the shipped examples (in process, after one
+  warm-up call), on this machine's CPU.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from cmcd import paths
-from cmcd.app import ui
+from cmcd.app import tryit
 
 EXAMPLE_OF = {"digits-sketch": "digits-sketch__7__", "digits-depth": "digits-depth__7__",
               "digits-audio": "digits-audio__7__"}
@@ -59,20 +60,21 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _classify_example(pair: str, example: str) -> dict:
-    """What the app does for that input: the sketch pad hands over an image, the rest a file."""
+def _look_up_example(pair: str, example: str) -> tuple[dict, list]:
+    """What the app's Classify button does for that input: the sketch pad hands over an image,
+    the other inputs a file."""
     if pair.endswith("sketch"):
-        return ui.classify_drawing(pair, {"composite": np.asarray(Image.open(example).convert("RGBA"))})
-    return ui.classify_upload(pair, example)
+        return tryit.look_up_drawing(pair, {"composite": np.asarray(Image.open(example).convert("RGBA"))})
+    return tryit.look_up_upload(pair, example)
 
 
 def classify_latency(pair: str, repeats: int) -> dict:
-    example = next(path for path in ui.examples(pair) if Path(path).name.startswith(EXAMPLE_OF[pair]))
-    _classify_example(pair, example)  # warm-up: loads the student and the teacher
+    example = next(path for path in tryit.examples(pair) if Path(path).name.startswith(EXAMPLE_OF[pair]))
+    _look_up_example(pair, example)  # warm-up: loads the student, the teacher and the test embeddings
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        _classify_example(pair, example)
+        _look_up_example(pair, example)
         times.append(time.perf_counter() - started)
     return {"p50_ms": round(1000 * statistics.median(times), 1),
             "p95_ms": round(1000 * _percentile(times, 0.95), 1), "calls": len(times)}

@@ -19,29 +19,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cmcd.bench import runner as bench_runs
-from cmcd.viz import figures
 from cmcd.data import pairs
-from cmcd.bench.runner import group, mean_std, metric
 from cmcd.data.cache import atomic_write_bytes
-from cmcd.train.objectives import METHODS
+from cmcd.eval import records
+from cmcd.eval.records import ZERO_LABEL_HEAD, Metric
+from cmcd.eval.results import group, mean_std
 from cmcd.train.config import DistillConfig
+from cmcd.train.objectives import METHODS
+from cmcd.viz import figures
 
 LABEL_FREE_BASELINES = ("l2", "crd", "socket")  # existing label-free distillation
 CMCD = ("cmc", "cmd", "cmc+l2")
 REFERENCES = {"random": "no training", "target-ssl": "target alone, no teacher",
               "supervised": "all target labels: upper bound"}
-COLUMNS = (  # (metric, heading)
-    ("zero_label_acc.head", "zero-label head"),
-    ("zero_label_acc.prototype", "zero-label prototype"),
-    ("few_label_acc.1", "1 label/class"),
-    ("few_label_acc.5", "5 labels/class"),
-    ("few_label_acc.10", "10 labels/class"),
-    ("retrieval.target_to_source.r1", "R@1 target→source"),
-    ("retrieval.source_to_target.r1", "R@1 source→target"),
-    ("tv_distance", "TV (embeddings)"),
-    ("tv_distance_head", "TV (head)"),
-)
-LOWER_IS_BETTER = {"tv_distance", "tv_distance_head"}
+VERDICT_METRICS = (ZERO_LABEL_HEAD, records.R1_TARGET_TO_SOURCE)  # CMCD against L2, cell by cell
+FEW_LABEL_CURVE = {0: ZERO_LABEL_HEAD, 1: records.FEW_LABEL_1, 5: records.FEW_LABEL_5,
+                   10: records.FEW_LABEL_10}  # target labels per class -> accuracy
 
 
 @dataclass(frozen=True)
@@ -104,6 +97,10 @@ def budget_label(n_pairs) -> str:
 
 # --- tables ---------------------------------------------------------------------------------------
 
+def _values(runs: list[dict], metric: Metric) -> list[float]:
+    return [metric.read(run["metrics"]) for run in runs]
+
+
 def _best_rows(stats: dict[str, tuple[float, float]], lower_is_better: bool) -> set[str]:
     """The row whose mean leads the runner-up by more than either one's standard deviation."""
     ranked = sorted(stats, key=lambda row: stats[row][0], reverse=not lower_is_better)
@@ -121,15 +118,16 @@ def _format(mean: float, std: float, bold: bool) -> str:
 def main_table(runs: list[dict], pair: str) -> str:
     by_method = group([r for r in runs if r["study"] == "main" and r["config"]["pair"] == pair], "method")
     methods = [m for m in METHODS if (m,) in by_method]
-    lines = ["| method | " + " | ".join(h for _, h in COLUMNS) + " |",
-             "| --- |" + " --- |" * len(COLUMNS)]
-    stats = {name: {m: mean_std([metric(r, name) for r in by_method[(m,)]]) for m in methods}
-             for name, _ in COLUMNS}
-    best = {name: _best_rows({m: s for m, s in stats[name].items() if m != "supervised"},
-                             name in LOWER_IS_BETTER) for name, _ in COLUMNS}
+    columns = records.PAPER_TABLE
+    lines = ["| method | " + " | ".join(column.heading for column in columns) + " |",
+             "| --- |" + " --- |" * len(columns)]
+    stats = {column: {m: mean_std(_values(by_method[(m,)], column)) for m in methods}
+             for column in columns}
+    best = {column: _best_rows({m: s for m, s in stats[column].items() if m != "supervised"},
+                               not column.higher_is_better) for column in columns}
     for m in methods:
         label = f"{m} ({REFERENCES[m]})" if m in REFERENCES else m
-        cells = [_format(*stats[name][m], m in best[name]) for name, _ in COLUMNS]
+        cells = [_format(*stats[column][m], m in best[column]) for column in columns]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -141,8 +139,8 @@ def regime_table(runs: list[dict], pair: str, teacher: str) -> str:
     methods = [m for m in METHODS if any(key[0] == m for key in by_cell)]
     lines = ["| method | " + " | ".join(f"{budget_label(b)} pairs" for b in budgets) + " |",
              "| --- |" + " --- |" * len(budgets)]
-    stats = {b: {m: mean_std([metric(r, "zero_label_acc.head") for r in by_cell.get((m, b), [])])
-                 for m in methods} for b in budgets}
+    stats = {b: {m: mean_std(_values(by_cell.get((m, b), []), ZERO_LABEL_HEAD)) for m in methods}
+             for b in budgets}
     best = {b: _best_rows(stats[b], False) for b in budgets}
     for m in methods:
         lines.append(f"| {m} | " + " | ".join(_format(*stats[b][m], m in best[b]) for b in budgets) + " |")
@@ -157,10 +155,10 @@ def versus(a: list[float], b: list[float]) -> dict:
     return {"difference": round(difference, 4), "spread": round(spread, 4), "verdict": verdict}
 
 
-def compare(runs: list[dict], method: str, baseline: str, name: str) -> dict | None:
+def compare(runs: list[dict], method: str, baseline: str, metric: Metric) -> dict | None:
     """method against baseline on one metric: the difference of means and the verdict."""
-    a = [metric(r, name) for r in runs if r["config"]["method"] == method]
-    b = [metric(r, name) for r in runs if r["config"]["method"] == baseline]
+    a = _values([r for r in runs if r["config"]["method"] == method], metric)
+    b = _values([r for r in runs if r["config"]["method"] == baseline], metric)
     return versus(a, b) if a and b else None
 
 
@@ -175,17 +173,17 @@ def verdicts(runs: list[dict]) -> list[dict]:
         cells.append(("regime", pair, teacher, budget, cell))
     for study, pair, teacher, budget, cell in cells:
         for method in CMCD:
-            for name in ("zero_label_acc.head", "retrieval.target_to_source.r1"):
-                result = compare(cell, method, "l2", name)
+            for metric in VERDICT_METRICS:
+                result = compare(cell, method, "l2", metric)
                 if result:
-                    rows.append({"study": study, "pair": pair, "teacher": teacher,
-                                 "n_pairs": budget, "method": method, "metric": name, **result})
+                    rows.append({"study": study, "pair": pair, "teacher": teacher, "n_pairs": budget,
+                                 "method": method, "metric": metric.name, **result})
     return rows
 
 
-def _best_mean(runs: list[dict], methods, name: str) -> tuple[str, list[float]] | None:
+def _best_mean(runs: list[dict], methods, metric: Metric) -> tuple[str, list[float]] | None:
     """The method (of `methods`) with the highest mean, and its values."""
-    candidates = {m: [metric(r, name) for r in runs if r["config"]["method"] == m] for m in methods}
+    candidates = {m: _values([r for r in runs if r["config"]["method"] == m], metric) for m in methods}
     candidates = {m: v for m, v in candidates.items() if v}
     if not candidates:
         return None
@@ -193,7 +191,7 @@ def _best_mean(runs: list[dict], methods, name: str) -> tuple[str, list[float]] 
     return best, candidates[best]
 
 
-def claim_table(runs: list[dict], name: str = "zero_label_acc.head") -> str:
+def claim_table(runs: list[dict], metric: Metric = ZERO_LABEL_HEAD) -> str:
     """Claim 1 per main-table pair: each CMCD loss against L2, and the best of CMC/CMD against
     the best existing label-free method, as 'difference (verdict)'."""
     main = [r for r in runs if r["study"] == "main"]
@@ -203,9 +201,9 @@ def claim_table(runs: list[dict], name: str = "zero_label_acc.head") -> str:
         cell = [r for r in main if r["config"]["pair"] == pair]
         cells = []
         for method in CMCD:
-            result = compare(cell, method, "l2", name)
+            result = compare(cell, method, "l2", metric)
             cells.append("–" if result is None else f"{result['difference']:+.3f} ({result['verdict']})")
-        ours, theirs = _best_mean(cell, ("cmc", "cmd"), name), _best_mean(cell, LABEL_FREE_BASELINES, name)
+        ours, theirs = _best_mean(cell, ("cmc", "cmd"), metric), _best_mean(cell, LABEL_FREE_BASELINES, metric)
         if ours and theirs:
             result = versus(ours[1], theirs[1])
             cells.append(f"{ours[0]} − {theirs[0]}: {result['difference']:+.3f} ({result['verdict']})")
@@ -218,11 +216,11 @@ def claim_table(runs: list[dict], name: str = "zero_label_acc.head") -> str:
 def verdict_counts(rows: list[dict]) -> str:
     lines = ["| method vs l2 | metric | beats | ties | loses to |", "| --- | --- | --- | --- | --- |"]
     for method in CMCD:
-        for name in ("zero_label_acc.head", "retrieval.target_to_source.r1"):
-            chosen = [r for r in rows if r["method"] == method and r["metric"] == name]
+        for metric in VERDICT_METRICS:
+            chosen = [r for r in rows if r["method"] == method and r["metric"] == metric.name]
             if chosen:
                 counts = [sum(r["verdict"] == v for r in chosen) for v in ("beats", "ties", "loses to")]
-                lines.append(f"| {method} | {name} | " + " | ".join(map(str, counts)) + " |")
+                lines.append(f"| {method} | {metric.name} | " + " | ".join(map(str, counts)) + " |")
     return "\n".join(lines)
 
 
@@ -257,9 +255,8 @@ def few_label_panels(runs: list[dict]) -> list[figures.Panel]:
     for pair in dict.fromkeys(r["config"]["pair"] for r in main):
         panel = figures.Panel(pair, "target labels per class (0: teacher head)", "test accuracy")
         for (method,), chosen in group([r for r in main if r["config"]["pair"] == pair], "method").items():
-            names = ("zero_label_acc.head", "few_label_acc.1", "few_label_acc.5", "few_label_acc.10")
-            stats = [mean_std([metric(r, n) for r in chosen]) for n in names]
-            panel.series.append(figures.Series(method, [0, 1, 5, 10], [s[0] for s in stats],
+            stats = [mean_std(_values(chosen, metric)) for metric in FEW_LABEL_CURVE.values()]
+            panel.series.append(figures.Series(method, list(FEW_LABEL_CURVE), [s[0] for s in stats],
                                                [s[1] for s in stats]))
         panels.append(panel)
     return panels
@@ -273,7 +270,7 @@ def budget_panels(runs: list[dict]) -> list[figures.Panel]:
         for (method,), chosen in group(cell, "method").items():
             by_budget = group(chosen, "n_pairs")
             budgets = sorted(by_budget, key=lambda b: (b[0] is None, b[0] or 0))
-            stats = [mean_std([metric(r, "zero_label_acc.head") for r in by_budget[b]]) for b in budgets]
+            stats = [mean_std(_values(by_budget[b], ZERO_LABEL_HEAD)) for b in budgets]
             x = [r["metrics"]["n_pairs"] for r in (by_budget[b][0] for b in budgets)]
             panel.series.append(figures.Series(method, x, [s[0] for s in stats], [s[1] for s in stats]))
         panels.append(panel)

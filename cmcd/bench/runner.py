@@ -2,16 +2,15 @@
 processes, every finished run saved at once, so an interrupted benchmark resumes where it stopped.
 
 A benchmark's file holds {"benchmark", "command", "device", "wall_s", "settings", "runs"}; each run
-is {"study", "config" (`DistillConfig.to_dict()`), "metrics" (what `cmcd distill --json` prints)}.
+is a RunRecord: {"study", "config" (a DistillConfig as a dict), "metrics" (what `cmcd distill
+--json` prints)}.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -24,6 +23,7 @@ import torch
 
 from cmcd.data import cache
 from cmcd.data import pairs
+from cmcd.eval.records import RunRecord
 from cmcd.train import runtime
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
@@ -89,7 +89,7 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
           flush=True)
 
     def record(study: str, config: DistillConfig, metrics: dict) -> None:
-        report["runs"].append({"study": study, "config": config.to_dict(), "metrics": metrics})
+        report["runs"].append(RunRecord(config.to_dict(), metrics, study=study).to_json())
         report["wall_s"] = round(earlier_wall + time.perf_counter() - started, 1)
         cache.atomic_write_json(path, report)
         elapsed = time.perf_counter() - started
@@ -143,32 +143,3 @@ def load_or_execute(name: str, plan, planned_runs: Callable, out: Path, *, quick
     header = {"benchmark": name, "command": command, "quick": quick,
               "settings": settings or dataclasses.asdict(plan)}
     return execute(planned_runs(plan), path, header, workers=workers, resume=resume)
-
-
-# --- reading runs back -------------------------------------------------------------------------------
-
-def lookup(metrics: dict, name: str) -> float:
-    """A metric by dotted name, e.g. 'zero_label_acc.head' or 'retrieval.target_to_source.r1'."""
-    for part in name.split("."):
-        metrics = metrics[part]
-    return float(metrics)
-
-
-def metric(run: dict, name: str) -> float:
-    return lookup(run["metrics"], name)
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def group(rows: list[dict], *fields: str) -> dict[tuple, list[dict]]:
-    """Runs (by their config) or flat rows grouped by fields such as 'pair', 'method', in
-    first-seen order."""
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        values = row.get("config", row)
-        groups.setdefault(tuple(values[f] for f in fields), []).append(row)
-    return groups

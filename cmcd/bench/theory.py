@@ -17,14 +17,12 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from cmcd.bench import runner as bench_runs
-from cmcd.viz import figures
 from cmcd.data import pairs
-from cmcd.bench.runner import group
 from cmcd.data.cache import atomic_write_bytes, atomic_write_json
+from cmcd.eval.results import group
 from cmcd.train.config import DistillConfig
-
-TV_KINDS = {"tv_distance_head": "TV as the teacher's head sees it",
-            "tv_distance": "TV of the embeddings"}
+from cmcd.viz import figures
+from cmcd.viz.theory import TITLE, TV_KINDS, panels
 
 
 @dataclass(frozen=True)
@@ -75,26 +73,6 @@ def summary(rows: list[dict]) -> dict:
     return result
 
 
-def panels(report: dict) -> list[figures.Panel]:
-    rows = report["points"]
-    result = []
-    for kind, title in TV_KINDS.items():
-        stats = report["summary"][kind]
-        panel = figures.Panel(f"{title} (Spearman ρ {stats['spearman_all']})", "estimated TV",
-                              "target error (1 - zero-label accuracy)")
-        for (method,), chosen in group(rows, "method").items():
-            panel.series.append(figures.Series(
-                method, [r[kind] for r in chosen], [r["error"] for r in chosen], mode="markers",
-                hover=[f"{r['pair']}, gap {r['gap']}, seed {r['seed']}" for r in chosen]))
-        if stats["fit"]:
-            x = [min(r[kind] for r in rows), max(r[kind] for r in rows)]
-            panel.series.append(figures.Series(
-                "fitted line", x, [stats["fit"]["slope"] * v + stats["fit"]["intercept"] for v in x],
-                mode="fit"))
-        result.append(panel)
-    return result
-
-
 def markdown(report: dict) -> str:
     lines = [f"Device: {report['device']}; {len(report['runs'])} runs in {report['wall_s'] / 60:.1f} min; "
              f"gap levels {', '.join(str(g) for g in sorted({p['gap'] for p in report['points']}))}.", "",
@@ -116,8 +94,7 @@ def write_outputs(report: dict, out: Path) -> list[Path]:
     out = Path(out)
     atomic_write_bytes(out / "theory.md", markdown(report).encode())
     return [out / "theory.json", out / "theory.md",
-            *figures.save(panels(report), "Target error against estimated TV distance",
-                          out / "figures" / "theory", columns=2)]
+            *figures.save(panels(report), TITLE, out / "figures" / "theory", columns=2)]
 
 
 def run(out: str = "results", quick: bool = False, seeds: int | None = None, workers: int = 1,

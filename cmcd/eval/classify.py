@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from cmcd.data import pairs
-from cmcd.paths import checkpoint_root
-from cmcd.models.checkpoints import load_checkpoint
-from cmcd.modalities import encoder_from_config
 from cmcd.data.inputs import InputError
 from cmcd.data.sources import CLASS_NAMES
+from cmcd.eval.metrics import zero_label_accuracy
+from cmcd.models.checkpoints import load_student
+from cmcd.models.embed import embed
 from cmcd.models.teacher import load_teacher
+from cmcd.paths import checkpoint_root
 
 
 def student_stem(pair: str, run_dir: Path | None = None) -> Path:
@@ -27,26 +28,18 @@ class Classifier:
 
     def __init__(self, pair: str, run_dir: Path | None = None):
         self.spec = pairs.get_spec(pair)
-        states, metadata = load_checkpoint(student_stem(pair, run_dir))
-        if metadata.get("pair") != pair:
+        self.student, self.metadata = load_student(student_stem(pair, run_dir))
+        if self.metadata.get("pair") != pair:
             raise ValueError(f"the student at {student_stem(pair, run_dir)} was trained for "
-                             f"{metadata.get('pair')!r}, not {pair!r}")
-        self.student = encoder_from_config(metadata["modules"]["encoder"])
-        self.student.load_state_dict(states["encoder"])
-        self.student.eval()
-        self.metadata = metadata
-        self.teacher = load_teacher(self.spec.dataset, metadata.get("teacher", "ft"))
+                             f"{self.metadata.get('pair')!r}, not {pair!r}")
+        self.teacher = load_teacher(self.spec.dataset, self.metadata.get("teacher", "ft"))
         self.class_names = CLASS_NAMES[self.spec.dataset]
-
-    @torch.no_grad()
-    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Normalised student embeddings of target inputs (N, 1, H, W)."""
-        return F.normalize(self.student(inputs), dim=1)
 
     @torch.no_grad()
     def predict(self, sample: torch.Tensor) -> dict:
         """One target sample (1, H, W) -> {"label", "probs"}."""
-        probs = F.softmax(self.teacher.classify(self.embed(sample[None])), dim=1)[0]
+        embedding = embed(self.student, sample[None], normalize=True)
+        probs = F.softmax(self.teacher.classify(embedding), dim=1)[0]
         return {"label": self.class_names[int(probs.argmax())],
                 "probs": {name: round(float(p), 4) for name, p in zip(self.class_names, probs)}}
 
@@ -64,3 +57,13 @@ def classify_files(pair: str, files: list[Path], run_dir: Path | None = None) ->
         except InputError as error:
             results.append({"file": str(path), "error": str(error)})
     return results
+
+
+def real_samples_accuracy(student: torch.nn.Module, head: torch.nn.Linear, modality) -> dict | None:
+    """Zero-label head accuracy on the modality's real-world samples (such as real people's
+    recordings of the digits), when it has them and they are installed."""
+    recordings = modality.real_samples() if modality.real_samples else None
+    if recordings is None:
+        return None
+    features, labels = recordings
+    return {**zero_label_accuracy(embed(student, features), labels, head), "n": len(labels)}

@@ -18,6 +18,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
@@ -59,41 +61,50 @@ def class_prototypes(teacher_embeddings, labels, num_classes: int) -> np.ndarray
     return l2_normalize(sums)
 
 
-def _head_weights(head) -> tuple[np.ndarray, np.ndarray | None]:
-    if hasattr(head, "weight"):  # torch.nn.Linear
-        return _embeddings(head.weight), None if head.bias is None else _embeddings(head.bias)
-    weight, bias = head
-    return _embeddings(weight), None if bias is None else _embeddings(bias)
+def _head_parameters(head) -> tuple:
+    """(weight, bias or None) of a torch.nn.Linear or of a (weight, bias) pair."""
+    return (head.weight, head.bias) if hasattr(head, "weight") else tuple(head)
 
 
 def head_logits(embeddings, head, normalize: bool = True) -> np.ndarray:
-    weight, bias = _head_weights(head)
+    weight, bias = _head_parameters(head)
     x = _embeddings(embeddings)
     if normalize:
         x = l2_normalize(x)
-    logits = x @ weight.T
-    return logits if bias is None else logits + bias
+    logits = x @ _embeddings(weight).T
+    return logits if bias is None else logits + _embeddings(bias)
 
 
-def head_predictions(embeddings, head, normalize: bool = True) -> np.ndarray:
-    return head_logits(embeddings, head, normalize).argmax(axis=1)
+def _cpu_tensor(x) -> torch.Tensor:
+    return torch.as_tensor(x).detach().cpu()
 
 
-def prototype_predictions(embeddings, prototypes) -> np.ndarray:
-    return (l2_normalize(_embeddings(embeddings)) @ l2_normalize(_embeddings(prototypes)).T).argmax(axis=1)
+def _accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    return round(int((predictions == labels).sum()) / len(labels), 4)
 
 
-def zero_label_accuracy(student_test, labels, head, prototypes, normalize: bool = True) -> dict:
-    """Accuracy of the teacher's head and of the nearest teacher prototype on student embeddings.
+@torch.no_grad()
+def zero_label_accuracy(embeddings, labels, head, prototypes=None, normalize: bool = True) -> dict:
+    """Accuracy of the teacher's head and, given `prototypes`, of the nearest teacher class
+    prototype on student embeddings, rounded to 4 decimals: no target labels are used.
 
     `head` is a torch.nn.Linear (d -> C) or a (weight (C, d), bias (C,) or None) pair; `normalize`
-    L2-normalises the embeddings before the head, as the head saw them in training.
+    L2-normalises the embeddings before the head, as the head saw them in training. In torch, not
+    numpy: it runs after training epochs, and numpy's BLAS threads, once woken, keep spinning and
+    slow the next epoch on a small CPU.
     """
-    labels = _labels(labels)
-    return {
-        "head": float(np.mean(head_predictions(student_test, head, normalize) == labels)),
-        "prototype": float(np.mean(prototype_predictions(student_test, prototypes) == labels)),
-    }
+    x = _cpu_tensor(embeddings).float()
+    labels = _cpu_tensor(labels).long().reshape(-1)
+    unit = F.normalize(x, dim=1)
+    weight, bias = _head_parameters(head)
+    logits = (unit if normalize else x) @ _cpu_tensor(weight).float().T
+    if bias is not None:
+        logits = logits + _cpu_tensor(bias).float()
+    result = {"head": _accuracy(logits.argmax(1), labels)}
+    if prototypes is not None:
+        centres = F.normalize(_cpu_tensor(prototypes).float(), dim=1)
+        result["prototype"] = _accuracy((unit @ centres.T).argmax(1), labels)
+    return result
 
 
 # ------------------------------------------------------------------------------------ few labels

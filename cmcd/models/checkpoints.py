@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from cmcd.data import cache
-
+from cmcd.modalities import encoder_from_config
 
 
 def save_checkpoint(stem: Path, modules: dict[str, nn.Module], configs: dict[str, dict],
@@ -38,3 +38,16 @@ def load_checkpoint(stem: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
         module, _, param = key.partition(".")
         states.setdefault(module, {})[param] = value
     return states, json.loads(metadata.read_text())
+
+
+def save_student(stem: Path, student: nn.Module, metadata: dict) -> Path:
+    """A student encoder as STEM.safetensors and STEM.json ({"modules": {"encoder": config}, ...})."""
+    return save_checkpoint(stem, {"encoder": student}, {"encoder": student.config}, metadata)
+
+
+def load_student(stem: Path) -> tuple[nn.Module, dict]:
+    """A saved student encoder, in eval mode, and its metadata (pair, method, teacher, metrics...)."""
+    states, metadata = load_checkpoint(stem)
+    student = encoder_from_config(metadata.pop("modules")["encoder"])
+    student.load_state_dict(states["encoder"])
+    return student.eval(), metadata

@@ -17,6 +17,7 @@ from torch import nn
 from cmcd.paths import checkpoint_root
 from cmcd.models.checkpoints import load_checkpoint, save_checkpoint
 from cmcd.modalities import encoder_from_config
+from cmcd.models.embed import embed
 
 VARIANTS = ("ssl", "ft")
 
@@ -25,17 +26,6 @@ def teacher_stem(dataset: str, variant: str, root: Path | None = None) -> Path:
     if variant not in VARIANTS:
         raise ValueError(f"unknown teacher {variant!r}; valid: {', '.join(VARIANTS)}")
     return Path(root or checkpoint_root()) / f"teacher-{dataset}-{variant}"
-
-
-@torch.no_grad()
-def normalised_embeddings(encoder: nn.Module, inputs: torch.Tensor,
-                          batch_size: int = 1024) -> torch.Tensor:
-    """L2-normalised embeddings of `inputs`, in batches, on the encoder's device."""
-    device = next(encoder.parameters()).device
-    encoder.eval()
-    parts = [F.normalize(encoder(inputs[i: i + batch_size].to(device)).float(), dim=1)
-             for i in range(0, len(inputs), batch_size)]
-    return torch.cat(parts)
 
 
 @dataclass
@@ -57,7 +47,8 @@ class Teacher:
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings of uint8 photos (N, 3, 32, 32), on the teacher's device."""
-        return normalised_embeddings(self.encoder, images)
+        device = self.head.weight.device
+        return embed(self.encoder, images, normalize=True, mixed_precision=False).to(device)
 
     def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Class logits of normalised embeddings (the teacher's, or an aligned student's)."""

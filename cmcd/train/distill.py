@@ -16,12 +16,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cmcd.data import pairs
-from cmcd.eval.metrics import class_prototypes, evaluate, head_predictions
+from cmcd.eval.classify import real_samples_accuracy
+from cmcd.eval.metrics import class_prototypes, evaluate, zero_label_accuracy
 from cmcd.modalities import build_encoder
+from cmcd.models.embed import embed
 from cmcd.models.teacher import load_teacher
 from cmcd.train import runtime
 from cmcd.train.config import DistillConfig
@@ -43,17 +44,6 @@ class DistillRun:
 
 # --- training --------------------------------------------------------------------------------------
 
-@torch.no_grad()
-def embed(student: nn.Module, inputs: torch.Tensor, device: torch.device,
-          batch_size: int = 1024) -> torch.Tensor:
-    student.eval()
-    parts = []
-    for i in range(0, len(inputs), batch_size):
-        with runtime.autocast(device):
-            parts.append(student(inputs[i: i + batch_size].to(device)).float().cpu())
-    return torch.cat(parts)
-
-
 def _choose_pairs(total: int, n_pairs: int | None, seed: int) -> torch.Tensor:
     if n_pairs is None or n_pairs >= total:
         return torch.arange(total)
@@ -61,29 +51,6 @@ def _choose_pairs(total: int, n_pairs: int | None, seed: int) -> torch.Tensor:
         raise ValueError(f"n_pairs must be at least 1; got {n_pairs}")
     order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
     return order[:n_pairs].sort().values
-
-
-def _real_recordings_accuracy(student, teacher, modality, device) -> dict | None:
-    """Zero-label accuracy on the modality's real-world samples (such as real people's
-    recordings), when it has them and they are installed."""
-    recordings = modality.real_samples() if modality.real_samples else None
-    if recordings is None:
-        return None
-    features, labels = recordings
-    predictions = head_predictions(embed(student, features, device), teacher.head)
-    return {"head": round(float((predictions == labels.numpy()).mean()), 4), "n": len(labels)}
-
-
-@torch.no_grad()
-def _val_accuracy(student, data, teacher, prototypes: torch.Tensor, device) -> dict:
-    """Zero-label accuracy on validation items, in torch: numpy's BLAS threads, once woken here,
-    keep spinning and slow the next epoch's training on a small CPU."""
-    v = F.normalize(embed(student, data.val.target, device), dim=1)
-    by_head = (v @ teacher.head.weight.detach().cpu().T + teacher.head.bias.detach().cpu()).argmax(1)
-    by_prototype = (v @ prototypes.T).argmax(1)
-    labels = data.val.labels
-    return {"head": round((by_head == labels).float().mean().item(), 4),
-            "prototype": round((by_prototype == labels).float().mean().item(), 4)}
 
 
 MAX_VALIDATIONS = 10  # per run: many tiny epochs (a small pair budget) are validated now and then
@@ -168,8 +135,8 @@ def distill(config: DistillConfig,
             if (epoch + 1) % validate_every and epoch + 1 < epochs and not run.cancelled:
                 continue
             validation_started = time.perf_counter()
-            val = {"epoch": epoch + 1,
-                   **_val_accuracy(student, data, teacher, val_prototypes, device)}
+            val = {"epoch": epoch + 1, **zero_label_accuracy(
+                embed(student, data.val.target), data.val.labels, teacher.head, val_prototypes)}
             validation_seconds += time.perf_counter() - validation_started
             run.val_history.append(val)
             if progress:
@@ -178,11 +145,11 @@ def distill(config: DistillConfig,
                 break
     train_seconds = time.perf_counter() - train_started - validation_seconds
 
-    student_test = embed(student, data.test.target, device)
+    student_test = embed(student, data.test.target)
     metrics = evaluate(
         student_test=student_test, teacher_test=embeddings["test"], test_labels=data.test.labels,
-        student_val=embed(student, data.val.target, device), teacher_val=embeddings["val"],
-        pool_student=embed(student, targets, device), pool_labels=data.pairs.labels[chosen],
+        student_val=embed(student, data.val.target), teacher_val=embeddings["val"],
+        pool_student=embed(student, targets), pool_labels=data.pairs.labels[chosen],
         head=teacher.head, prototypes=prototypes, pairing=spec.pairing, seed=config.seed)
     run.metrics = {
         "pair": spec.name, "method": config.method, "teacher": config.teacher,
@@ -193,7 +160,7 @@ def distill(config: DistillConfig,
         "pairs_per_s": round(samples / train_seconds, 1) if samples else 0.0,
         "cancelled": run.cancelled, **metrics,
     }
-    real = _real_recordings_accuracy(student, teacher, spec.target, device)
+    real = real_samples_accuracy(student, teacher.head, spec.target)
     if real is not None:
         run.metrics["real_recordings_acc"] = real
     run.embeddings = {"teacher": embeddings["test"].numpy(), "student": student_test.numpy(),

@@ -24,7 +24,8 @@ from cmcd.train import runtime
 from cmcd import paths
 from cmcd.paths import checkpoint_root
 from cmcd.models.encoders import ProjectionHead
-from cmcd.models.teacher import Teacher, normalised_embeddings, save_teacher, teacher_stem
+from cmcd.models.embed import embed
+from cmcd.models.teacher import Teacher, save_teacher, teacher_stem
 
 
 @dataclass
@@ -155,7 +156,7 @@ def pretrain(config: PretrainConfig, report: Callable[[str], None] = print) -> d
     encoder = pairs.SOURCE.build_encoder(config.width, config.embed_dim).to(device)
     simclr_losses = train_simclr(encoder, images, config, device, report)
     encoder.eval()
-    features = normalised_embeddings(encoder, images)
+    features = embed(encoder, images, normalize=True, mixed_precision=False).to(device)
     head = fit_linear_head(features, labels, num_classes, config.head_epochs, device)
     ssl_teacher = Teacher(encoder, head, {}).freeze()
     ssl_seconds = time.perf_counter() - started

@@ -1,0 +1,99 @@
+"""The Try it tab: a visitor's drawing, upload or recording, classified by the pair's shipped
+student, with the nearest test photos."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from cmcd import paths
+from cmcd.app.shipped import classifier, picture, shipped_test_embeddings
+from cmcd.data.inputs import InputError
+from cmcd.modalities.sketch import sketch_from_array
+from cmcd.eval.metrics import nearest_neighbours
+from cmcd.eval.records import ZERO_LABEL_HEAD
+from cmcd.models.embed import embed
+
+TRY_IT_PAIRS = ("digits-sketch", "digits-depth", "digits-audio")  # built ahead by the warm-up
+
+
+def drawing_to_grey(image: np.ndarray) -> np.ndarray:
+    """A sketch-pad image (H, W), (H, W, 3) or (H, W, 4) -> greyscale in [0, 1] on white paper
+    (transparent pixels are paper)."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.max() > 1.0:
+        image = image / 255.0
+    if image.ndim == 2:
+        return image
+    rgb, alpha = image[..., :3], (image[..., 3:4] if image.shape[-1] == 4 else 1.0)
+    return (rgb * alpha + (1.0 - alpha)).mean(axis=-1)
+
+
+def _drawing_sample(editor_value):
+    image = editor_value.get("composite") if isinstance(editor_value, dict) else editor_value
+    if image is None:
+        raise InputError("draw something on the sketch pad first")
+    return sketch_from_array(drawing_to_grey(image))
+
+
+def _upload_sample(pair: str, path):
+    if not path:
+        raise InputError("upload a file first")
+    return classifier(pair).spec.target.read_file(Path(path))
+
+
+def classify_drawing(pair: str, editor_value) -> dict[str, float]:
+    """The sketch pad's value (a dict with a 'composite' image, or an image) -> class probabilities."""
+    return classifier(pair).predict(_drawing_sample(editor_value))["probs"]
+
+
+def classify_upload(pair: str, path) -> dict[str, float]:
+    """An uploaded or recorded file -> class probabilities of the pair's shipped student."""
+    return classifier(pair).predict(_upload_sample(pair, path))["probs"]
+
+
+def nearest_photos(pair: str, sample, k: int = 5) -> list:
+    """The k test photos whose teacher embeddings are nearest the student's embedding of `sample`."""
+    found = shipped_test_embeddings(pair)
+    embedding = embed(classifier(pair).student, sample[None], normalize=True).numpy()
+    hits = nearest_neighbours(embedding, found["teacher"], k)[0]
+    return [(picture(pair, int(h), "source"), found["class_names"][found["labels"][h]]) for h in hits]
+
+
+def look_up_drawing(pair: str, editor_value) -> tuple[dict, list]:
+    """Try it, sketch pad: class probabilities and the nearest test photos."""
+    sample = _drawing_sample(editor_value)
+    return classifier(pair).predict(sample)["probs"], nearest_photos(pair, sample)
+
+
+def look_up_upload(pair: str, path) -> tuple[dict, list]:
+    """Try it, uploaded or recorded file: class probabilities and the nearest test photos."""
+    sample = _upload_sample(pair, path)
+    return classifier(pair).predict(sample)["probs"], nearest_photos(pair, sample)
+
+
+def student_summary(pair: str) -> str:
+    """One line on the shipped student: method, how it was chosen, its test accuracy."""
+    meta = classifier(pair).metadata
+    accuracy = ZERO_LABEL_HEAD.read(meta["metrics"])
+    return (f"Shipped `{pair}` student: **{meta['method']}** (best on validation), zero-label "
+            f"test accuracy {accuracy:.1%} through the teacher's head, with no target labels.")
+
+
+def examples(pair: str) -> list[str]:
+    return sorted(str(path) for path in paths.examples_dir().glob(f"{pair}__*")
+                  if path.suffix in (".png", ".npy", ".wav"))
+
+
+def warm_up_in_background(pair_names=TRY_IT_PAIRS) -> threading.Thread:
+    """Build the Try-it pairs' data and embeddings in a daemon thread, so a visitor's first
+    classification does not wait for them (a cold cache takes about half a minute)."""
+    def warm():
+        for pair in pair_names:
+            shipped_test_embeddings(pair)
+
+    thread = threading.Thread(target=warm, daemon=True, name="embeddings-warm-up")
+    thread.start()
+    return thread
