@@ -85,15 +85,32 @@ def friendly(handler):
     return wrapped
 
 
-def try_it_column(title: str, pairs_here: list[str], make_input, handler, api_name: str,
-                  examples=()):
+# How the Try-it tab asks for each kind of input (see Modality.try_it): the component and the
+# handler that turns its value into a sample.
+WIDGETS = {
+    "sketchpad": (lambda ask: gr.Sketchpad(type="numpy", label=ask.label, canvas_size=(280, 280),
+                                           brush=gr.Brush(default_size=12, colors=["#000000"],
+                                                          color_mode="fixed")),
+                  tryit.look_up_drawing),
+    "file": (lambda ask: gr.File(label=ask.label, file_types=list(ask.file_types), type="filepath"),
+             tryit.look_up_upload),
+    "recorder": (lambda ask: gr.Audio(sources=["microphone", "upload"], type="filepath",
+                                      label=ask.label),
+                 tryit.look_up_upload),
+}
+
+
+def try_it_column(modality, pairs_here: list[str]):
     """One modality's panel: its input, a Classify button, the prediction and the nearest photos."""
+    ask = modality.try_it
+    make_input, handler = WIDGETS[ask.widget]
     with gr.Column():
-        gr.Markdown(f"### {title}")
+        gr.Markdown(f"### {ask.title}")
         pair = gr.Dropdown(pairs_here, value=pairs_here[0], label="Pair")
         summary = gr.Markdown(tryit.student_summary(pairs_here[0]))
-        value = make_input()
-        if examples:  # each example sets its pair too: assets/examples/PAIR__LABEL__what.ext
+        value = make_input(ask)
+        examples = [path for name in pairs_here for path in tryit.examples(name)] if ask.show_examples else []
+        if examples:  # each example sets its pair too: cmcd/shipped/examples/PAIR__LABEL__what.ext
             gr.Examples([[Path(path).name.split("__")[0], path] for path in examples],
                         [pair, value], label="Examples (test items, not seen in training)")
         button = gr.Button("Classify", variant="primary")
@@ -101,7 +118,8 @@ def try_it_column(title: str, pairs_here: list[str], make_input, handler, api_na
         nearest = gr.Gallery(label="Nearest test photos, by the teacher's embeddings", columns=5,
                              height=140, object_fit="contain")
         pair.change(tryit.student_summary, pair, summary, api_name=False)
-        button.click(friendly(handler), [pair, value], [label, nearest], api_name=api_name)
+        button.click(friendly(handler), [pair, value], [label, nearest],
+                     api_name=f"classify_{modality.name}")
 
 
 # The Temperature slider sets `temperature`; every other option of every method has a control of
@@ -332,23 +350,8 @@ def build_demo() -> gr.Blocks:
         session_runs = gr.State([])  # this browser session's distillation runs
         with gr.Tab("Try it"):
             with gr.Row():
-                try_it_column("Draw a sketch", ["digits-sketch", "fashion-sketch"],
-                              lambda: gr.Sketchpad(type="numpy", label="Sketch pad",
-                                                   canvas_size=(280, 280),
-                                                   brush=gr.Brush(default_size=12,
-                                                                  colors=["#000000"],
-                                                                  color_mode="fixed")),
-                              tryit.look_up_drawing, "classify_sketch")
-                try_it_column("Upload a depth map", ["digits-depth", "fashion-depth"],
-                              lambda: gr.File(label="Depth map (8/16-bit PNG or .npy; 0 = no "
-                                              "reading)", file_types=[".png", ".npy"],
-                                              type="filepath"),
-                              tryit.look_up_upload, "classify_depth",
-                              tryit.examples("digits-depth") + tryit.examples("fashion-depth"))
-                try_it_column("Say or upload a digit", ["digits-audio"],
-                              lambda: gr.Audio(sources=["microphone", "upload"], type="filepath",
-                                               label="Spoken digit (WAV, FLAC or OGG, up to 10 s)"),
-                              tryit.look_up_upload, "classify_audio", tryit.examples("digits-audio"))
+                for modality, pairs_here in tryit.try_it_panels():
+                    try_it_column(modality, pairs_here)
         with gr.Tab("Distill"):
             distill_tab(demo, session_runs)
         with gr.Tab("Alignment"):

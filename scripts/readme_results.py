@@ -15,12 +15,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cmcd.data import pairs  # noqa: E402
 from cmcd.eval import records  # noqa: E402
 
 RESULTS, CHECKPOINTS = ROOT / "results", ROOT / "cmcd" / "shipped" / "checkpoints"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 STUDENT_COLUMNS = (records.ZERO_LABEL_HEAD, records.ZERO_LABEL_PROTOTYPE, records.R1_TARGET_TO_SOURCE)
-PAIRS = ("digits-sketch", "digits-depth", "digits-audio", "fashion-sketch", "fashion-depth")
+PAIRS = tuple(pairs.PAIRS)
 
 
 def _json(path: Path) -> dict:
@@ -186,7 +187,7 @@ def section() -> str:
         f"(`python scripts/tune_on_validation.py`, {tuning['epochs']} epochs, see "
         "`results/tuning.json`). Every number below is written by the command named next to it.",
         "",
-        "**Teachers** (`cmcd pretrain`, see `checkpoints/README.md`; accuracy of the linear head "
+        "**Teachers** (`cmcd pretrain`, see `cmcd/shipped/checkpoints/README.md`; accuracy of the linear head "
         "on held-out source photos):",
         "",
         teachers(),
@@ -244,7 +245,7 @@ def section() -> str:
         "### Shipped students, speed, data, app",
         "",
         "**Shipped students** (`python scripts/ship_students.py --epochs 12 --width 32`; the CMCD "
-        "variant with the best validation score ships as `checkpoints/student-PAIR`):",
+        "variant with the best validation score ships as `cmcd/shipped/checkpoints/student-PAIR`):",
         "",
         students(),
         "",

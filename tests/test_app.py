@@ -233,7 +233,7 @@ def test_live_distillation_streams_progress_and_can_be_cancelled():
 def test_latency_benchmark_times_each_modality_through_the_app_handlers():
     from cmcd.bench import app as bench_app
 
-    for pair in bench_app.EXAMPLE_OF:
+    for pair in bench_app.timed_pairs():
         row = bench_app.classify_latency(pair, repeats=3)
         assert row["calls"] == 3 and 0 < row["p50_ms"] <= row["p95_ms"]
     assert bench_app.format_report({"startup_s": 1.0, "cpu_count": 2, "classify": {
@@ -255,3 +255,12 @@ def test_the_app_reads_results_without_the_benchmarks_and_the_library_without_ei
     assert not [m for m in app_modules if m.startswith("cmcd.bench")]
     assert imported("cmcd.train.distill, cmcd.train.run_files, cmcd.eval.classify, "
                     "cmcd.eval.results, cmcd.models.teacher") == []
+
+
+def test_try_it_has_one_panel_per_target_modality_from_the_registry():
+    panels = {modality.name: names for modality, names in tryit.try_it_panels()}
+    assert panels == {"sketch": ["digits-sketch", "fashion-sketch"],
+                      "depth": ["digits-depth", "fashion-depth"], "audio": ["digits-audio"]}
+    from cmcd.bench import app as bench_app
+
+    assert bench_app.timed_pairs() == ["digits-sketch", "digits-depth", "digits-audio"]

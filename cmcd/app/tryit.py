@@ -10,13 +10,14 @@ import numpy as np
 
 from cmcd import paths
 from cmcd.app.shipped import classifier, picture, shipped_test_embeddings
+from cmcd.data import pairs
 from cmcd.data.inputs import InputError
-from cmcd.modalities.sketch import sketch_from_array
 from cmcd.eval.metrics import nearest_neighbours
 from cmcd.eval.records import ZERO_LABEL_HEAD
+from cmcd.modalities import Modality
 from cmcd.models.embed import embed
+from cmcd.paths import checkpoint_root
 
-TRY_IT_PAIRS = ("digits-sketch", "digits-depth", "digits-audio")  # built ahead by the warm-up
 
 
 def drawing_to_grey(image: np.ndarray) -> np.ndarray:
@@ -31,11 +32,11 @@ def drawing_to_grey(image: np.ndarray) -> np.ndarray:
     return (rgb * alpha + (1.0 - alpha)).mean(axis=-1)
 
 
-def _drawing_sample(editor_value):
+def _drawing_sample(pair: str, editor_value):
     image = editor_value.get("composite") if isinstance(editor_value, dict) else editor_value
     if image is None:
         raise InputError("draw something on the sketch pad first")
-    return sketch_from_array(drawing_to_grey(image))
+    return pairs.get_spec(pair).target.read_drawing_of(drawing_to_grey(image))
 
 
 def _upload_sample(pair: str, path):
@@ -46,7 +47,7 @@ def _upload_sample(pair: str, path):
 
 def classify_drawing(pair: str, editor_value) -> dict[str, float]:
     """The sketch pad's value (a dict with a 'composite' image, or an image) -> class probabilities."""
-    return classifier(pair).predict(_drawing_sample(editor_value))["probs"]
+    return classifier(pair).predict(_drawing_sample(pair, editor_value))["probs"]
 
 
 def classify_upload(pair: str, path) -> dict[str, float]:
@@ -64,7 +65,7 @@ def nearest_photos(pair: str, sample, k: int = 5) -> list:
 
 def look_up_drawing(pair: str, editor_value) -> tuple[dict, list]:
     """Try it, sketch pad: class probabilities and the nearest test photos."""
-    sample = _drawing_sample(editor_value)
+    sample = _drawing_sample(pair, editor_value)
     return classifier(pair).predict(sample)["probs"], nearest_photos(pair, sample)
 
 
@@ -87,9 +88,22 @@ def examples(pair: str) -> list[str]:
                   if path.suffix in (".png", ".npy", ".wav"))
 
 
-def warm_up_in_background(pair_names=TRY_IT_PAIRS) -> threading.Thread:
+def try_it_panels() -> list[tuple[Modality, list[str]]]:
+    """One Try-it panel per target modality that takes a person's input, with its pairs that ship
+    a student, in registry order."""
+    panels: dict[str, tuple[Modality, list[str]]] = {}
+    for spec in pairs.PAIRS.values():
+        if spec.target.try_it and (checkpoint_root() / f"student-{spec.name}.json").exists():
+            panels.setdefault(spec.target.name, (spec.target, []))[1].append(spec.name)
+    return list(panels.values())
+
+
+def warm_up_in_background(pair_names=None) -> threading.Thread:
     """Build the Try-it pairs' data and embeddings in a daemon thread, so a visitor's first
-    classification does not wait for them (a cold cache takes about half a minute)."""
+    classification does not wait for them (a cold cache takes about half a minute). By default
+    the first pair of each panel, the one a panel opens on."""
+    pair_names = pair_names or [names[0] for _, names in try_it_panels()]
+
     def warm():
         for pair in pair_names:
             shipped_test_embeddings(pair)

@@ -22,9 +22,9 @@ from PIL import Image
 
 from cmcd import paths
 from cmcd.app import tryit
+from cmcd.data import pairs
 
-EXAMPLE_OF = {"digits-sketch": "digits-sketch__7__", "digits-depth": "digits-depth__7__",
-              "digits-audio": "digits-audio__7__"}
+TIMED_LABEL = "7"  # the example of this class (else the first one) is timed for each panel's pair
 
 
 def _free_port() -> int:
@@ -60,16 +60,26 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def timed_pairs() -> list[str]:
+    """The pair each Try-it panel opens on."""
+    return [names[0] for _, names in tryit.try_it_panels()]
+
+
+def _example(pair: str) -> str:
+    found = tryit.examples(pair)
+    return next((path for path in found if f"__{TIMED_LABEL}__" in Path(path).name), found[0])
+
+
 def _look_up_example(pair: str, example: str) -> tuple[dict, list]:
-    """What the app's Classify button does for that input: the sketch pad hands over an image,
+    """What the app's Classify button does for that input: a sketch pad hands over an image,
     the other inputs a file."""
-    if pair.endswith("sketch"):
+    if pairs.get_spec(pair).target.try_it.widget == "sketchpad":
         return tryit.look_up_drawing(pair, {"composite": np.asarray(Image.open(example).convert("RGBA"))})
     return tryit.look_up_upload(pair, example)
 
 
 def classify_latency(pair: str, repeats: int) -> dict:
-    example = next(path for path in tryit.examples(pair) if Path(path).name.startswith(EXAMPLE_OF[pair]))
+    example = _example(pair)
     _look_up_example(pair, example)  # warm-up: loads the student, the teacher and the test embeddings
     times = []
     for _ in range(repeats):
@@ -82,7 +92,7 @@ def classify_latency(pair: str, repeats: int) -> dict:
 
 def run(repeats: int = 50) -> dict:
     return {"startup_s": round(startup_seconds(), 2),
-            "classify": {pair: classify_latency(pair, repeats) for pair in EXAMPLE_OF},
+            "classify": {pair: classify_latency(pair, repeats) for pair in timed_pairs()},
             "cpu_count": os.cpu_count()}
 
 

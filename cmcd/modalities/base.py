@@ -43,6 +43,7 @@ class TryIt:
     widget: str  # "sketchpad", "file" or "recorder"
     label: str  # the input's label
     file_types: tuple[str, ...] = ()
+    show_examples: bool = True  # offer the shipped example files (a sketch pad takes none)
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +54,7 @@ class Modality:
     encoder: type[nn.Module]  # an ImageEncoder class: adapter, stem, residual trunk, linear map
     to_picture: Callable[[torch.Tensor], np.ndarray]  # one sample (C, H, W) -> (H, W, 3) uint8
     load_file: Callable[[Path], torch.Tensor] | None = None  # a person's file -> one sample
+    read_drawing: Callable[[np.ndarray], torch.Tensor] | None = None  # grey (H, W) -> one sample
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None  # training
     gap_meaning: str = ""  # what the renderer's `gap` knob changes
     try_it: TryIt | None = None
@@ -76,3 +78,9 @@ class Modality:
         if self.load_file is None:
             raise InputError(f"files of modality {self.name!r} cannot be classified")
         return self.load_file(Path(path))
+
+    def read_drawing_of(self, grey: np.ndarray) -> torch.Tensor:
+        """A drawing made in the app, greyscale (H, W) in [0, 1] -> one sample, or InputError."""
+        if self.read_drawing is None:
+            raise InputError(f"modality {self.name!r} takes no drawings")
+        return self.read_drawing(grey)
