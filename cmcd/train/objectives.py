@@ -76,12 +76,12 @@ class TargetSSLObjective(LossObjective):
         return {"simclr": nt_xent(views[0], views[1], self.temperature)}
 
 
-def _loss_options(name: str, config: DistillConfig) -> dict:
+def _loss_options(name: str, config: DistillConfig, generator: torch.Generator | None = None) -> dict:
     """The run's settings that this loss's constructor accepts."""
     candidates = {"temperature": config.temperature, "student_temperature": config.temperature,
                   "teacher_temperature": config.teacher_temperature,
                   "learn_temperature": config.learn_temperature,
-                  "negatives": config.negatives, "l2_weight": config.l2_weight}
+                  "negatives": config.negatives, "l2_weight": config.l2_weight, "generator": generator}
     parameters = inspect.signature(LOSSES[name].__init__).parameters
     return {key: value for key, value in candidates.items() if key in parameters}
 
@@ -95,11 +95,12 @@ REFERENCES: dict[str, Callable] = {
 METHODS = (*LOSSES, *REFERENCES)
 
 
-def build_objective(config: DistillConfig, teacher: Teacher, modality: str) -> nn.Module | None:
+def build_objective(config: DistillConfig, teacher: Teacher, modality: str,
+                    generator: torch.Generator | None = None) -> nn.Module | None:
     if config.method in REFERENCES:
         return REFERENCES[config.method](config, teacher, modality)
     if config.method not in LOSSES:
         raise ValueError(f"unknown method {config.method!r}; valid: {', '.join(METHODS)}")
-    loss = build_loss(config.method, **_loss_options(config.method, config))
+    loss = build_loss(config.method, **_loss_options(config.method, config, generator))
     return LossObjective(loss, modality, config.augment)
 
