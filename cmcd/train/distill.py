@@ -108,10 +108,16 @@ class _Setup:
     chosen: torch.Tensor  # positions of the training pairs
     prototypes: np.ndarray  # class means of the teacher's pair embeddings
     generator: torch.Generator  # on the device: batch order, augmentations, sampled negatives
+    # The chosen pairs' target inputs, teacher embeddings (the bank) and labels, on the device
+    # for the whole run:
+    targets: torch.Tensor = field(init=False)
+    bank: torch.Tensor = field(init=False)
+    labels: torch.Tensor = field(init=False)
 
-    @property
-    def targets(self) -> torch.Tensor:
-        return self.data.pairs.target[self.chosen]
+    def __post_init__(self):
+        self.targets = self.data.pairs.target[self.chosen].to(self.device)
+        self.bank = self.embeddings["pairs"][self.chosen].to(self.device)
+        self.labels = self.data.pairs.labels[self.chosen].to(self.device)
 
 
 def _prepare(config: DistillConfig) -> _Setup:
@@ -157,7 +163,7 @@ class _Training:
     epochs: int
     total_steps: int
     log_every: int
-    steps: int = 0
+    samples: int = 0
     validation_s: float = 0.0
     train_s: float = 0.0  # validation excluded
     started: float = field(default_factory=time.perf_counter)
@@ -184,19 +190,16 @@ class _Training:
         if self.progress:
             self.progress({"kind": "epoch", **val})
 
-    def finish(self, steps: int) -> _Training:
-        self.steps = steps
+    def finish(self, samples: int) -> _Training:
+        self.samples = samples
         self.train_s = time.perf_counter() - self.started - self.validation_s
         return self
 
 
 def _distillation_step(setup: _Setup, student: nn.Module) -> Step:
-    targets = setup.targets.to(setup.device)
-    bank = setup.embeddings["pairs"][setup.chosen].to(setup.device)
-    labels = setup.data.pairs.labels[setup.chosen].to(setup.device)
-
     def step(index: torch.Tensor) -> dict[str, torch.Tensor]:
-        batch = Batch(targets[index], bank[index], index, labels[index], bank, setup.generator)
+        batch = Batch(setup.targets[index], setup.bank[index], index, setup.labels[index],
+                      setup.bank, setup.generator)
         return setup.objective(student, batch)
 
     return step
@@ -208,7 +211,7 @@ def _train(setup: _Setup, run: DistillRun, progress, should_stop) -> _Training:
     epochs, total_steps = _schedule(config, len(sampler), setup.objective is not None)
     training = _Training(setup, run, progress, epochs, total_steps, log_every=max(1, len(sampler) // 8))
     if setup.objective is None:
-        return training.finish(steps=0)
+        return training.finish(samples=0)
     settings = LoopSettings([setup.student, setup.objective], config.lr, weight_decay=5e-4,
                             device=setup.device, max_steps=total_steps,
                             lr_factor=warmup_cosine(total_steps, warmup=min(50, total_steps // 10)))
@@ -217,7 +220,7 @@ def _train(setup: _Setup, run: DistillRun, progress, should_stop) -> _Training:
                   validate_every=max(1, epochs // MAX_VALIDATIONS))
     result = train_loop(step, sampler, epochs, settings, hooks)
     run.cancelled = result.cancelled
-    return training.finish(result.steps)
+    return training.finish(samples=result.steps * sampler.batch_size)
 
 
 # --- evaluation ------------------------------------------------------------------------------------
@@ -234,8 +237,7 @@ def _evaluate(setup: _Setup, student_test: torch.Tensor) -> dict:
 
 def _run_metrics(setup: _Setup, training: _Training, wall_s: float, run: DistillRun) -> dict:
     config, data = setup.config, setup.data
-    train_s = training.train_s
-    samples = training.steps * min(config.batch_size, len(setup.chosen))
+    train_s, samples = training.train_s, training.samples
     return {
         "pair": data.spec.name, "method": config.method, "teacher": config.teacher,
         "seed": config.seed, "device": str(setup.device), "epochs": training.epochs,
