@@ -14,6 +14,7 @@ from cmcd.paths import checkpoint_root
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
 from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, train_loop, warmup_cosine
+from cmcd.train.objectives import build_objective
 
 
 def reference_cosine_lr(step: int, total: int, base: float, warmup: int = 0) -> float:
@@ -138,6 +139,13 @@ def test_frozen_layers_keep_their_weights():
     trained = model[0].weight.clone()
     initialise(model, torch.Generator().manual_seed(3))
     assert torch.equal(model[1].weight, frozen) and not torch.equal(model[0].weight, trained)
+
+
+def test_crd_draws_its_negatives_from_the_runs_generator():
+    generator = torch.Generator().manual_seed(0)
+    objective = build_objective(DistillConfig(method="crd"), teacher=None, modality="sketch",
+                                generator=generator)
+    assert objective.loss.generator is generator
 
 
 # --- runs side by side -----------------------------------------------------------------------------
