@@ -23,9 +23,11 @@ from cmcd.eval.classify import real_samples_accuracy
 from cmcd.eval.metrics import class_prototypes, evaluate, zero_label_accuracy
 from cmcd.modalities import build_encoder
 from cmcd.models.embed import embed
-from cmcd.models.teacher import load_teacher
+from cmcd.models.init import initialise
+from cmcd.models.teacher import Teacher, load_teacher
 from cmcd.train import runtime
 from cmcd.train.config import DistillConfig
+from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, Step, StepDone, train_loop, warmup_cosine
 from cmcd.train.objectives import Batch, build_objective
 from cmcd.train.teacher_cache import teacher_embeddings
 
@@ -42,7 +44,7 @@ class DistillRun:
     cancelled: bool = False
 
 
-# --- training --------------------------------------------------------------------------------------
+# --- preparing -------------------------------------------------------------------------------------
 
 def _choose_pairs(total: int, n_pairs: int | None, seed: int) -> torch.Tensor:
     if n_pairs is None or n_pairs >= total:
@@ -56,6 +58,53 @@ def _choose_pairs(total: int, n_pairs: int | None, seed: int) -> torch.Tensor:
 MAX_VALIDATIONS = 10  # per run: many tiny epochs (a small pair budget) are validated now and then
 
 
+@dataclass
+class _Setup:
+    """Everything a run holds before training starts."""
+
+    config: DistillConfig
+    device: torch.device
+    data: pairs.PairData
+    teacher: Teacher
+    embeddings: dict[str, torch.Tensor]  # the teacher's, on the CPU: pairs, val, test
+    objective: nn.Module | None  # None: the untrained reference
+    student: nn.Module
+    chosen: torch.Tensor  # positions of the training pairs
+    prototypes: np.ndarray  # class means of the teacher's pair embeddings
+    generator: torch.Generator  # on the device: batch order, augmentations, sampled negatives
+    # The chosen pairs' target inputs, teacher embeddings (the bank) and labels, on the device
+    # for the whole run:
+    targets: torch.Tensor = field(init=False)
+    bank: torch.Tensor = field(init=False)
+    labels: torch.Tensor = field(init=False)
+
+    def __post_init__(self):
+        self.targets = self.data.pairs.target[self.chosen].to(self.device)
+        self.bank = self.embeddings["pairs"][self.chosen].to(self.device)
+        self.labels = self.data.pairs.labels[self.chosen].to(self.device)
+
+
+def _prepare(config: DistillConfig) -> _Setup:
+    """Device, data, teacher embeddings, the chosen pairs, and a student and objective whose
+    initial weights come from the run's seed alone."""
+    device = runtime.resolve_device(config.device)
+    data = pairs.load_pair(config.pair, gap=config.gap)
+    teacher = load_teacher(data.spec.dataset, config.teacher)
+    embeddings = teacher_embeddings(data, config.teacher, teacher, device)
+    generator = runtime.generator(device, config.seed)
+    weights = runtime.generator(torch.device("cpu"), config.seed)
+    student = initialise(build_encoder(data.spec.target, width=config.width), weights).to(device)
+    objective = build_objective(config, teacher, data.spec.target, generator)
+    if objective is not None:
+        objective = initialise(objective, weights).to(device)
+    chosen = _choose_pairs(len(data.pairs), config.n_pairs, config.seed)
+    prototypes = class_prototypes(embeddings["pairs"], data.pairs.labels, len(data.class_names))
+    return _Setup(config, device, data, teacher, embeddings, objective, student, chosen, prototypes,
+                  generator)
+
+
+# --- training --------------------------------------------------------------------------------------
+
 def _schedule(config: DistillConfig, steps_per_epoch: int, trains: bool) -> tuple[int, int]:
     """(epochs, total optimiser steps): `steps` when given, else whole epochs."""
     if not trains:
@@ -67,104 +116,120 @@ def _schedule(config: DistillConfig, steps_per_epoch: int, trains: bool) -> tupl
     return math.ceil(config.steps / steps_per_epoch), config.steps
 
 
+@dataclass
+class _Training:
+    """What training did and how long it took; fills the run's history and validation history
+    and forwards both to `progress` as step and epoch events."""
+
+    setup: _Setup
+    run: DistillRun
+    progress: Callable[[dict], None] | None
+    epochs: int
+    total_steps: int
+    log_every: int
+    samples: int = 0
+    validation_s: float = 0.0
+    train_s: float = 0.0  # validation excluded
+    started: float = field(default_factory=time.perf_counter)
+
+    def on_step(self, done: StepDone) -> None:
+        if done.step % self.log_every and done.step != self.total_steps:
+            return
+        entry = {"step": done.step, "total_steps": self.total_steps, "epoch": done.epoch,
+                 "loss": round(done.loss.item(), 5),
+                 **{name: round(term.item(), 5) for name, term in done.terms.items()},
+                 "elapsed_s": round(time.perf_counter() - self.started, 2)}
+        self.run.history.append(entry)
+        if self.progress:
+            self.progress({"kind": "step", **entry})
+
+    def validate(self, epoch: int) -> None:
+        started = time.perf_counter()
+        setup = self.setup
+        prototypes = torch.from_numpy(setup.prototypes).float()
+        val = {"epoch": epoch, **zero_label_accuracy(embed(setup.student, setup.data.val.target),
+                                                     setup.data.val.labels, setup.teacher.head,
+                                                     prototypes)}
+        self.validation_s += time.perf_counter() - started
+        self.run.val_history.append(val)
+        if self.progress:
+            self.progress({"kind": "epoch", **val})
+
+    def finish(self, samples: int) -> _Training:
+        self.samples = samples
+        self.train_s = time.perf_counter() - self.started - self.validation_s
+        return self
+
+
+def _distillation_step(setup: _Setup, student: nn.Module) -> Step:
+    def step(index: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch = Batch(setup.targets[index], setup.bank[index], index, setup.labels[index],
+                      setup.bank, setup.generator)
+        return setup.objective(student, batch)
+
+    return step
+
+
+def _train(setup: _Setup, run: DistillRun, progress, should_stop) -> _Training:
+    config = setup.config
+    sampler = BatchSampler(len(setup.chosen), config.batch_size, setup.generator)
+    epochs, total_steps = _schedule(config, len(sampler), setup.objective is not None)
+    training = _Training(setup, run, progress, epochs, total_steps, log_every=max(1, len(sampler) // 8))
+    if setup.objective is None:
+        return training.finish(samples=0)
+    settings = LoopSettings([setup.student, setup.objective], config.lr, weight_decay=5e-4,
+                            device=setup.device, max_steps=total_steps,
+                            lr_factor=warmup_cosine(total_steps, warmup=min(50, total_steps // 10)))
+    step = _distillation_step(setup, settings.strategy.wrap_model(setup.student))
+    hooks = Hooks(on_step=training.on_step, validate=training.validate, should_stop=should_stop,
+                  validate_every=max(1, epochs // MAX_VALIDATIONS))
+    result = train_loop(step, sampler, epochs, settings, hooks)
+    run.cancelled = result.cancelled
+    return training.finish(samples=result.steps * sampler.batch_size)
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+
+def _evaluate(setup: _Setup, student_test: torch.Tensor) -> dict:
+    student, data = setup.student, setup.data
+    return evaluate(
+        student_test=student_test, teacher_test=setup.embeddings["test"], test_labels=data.test.labels,
+        student_val=embed(student, data.val.target), teacher_val=setup.embeddings["val"],
+        pool_student=embed(student, setup.targets), pool_labels=data.pairs.labels[setup.chosen],
+        head=setup.teacher.head, prototypes=setup.prototypes, pairing=data.spec.pairing,
+        seed=setup.config.seed)
+
+
+def _run_metrics(setup: _Setup, training: _Training, wall_s: float, run: DistillRun) -> dict:
+    config, data = setup.config, setup.data
+    train_s, samples = training.train_s, training.samples
+    return {
+        "pair": data.spec.name, "method": config.method, "teacher": config.teacher,
+        "seed": config.seed, "device": str(setup.device), "epochs": training.epochs,
+        "steps": training.total_steps, "n_pairs": len(setup.chosen), "gap": data.gap,
+        "pairing": data.spec.pairing, "wall_s": round(wall_s, 2), "train_s": round(train_s, 2),
+        "validation_s": round(training.validation_s, 2),
+        "pairs_per_s": round(samples / train_s, 1) if samples else 0.0,
+        "cancelled": run.cancelled,
+    }
+
+
 def distill(config: DistillConfig,
             progress: Callable[[dict], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> DistillRun:
     """Distil a student for `config.pair`; `progress` gets a dict per logged step and per epoch,
     `should_stop` is polled every step (cancelling still evaluates what was trained)."""
     started = time.perf_counter()
-    runtime.seed_everything(config.seed)
-    device = runtime.resolve_device(config.device)
-    data = pairs.load_pair(config.pair, gap=config.gap)
-    spec = data.spec
-    teacher = load_teacher(spec.dataset, config.teacher)
-    embeddings = teacher_embeddings(data, config.teacher, teacher, device)
-    objective = build_objective(config, teacher, spec.target)
-
-    chosen = _choose_pairs(len(data.pairs), config.n_pairs, config.seed)
-    targets = data.pairs.target[chosen].to(device)
-    bank = embeddings["pairs"][chosen].to(device)
-    labels = data.pairs.labels[chosen].to(device)
-    prototypes = class_prototypes(embeddings["pairs"], data.pairs.labels, len(data.class_names))
-    val_prototypes = torch.from_numpy(prototypes).float()
-
-    student = build_encoder(spec.target, width=config.width).to(device)
-    run = DistillRun(config, str(device), student=student)
-    generator = runtime.generator(device, config.seed)
-    batch_size = min(config.batch_size, len(chosen))
-    steps_per_epoch = len(chosen) // batch_size
-    epochs, total_steps = _schedule(config, steps_per_epoch, objective is not None)
-    validate_every = max(1, epochs // MAX_VALIDATIONS)
-    log_every = max(1, steps_per_epoch // 8)
-
-    train_started = time.perf_counter()
-    samples, validation_seconds = 0, 0.0
-    if objective is not None:
-        objective.to(device)
-        params = list(student.parameters()) + [p for p in objective.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=5e-4)
-        step = 0
-        for epoch in range(epochs):
-            student.train()
-            order = torch.randperm(len(chosen), generator=generator, device=device)
-            for b in range(steps_per_epoch):
-                index = order[b * batch_size: (b + 1) * batch_size]
-                runtime.set_lr(optimizer, runtime.cosine_lr(step, total_steps, config.lr,
-                                                            warmup=min(50, total_steps // 10)))
-                batch = Batch(targets[index], bank[index], index, labels[index], bank, generator)
-                with runtime.autocast(device):
-                    terms = objective(student, batch)
-                loss = sum(terms.values())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                samples += len(index)
-                if step % log_every == 0 or step == total_steps:
-                    entry = {"step": step, "total_steps": total_steps, "epoch": epoch + 1,
-                             "loss": round(loss.item(), 5),
-                             **{k: round(v.item(), 5) for k, v in terms.items()},
-                             "elapsed_s": round(time.perf_counter() - train_started, 2)}
-                    run.history.append(entry)
-                    if progress:
-                        progress({"kind": "step", **entry})
-                if should_stop and should_stop():
-                    run.cancelled = True
-                if run.cancelled or step == total_steps:
-                    break
-            if (epoch + 1) % validate_every and epoch + 1 < epochs and not run.cancelled:
-                continue
-            validation_started = time.perf_counter()
-            val = {"epoch": epoch + 1, **zero_label_accuracy(
-                embed(student, data.val.target), data.val.labels, teacher.head, val_prototypes)}
-            validation_seconds += time.perf_counter() - validation_started
-            run.val_history.append(val)
-            if progress:
-                progress({"kind": "epoch", **val})
-            if run.cancelled:
-                break
-    train_seconds = time.perf_counter() - train_started - validation_seconds
-
-    student_test = embed(student, data.test.target)
-    metrics = evaluate(
-        student_test=student_test, teacher_test=embeddings["test"], test_labels=data.test.labels,
-        student_val=embed(student, data.val.target), teacher_val=embeddings["val"],
-        pool_student=embed(student, targets), pool_labels=data.pairs.labels[chosen],
-        head=teacher.head, prototypes=prototypes, pairing=spec.pairing, seed=config.seed)
-    run.metrics = {
-        "pair": spec.name, "method": config.method, "teacher": config.teacher,
-        "seed": config.seed, "device": str(device), "epochs": epochs, "steps": total_steps,
-        "n_pairs": len(chosen), "gap": data.gap, "pairing": spec.pairing,
-        "wall_s": round(time.perf_counter() - started, 2), "train_s": round(train_seconds, 2),
-        "validation_s": round(validation_seconds, 2),
-        "pairs_per_s": round(samples / train_seconds, 1) if samples else 0.0,
-        "cancelled": run.cancelled, **metrics,
-    }
-    real = real_samples_accuracy(student, teacher.head, spec.target)
+    setup = _prepare(config)
+    run = DistillRun(config, str(setup.device), student=setup.student)
+    training = _train(setup, run, progress, should_stop)
+    student_test = embed(setup.student, setup.data.test.target)
+    metrics = _evaluate(setup, student_test)
+    run.metrics = {**_run_metrics(setup, training, time.perf_counter() - started, run), **metrics}
+    real = real_samples_accuracy(setup.student, setup.teacher.head, setup.data.spec.target)
     if real is not None:
         run.metrics["real_recordings_acc"] = real
-    run.embeddings = {"teacher": embeddings["test"].numpy(), "student": student_test.numpy(),
-                      "labels": data.test.labels.numpy(), "ids": data.test.ids.numpy()}
-    student.cpu().eval()
+    run.embeddings = {"teacher": setup.embeddings["test"].numpy(), "student": student_test.numpy(),
+                      "labels": setup.data.test.labels.numpy(), "ids": setup.data.test.ids.numpy()}
+    setup.student.cpu().eval()
     return run
-

@@ -63,6 +63,11 @@ class DistillationLoss(nn.Module):
     Options: type[MethodOptions] = MethodOptions
     uses_bank = False  # True when forward needs `index` and `bank`
 
+    @classmethod
+    def build(cls, options: MethodOptions, generator: torch.Generator | None = None):
+        """The loss for a run; losses that draw random numbers take the run's generator."""
+        return cls(options)
+
     def forward(self, student: Tensor, teacher: Tensor, *, index: Tensor | None = None,
                 bank: Tensor | None = None) -> dict[str, Tensor]:
         if self.uses_bank and (bank is None or index is None):
@@ -294,6 +299,10 @@ class CRDLoss(DistillationLoss):
     the teacher's head to read it."""
 
     uses_bank = True
+
+    @classmethod
+    def build(cls, options: CRDOptions, generator: torch.Generator | None = None):
+        return cls(options, generator=generator)
 
     def __init__(self, options: CRDOptions = CRDOptions(), embed_dim: int = 128,
                  generator: torch.Generator | None = None):

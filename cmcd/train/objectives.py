@@ -78,8 +78,9 @@ class TargetSSLObjective(LossObjective):
 
 
 # A builder makes a method's objective (None: nothing to train) from its options, the frozen
-# teacher, the target modality and whether the run augments its targets.
-Builder = Callable[[MethodOptions, Teacher, str, bool], "nn.Module | None"]
+# teacher, the target modality, whether the run augments its targets, and the run's generator.
+Builder = Callable[[MethodOptions, Teacher, "Modality", bool, "torch.Generator | None"],
+                   "nn.Module | None"]
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ class Method:
 
 
 def _loss_builder(loss: type[nn.Module]) -> Builder:
-    def build(options, teacher, modality, use_augment):
-        return LossObjective(loss(options), modality, use_augment)
+    def build(options, teacher, modality, use_augment, generator):
+        return LossObjective(loss.build(options, generator), modality, use_augment)
 
     return build
 
@@ -128,17 +129,17 @@ class SupervisedOptions(MethodOptions):
 
 
 @register_reference("random", RandomOptions)
-def _untrained(options, teacher, modality, use_augment):
+def _untrained(options, teacher, modality, use_augment, generator):
     return None
 
 
 @register_reference("target-ssl", TargetSSLOptions)
-def _target_ssl(options, teacher, modality, use_augment):
+def _target_ssl(options, teacher, modality, use_augment, generator):
     return TargetSSLObjective(modality, 128, options.temperature)
 
 
 @register_reference("supervised", SupervisedOptions)
-def _supervised(options, teacher, modality, use_augment):
+def _supervised(options, teacher, modality, use_augment, generator):
     return SupervisedObjective(teacher.head, modality, use_augment)
 
 
@@ -160,6 +161,8 @@ def option_settings() -> dict[str, list[tuple[str, FieldInfo]]]:
     return by_name
 
 
-def build_objective(config: DistillConfig, teacher: Teacher, modality: Modality) -> nn.Module | None:
+def build_objective(config: DistillConfig, teacher: Teacher, modality: Modality,
+                    generator: torch.Generator | None = None) -> nn.Module | None:
+    """The run's objective; `generator` feeds any random draws it makes (CRD's negatives)."""
     method = OBJECTIVES[config.method]
-    return method.build(config.loss, teacher, modality, config.augment)
+    return method.build(config.loss, teacher, modality, config.augment, generator)

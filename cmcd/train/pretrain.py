@@ -21,10 +21,12 @@ from torch import nn
 from cmcd.train import augment
 from cmcd.data import pairs
 from cmcd.train import runtime
+from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, train_loop, warmup_cosine
 from cmcd import paths
 from cmcd.paths import checkpoint_root
 from cmcd.models.encoders import ProjectionHead
 from cmcd.models.embed import embed
+from cmcd.models.init import initialise
 from cmcd.models.teacher import Teacher, save_teacher, teacher_stem
 
 
@@ -57,51 +59,38 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(logits, twins)
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
-    order = torch.randperm(n, generator=generator, device=device)
-    return [order[i: i + batch_size] for i in range(0, n - batch_size + 1, batch_size)] or [order]
-
-
 def _to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 255.0
 
 
-def train_simclr(encoder: nn.Module, images: torch.Tensor, config: PretrainConfig,
-                 device: torch.device, report: Callable[[str], None]) -> list[float]:
-    projector = ProjectionHead(config.embed_dim).to(device)
-    params = list(encoder.parameters()) + list(projector.parameters())
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
+def train_simclr(encoder: nn.Module, projector: nn.Module, images: torch.Tensor,
+                 config: PretrainConfig, device: torch.device,
+                 report: Callable[[str], None]) -> list[float]:
     generator = runtime.generator(device, config.seed)
-    steps_per_epoch = len(_batches(len(images), config.batch_size, generator, device))
-    total, step, losses = config.ssl_epochs * steps_per_epoch, 0, []
-    for epoch in range(config.ssl_epochs):
-        encoder.train()
-        for batch in _batches(len(images), config.batch_size, generator, device):
-            runtime.set_lr(optimizer, runtime.cosine_lr(step, total, config.lr, warmup=steps_per_epoch))
-            x = _to_float(images[batch])
-            with runtime.autocast(device):
-                views = [projector(encoder(augment.augment_rgb(x, generator))) for _ in range(2)]
-                loss = nt_xent(views[0].float(), views[1].float(), config.temperature)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            step += 1
-        report(f"simclr epoch {epoch + 1}/{config.ssl_epochs}: loss {sum(losses[-steps_per_epoch:]) / steps_per_epoch:.3f}")
+    sampler = BatchSampler(len(images), config.batch_size, generator)
+    settings = LoopSettings([encoder, projector], config.lr, weight_decay=1e-4, device=device,
+                            lr_factor=warmup_cosine(config.ssl_epochs * len(sampler), warmup=len(sampler)))
+
+    def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = _to_float(images[batch])
+        views = [projector(encoder(augment.augment_rgb(x, generator))) for _ in range(2)]
+        return {"nt_xent": nt_xent(views[0].float(), views[1].float(), config.temperature)}
+
+    losses: list[float] = []
+    hooks = Hooks(on_step=lambda done: losses.append(done.loss.item()), on_epoch=lambda epoch: report(
+        f"simclr epoch {epoch}/{config.ssl_epochs}: loss {sum(losses[-len(sampler):]) / len(sampler):.3f}"))
+    train_loop(step, sampler, config.ssl_epochs, settings, hooks)
     return losses
 
 
 def fit_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                    epochs: int, device: torch.device) -> nn.Linear:
-    """Multinomial logistic regression on normalised features, full batch."""
-    head = nn.Linear(features.shape[1], num_classes).to(device)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=0.05, weight_decay=1e-4)
+                    epochs: int, device: torch.device, generator: torch.Generator) -> nn.Linear:
+    """Multinomial logistic regression on normalised features, full batch, in full precision;
+    `generator` (on the CPU) draws the initial weights."""
+    head = initialise(nn.Linear(features.shape[1], num_classes), generator).to(device)
     x, y = F.normalize(features, dim=1).to(device), labels.to(device)
-    for _ in range(epochs):
-        loss = F.cross_entropy(head(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    settings = LoopSettings([head], lr=0.05, weight_decay=1e-4, device=device, mixed_precision=False)
+    train_loop(lambda _: {"ce": F.cross_entropy(head(x), y)}, [None], epochs, settings)
     return head
 
 
@@ -109,27 +98,21 @@ def fine_tune(teacher: Teacher, images: torch.Tensor, labels: torch.Tensor, conf
               device: torch.device, report: Callable[[str], None]) -> Teacher:
     encoder = copy.deepcopy(teacher.encoder).requires_grad_(True)
     head = copy.deepcopy(teacher.head).requires_grad_(True)
-    params = list(encoder.parameters()) + list(head.parameters())
-    lr = config.ft_lr
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     generator = runtime.generator(device, config.seed + 1)
-    steps_per_epoch = len(_batches(len(images), config.batch_size, generator, device))
-    total, step = config.ft_epochs * steps_per_epoch, 0
-    for epoch in range(config.ft_epochs):
-        encoder.train()
-        head.train()
-        for batch in _batches(len(images), config.batch_size, generator, device):
-            runtime.set_lr(optimizer, runtime.cosine_lr(step, total, lr))
-            x = augment.random_affine(_to_float(images[batch]), generator, degrees=8, shift=0.06)
-            x = augment.colour_jitter(x, generator, strength=0.3, grey_probability=0.1)
-            with runtime.autocast(device):
-                logits = head(F.normalize(encoder(x).float(), dim=1))
-                loss = F.cross_entropy(logits, labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-        report(f"fine-tune epoch {epoch + 1}/{config.ft_epochs}: loss {loss.item():.3f}")
+    sampler = BatchSampler(len(images), config.batch_size, generator)
+    settings = LoopSettings([encoder, head], config.ft_lr, weight_decay=1e-4, device=device,
+                            lr_factor=warmup_cosine(config.ft_epochs * len(sampler)))
+
+    def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = augment.random_affine(_to_float(images[batch]), generator, degrees=8, shift=0.06)
+        x = augment.colour_jitter(x, generator, strength=0.3, grey_probability=0.1)
+        logits = head(F.normalize(encoder(x).float(), dim=1))
+        return {"ce": F.cross_entropy(logits, labels[batch])}
+
+    last = {}  # the latest step's loss, read once per epoch
+    hooks = Hooks(on_step=lambda done: last.update(loss=done.loss.detach()), on_epoch=lambda epoch: report(
+        f"fine-tune epoch {epoch}/{config.ft_epochs}: loss {last['loss'].item():.3f}"))
+    train_loop(step, sampler, config.ft_epochs, settings, hooks)
     return Teacher(encoder, head, {}).freeze()
 
 
@@ -142,7 +125,6 @@ def source_accuracy(teacher: Teacher, split: pairs.Split) -> float:
 
 def pretrain(config: PretrainConfig, report: Callable[[str], None] = print) -> dict:
     """Train and save both teachers of a dataset; returns their metadata."""
-    runtime.seed_everything(config.seed)
     device = runtime.resolve_device(config.device)
     splits = pairs.load_source_splits(config.dataset, seed=config.seed, progress=report)
     train = splits["teacher"]
@@ -153,11 +135,13 @@ def pretrain(config: PretrainConfig, report: Callable[[str], None] = print) -> d
     report(f"pre-training {config.dataset} teachers on {len(images):,} source photos ({device})")
 
     started = time.perf_counter()
-    encoder = pairs.SOURCE.build_encoder(config.width, config.embed_dim).to(device)
-    simclr_losses = train_simclr(encoder, images, config, device, report)
+    weights = runtime.generator(torch.device("cpu"), config.seed)  # initial weights, in this order
+    encoder = initialise(pairs.SOURCE.build_encoder(config.width, config.embed_dim), weights)
+    projector = initialise(ProjectionHead(config.embed_dim), weights)
+    simclr_losses = train_simclr(encoder.to(device), projector.to(device), images, config, device, report)
     encoder.eval()
     features = embed(encoder, images, normalize=True, mixed_precision=False).to(device)
-    head = fit_linear_head(features, labels, num_classes, config.head_epochs, device)
+    head = fit_linear_head(features, labels, num_classes, config.head_epochs, device, weights)
     ssl_teacher = Teacher(encoder, head, {}).freeze()
     ssl_seconds = time.perf_counter() - started
     ft_teacher = fine_tune(ssl_teacher, images, labels, config, device, report)

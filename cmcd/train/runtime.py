@@ -1,14 +1,11 @@
-"""Where and how training runs: device choice, mixed precision, seeding, schedules."""
+"""Where and how training runs: device choice, mixed precision, random generators."""
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import platform
-import random
 
-import numpy as np
 import torch
 
 
@@ -45,23 +42,6 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def generator(device: torch.device, seed: int) -> torch.Generator:
+    """A run's own random stream on `device`; nothing process-wide is seeded."""
     return torch.Generator(device=device).manual_seed(seed)
-
-
-def cosine_lr(step: int, total: int, base: float, warmup: int = 0) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
