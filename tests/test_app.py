@@ -264,3 +264,17 @@ def test_try_it_has_one_panel_per_target_modality_from_the_registry():
     from cmcd.bench import app as bench_app
 
     assert bench_app.timed_pairs() == ["digits-sketch", "digits-depth", "digits-audio"]
+
+
+def test_a_session_keeps_a_small_summary_of_each_run_with_its_loss_options():
+    import json
+    from types import SimpleNamespace
+
+    from cmcd.app import training
+    from cmcd.train.config import DistillConfig
+
+    run = SimpleNamespace(config=DistillConfig(method="cmd", seed=3),
+                          metrics={"n_pairs": 8000, "steps": 155, "zero_label_acc": {"head": 0.9}})
+    summary = training.session_summary(run, {"zero_label_acc": {"head": 0.1}})
+    assert "teacher_temperature 0.1" in summary["label"] and "seed 3" in summary["label"]
+    assert summary["pair"] == "digits-sketch" and json.loads(json.dumps(summary)) == summary

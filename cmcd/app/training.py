@@ -40,7 +40,9 @@ def session_summary(run, untrained: dict) -> dict:
     """What a browser session keeps of one of its runs: small, JSON-ready, no tensors."""
     c = run.config
     label = (f"{c.method}, {run.metrics['n_pairs']:,} pairs, {run.metrics['steps']} steps, "
-             f"batch {c.batch_size}, τ {c.temperature}, seed {c.seed}")
+             f"batch {c.batch_size}, "
+             + "".join(f"{name} {value}, " for name, value in c.loss.to_dict().items())
+             + f"seed {c.seed}")
     return {"pair": c.pair, "label": label, "seed": c.seed, "metrics": run.metrics,
             "untrained": untrained}
 
