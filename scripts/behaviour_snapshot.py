@@ -45,6 +45,19 @@ def snapshot(seeds: int) -> dict:
     return result
 
 
+def comparable(snapshot: dict) -> dict:
+    """A snapshot with what may legitimately differ taken out: example files by name only, and the
+    benchmark runs keyed by what identifies a run (config formats differ between versions)."""
+    classify = {pair: [{**entry, "file": Path(entry["file"]).name} for entry in result["results"]]
+                if "results" in result else result for pair, result in snapshot["classify"].items()}
+    runs = {}
+    for run in snapshot["paper_quick"]:
+        c = run["config"]
+        key = "/".join(str(c.get(k)) for k in ("pair", "method", "teacher", "n_pairs", "gap", "seed"))
+        runs[f"{run['study']}/{key}"] = run["metrics"]
+    return {"distill": snapshot["distill"], "classify": classify, "paper_quick": runs}
+
+
 def compare(a: dict, b: dict, path: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         return [line for key in sorted(set(a) | set(b))
@@ -62,7 +75,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.compare:
         before, after = (json.loads(Path(p).read_text()) for p in args.compare)
-        differences = compare(before, after)
+        differences = compare(comparable(before), comparable(after))
         print("\n".join(differences) or "identical")
         return 1 if differences else 0
     Path(args.out).write_text(json.dumps(snapshot(args.seeds), indent=1, sort_keys=True) + "\n")
