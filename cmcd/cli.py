@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from cmcd.data import pairs
+from cmcd.data import pairs, sources
 
 
 def _print_json(obj) -> None:
@@ -231,14 +231,14 @@ def _add_data_parser(subcommands) -> None:
 
 def _add_pretrain_parser(subcommands) -> None:
     p = subcommands.add_parser("pretrain", help="train the ssl and ft teachers of a dataset")
-    p.add_argument("--dataset", default="digits", choices=["digits", "fashion"])
+    p.add_argument("--dataset", default="digits", choices=list(sources.LOADERS))
     p.add_argument("--epochs", type=int, default=30, help="SimCLR epochs")
     p.add_argument("--ft-epochs", type=int, default=10, help="supervised fine-tuning epochs (ft)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=None, help="default: checkpoints/ ($CMCD_CHECKPOINTS)")
+    p.add_argument("--out", default=None, help="default: the shipped checkpoints ($CMCD_CHECKPOINTS)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_pretrain)
 
