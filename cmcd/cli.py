@@ -198,7 +198,7 @@ def _bench_command(args) -> str:
 
 
 def cmd_bench(args) -> int:
-    """Each benchmark is a module cmcd.bench_WHAT with run(**options) and format_report(report)."""
+    """Each benchmark is a module cmcd.bench.WHAT with run(**options) and format_report(report)."""
     study = {"out": args.out, "quick": args.quick, "seeds": args.seeds, "workers": args.workers,
              "resume": args.resume, "report_only": args.report_only,
              "command": _bench_command(args)}

@@ -82,12 +82,17 @@ def test_the_built_wheel_carries_what_it_needs_and_runs_from_another_directory(t
     """A regular (non-editable) install: `cmcd pairs` and `cmcd classify` on a shipped example,
     run from an unrelated folder, find the shipped data, teachers and students in the wheel."""
     import os
+    import shutil
     import subprocess
     import sys
     import zipfile
 
+    source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(ROOT / "cmcd", source / "cmcd", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
-                    str(ROOT)], check=True, capture_output=True)
+                    str(source)], check=True, capture_output=True)
     [wheel] = tmp_path.glob("cmcd-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("cmcd/shipped/data/mnist.npz", "cmcd/shipped/checkpoints/teacher-digits-ft.safetensors",
