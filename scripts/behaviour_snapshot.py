@@ -4,11 +4,19 @@
 
 Writes one JSON object: default `cmcd distill --json` for each seed, the shipped students'
 `cmcd classify --json` on every shipped example, and `cmcd bench paper --quick`'s runs. Wall-clock
-fields are dropped. Compare two snapshots with `--compare A.json B.json`.
+fields are dropped.
+
+    python scripts/behaviour_snapshot.py --compare BEFORE.json AFTER.json   # identical, or what differs
+    python scripts/behaviour_snapshot.py --noise BEFORE.json AFTER.json     # seed noise or not
+
+`--noise` sets the default runs' metrics of two snapshots side by side: mean and standard deviation
+over seeds, the difference of means with a 95 % Welch t interval, for when the random streams
+changed (different draws, same distributions) and only seed noise is allowed.
 """
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,14 +75,56 @@ def compare(a: dict, b: dict, path: str = "") -> list[str]:
     return [] if a == b else [f"{path}: {a!r} -> {b!r}"]
 
 
+NOISE_METRICS = {"zero-label head": ("zero_label_acc", "head"),
+                 "zero-label prototype": ("zero_label_acc", "prototype"),
+                 "10 labels/class": ("few_label_acc", "10"),
+                 "R@1 target→source": ("retrieval", "target_to_source", "r1"),
+                 "TV (head)": ("tv_distance_head",)}
+
+
+def _values(snapshot: dict, path: tuple[str, ...]) -> list[float]:
+    values = []
+    for seed in sorted(snapshot["distill"], key=int):
+        value = snapshot["distill"][seed]
+        for key in path:
+            value = value[key]
+        values.append(float(value))
+    return values
+
+
+def noise_table(before: dict, after: dict) -> str:
+    from scipy import stats
+
+    lines = [f"default `cmcd distill`, {len(before['distill'])} seeds before, "
+             f"{len(after['distill'])} after", "",
+             "| metric | before | after | after − before (95 % CI) | p (Welch) |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, path in NOISE_METRICS.items():
+        x, y = _values(before, path), _values(after, path)
+        test = stats.ttest_ind(y, x, equal_var=False)
+        low, high = test.confidence_interval(0.95)
+        difference = statistics.fmean(y) - statistics.fmean(x)
+        lines.append(f"| {name} | {statistics.fmean(x):.4f} ± {statistics.stdev(x):.4f} | "
+                     f"{statistics.fmean(y):.4f} ± {statistics.stdev(y):.4f} | "
+                     f"{difference:+.4f} [{low:+.4f}, {high:+.4f}] | {test.pvalue:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--noise", nargs=2, metavar=("BEFORE", "AFTER"))
     args = parser.parse_args()
+    if args.noise:
+        print(noise_table(*(json.loads(Path(p).read_text()) for p in args.noise)))
+        return 0
     if args.compare:
         before, after = (json.loads(Path(p).read_text()) for p in args.compare)
+        seeds = set(before["distill"]) & set(after["distill"])  # the seeds both ran
+        for snapshot in (before, after):
+            snapshot["distill"] = {seed: snapshot["distill"][seed] for seed in seeds}
         differences = compare(comparable(before), comparable(after))
         print("\n".join(differences) or "identical")
         return 1 if differences else 0
