@@ -24,7 +24,7 @@ import torch
 from cmcd.data import cache
 from cmcd.data import pairs
 from cmcd.eval.records import RunRecord
-from cmcd.train import runtime
+from cmcd import runtime
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
 from cmcd.train.teacher_cache import teacher_embeddings

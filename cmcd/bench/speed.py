@@ -15,7 +15,7 @@ import time
 import torch
 
 from cmcd.data import pairs
-from cmcd.train import runtime
+from cmcd import runtime
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
 from cmcd.modalities import build_encoder

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmcd.train.runtime import autocast
+from cmcd.runtime import autocast
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ from cmcd.modalities import build_encoder
 from cmcd.models.embed import embed
 from cmcd.models.init import initialise
 from cmcd.models.teacher import Teacher, load_teacher
-from cmcd.train import runtime
+from cmcd import runtime
 from cmcd.train.config import DistillConfig
 from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, Step, StepDone, train_loop, warmup_cosine
 from cmcd.train.objectives import Batch, build_objective

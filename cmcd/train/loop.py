@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
-from cmcd.train import runtime
+from cmcd import runtime
 
 Step = Callable[[Any], dict[str, Tensor]]
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from cmcd.train import augment
 from cmcd.data import pairs
-from cmcd.train import runtime
+from cmcd import runtime
 from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, train_loop, warmup_cosine
 from cmcd import paths
 from cmcd.paths import checkpoint_root
