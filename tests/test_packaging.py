@@ -89,14 +89,15 @@ def test_the_built_wheel_carries_what_it_needs_and_runs_from_another_directory(t
 
     source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
     shutil.copytree(ROOT / "cmcd", source / "cmcd", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
                     str(source)], check=True, capture_output=True)
     [wheel] = tmp_path.glob("cmcd-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("cmcd/shipped/data/mnist.npz", "cmcd/shipped/checkpoints/teacher-digits-ft.safetensors",
-                   "cmcd/shipped/checkpoints/student-digits-depth.json", "cmcd/modalities/audio.py"):
+                   "cmcd/shipped/checkpoints/student-digits-depth.json", "cmcd/modalities/audio.py",
+                   "cmcd-0.1.0.dist-info/licenses/LICENSE"):
         assert needed in names, needed
     installed = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(installed)
