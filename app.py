@@ -7,6 +7,7 @@ Retrieve (cross-modal retrieval both ways), Compare (this session's runs against
 student and the benchmark), Theory (error against TV), About, Data (contact sheets).
 """
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -66,6 +67,7 @@ Cross-Modality Distillation with Contrastive Learning.* arXiv:2405.03355, 2024.
 
 def friendly(handler):
     """Turn an input problem into a message a person reads, never a traceback."""
+    @functools.wraps(handler)
     def wrapped(*args):
         try:
             return handler(*args)
@@ -106,7 +108,7 @@ def try_it_column(modality, pairs_here: list[str]):
         label = gr.Label(num_top_classes=3, label="Student's prediction")
         nearest = gr.Gallery(label="Nearest test photos, by the teacher's embeddings", columns=5,
                              height=140, object_fit="contain")
-        pair.change(tryit.student_summary, pair, summary, api_name=False)
+        pair.change(tryit.student_summary, pair, summary, api_visibility="private")
         button.click(friendly(handler), [pair, value], [label, nearest],
                      api_name=f"classify_{modality.name}")
 
@@ -262,7 +264,7 @@ def distill_tab(demo: gr.Blocks, session_runs: gr.State):
                        for name, info in LOSS_OPTIONS.items()}
     with gr.Row():
         start = gr.Button("Distill", variant="primary")
-        cancel = gr.Button("Cancel")
+        cancel = gr.Button("Cancel", variant="stop")
     status = gr.Markdown()
     curves = gr.Plot(label="Training")
     with gr.Row():
@@ -275,9 +277,9 @@ def distill_tab(demo: gr.Blocks, session_runs: gr.State):
                           inputs_kwargs=options, validator=refuse_bad_settings,
                           concurrency_limit=1, concurrency_id="training")
     cancel.click(None, None, None, cancels=[running])
-    method.change(show_options_of, method, [temperature, *options.values()], api_name=False)
-    pair.change(explore.pair_strip, pair, preview, api_name=False)
-    demo.load(explore.pair_strip, pair, preview, api_name=False)
+    method.change(show_options_of, method, [temperature, *options.values()], api_visibility="private")
+    pair.change(explore.pair_strip, pair, preview, api_visibility="private")
+    demo.load(explore.pair_strip, pair, preview, api_visibility="private")
 
 
 def alignment_tab(demo: gr.Blocks):
@@ -298,7 +300,7 @@ def alignment_tab(demo: gr.Blocks):
                                       pca_while_umap_warms=True)
 
     for control in controls:
-        control.change(show, controls, alignment, api_name=False)
+        control.change(show, controls, alignment, api_visibility="private")
     demo.load(show, controls, alignment, api_name="alignment")
 
 
@@ -327,7 +329,7 @@ def retrieve_tab(demo: gr.Blocks):
 
     controls = [pair, direction, query, k]
     for control in controls:
-        control.change(show, controls, [query_image, found, summary], api_name=False)
+        control.change(show, controls, [query_image, found, summary], api_visibility="private")
     demo.load(show, controls, [query_image, found, summary], api_name="retrieve")
 
 
@@ -340,8 +342,8 @@ def compare_tab(tab: gr.Tab, session_runs: gr.State):
     pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
     table = gr.Dataframe(compare.compare_rows("digits-sketch"), headers=compare.COMPARE_COLUMNS,
                          interactive=False, wrap=True)
-    pair.change(compare.compare_rows, [pair, session_runs], table, api_name=False)
-    tab.select(compare.compare_rows, [pair, session_runs], table, api_name=False)
+    pair.change(compare.compare_rows, [pair, session_runs], table, api_visibility="private")
+    tab.select(compare.compare_rows, [pair, session_runs], table, api_visibility="private")
 
 
 def theory_tab():
@@ -358,7 +360,7 @@ def data_tab(tab: gr.Tab):
     sheet = gr.Image(label="Contact sheet: a row per class, each photo next to its target",
                      type="pil", interactive=False)
     choice.change(explore.data_sheet, choice, [sheet, caption], api_name="contact_sheet")
-    tab.select(explore.data_sheet, choice, [sheet, caption], api_name=False)
+    tab.select(explore.data_sheet, choice, [sheet, caption], api_visibility="private")
 
 
 def build_demo() -> gr.Blocks:

@@ -69,7 +69,6 @@ def test_on_a_zerogpu_space_only_training_asks_for_a_gpu_for_as_long_as_it_needs
     import types
 
     import app
-    from cmcd.train.config import DistillConfig
 
     asked, wrapped = [], []
 
