@@ -7,6 +7,7 @@ Retrieve (cross-modal retrieval both ways), Compare (this session's runs against
 student and the benchmark), Theory (error against TV), About, Data (contact sheets).
 """
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -18,13 +19,13 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from cmcd.app import compare, explore, training, tryit  # noqa: E402
+from cmcd.app import compare, explore, shipped, training, tryit  # noqa: E402
 from cmcd.data import pairs  # noqa: E402
+from cmcd.train.distill import evaluate_student  # noqa: E402
 from cmcd.train.objectives import METHODS, method_options, option_settings  # noqa: E402
 from cmcd.train.config import DistillConfig  # noqa: E402
 from cmcd.train.options import FieldInfo, describe  # noqa: E402
 from cmcd.data.inputs import InputError  # noqa: E402
-from cmcd.viz.contact_sheet import contact_sheet  # noqa: E402
 
 INTRO = """# CMCD: cross-modality contrastive distillation
 A teacher trained on photos (RGB) passes what it knows to a student that sees another modality
@@ -64,19 +65,9 @@ Cross-Modality Distillation with Contrastive Learning.* arXiv:2405.03355, 2024.
 """
 
 
-def show_pair(name: str):
-    data = pairs.load_pair(name)
-    spec = data.spec
-    pairing = ("class pairs (any clip of the same digit, as in AV-MNIST)" if spec.pairing == "class"
-               else "instance pairs (the same item in both modalities)")
-    sizes = ", ".join(f"{split}: {count:,}" for split, count in data.sizes().items())
-    caption = (f"**{name}**: rgb → {spec.target}, {pairing}. Gap {data.gap} ({spec.gap_meaning}). "
-               f"Splits: {sizes}. Source: {data.source_origin}.")
-    return contact_sheet(data), caption
-
-
 def friendly(handler):
     """Turn an input problem into a message a person reads, never a traceback."""
+    @functools.wraps(handler)
     def wrapped(*args):
         try:
             return handler(*args)
@@ -117,7 +108,7 @@ def try_it_column(modality, pairs_here: list[str]):
         label = gr.Label(num_top_classes=3, label="Student's prediction")
         nearest = gr.Gallery(label="Nearest test photos, by the teacher's embeddings", columns=5,
                              height=140, object_fit="contain")
-        pair.change(tryit.student_summary, pair, summary, api_name=False)
+        pair.change(tryit.student_summary, pair, summary, api_visibility="private")
         button.click(friendly(handler), [pair, value], [label, nearest],
                      api_name=f"classify_{modality.name}")
 
@@ -159,34 +150,65 @@ def refuse_bad_settings(pair, method, epochs, n_pairs, batch_size, temperature, 
     return gr.skip()
 
 
+def train_on_gpu(config: DistillConfig):
+    """The training alone: what borrows a GPU on a Spaces ZeroGPU (data is built before, and the
+    run evaluated after, on the CPU). Yields the progress events, then {"kind": "trained",
+    "trained": TrainedStudent}; closing it (Cancel) stops the worker at its next step."""
+    stop = threading.Event()
+    try:
+        trained = yield from training.training_events(config, stop)
+        yield {"kind": "trained", "trained": trained}
+    finally:
+        stop.set()
+
+
+def gpu_seconds(config: DistillConfig) -> int:
+    return training.gpu_seconds(config.epochs, config.n_pairs)
+
+
+try:  # On a Hugging Face ZeroGPU Space, each run borrows a GPU for about as long as it trains.
+    import spaces
+
+    train_on_gpu = spaces.GPU(duration=gpu_seconds)(train_on_gpu)
+except ImportError:
+    pass
+
+
+def _training_updates(config: DistillConfig, events: list, progress):
+    """The Distill tab's updates while `train_on_gpu` runs; returns the TrainedStudent."""
+    trained, stream = None, train_on_gpu(config)
+    try:
+        for event in stream:
+            if event["kind"] == "trained":
+                trained = event["trained"]
+                continue
+            events.append(event)
+            status = training.training_status(config, event)
+            if event["kind"] == "step":
+                progress(event["step"] / event["total_steps"], desc=status)
+            yield status, training.training_curves(events), gr.skip(), gr.skip(), gr.skip()
+    finally:
+        stream.close()
+    return trained
+
+
 def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, seed, session_runs,
                      progress=gr.Progress(), **options):
     """Distil with the chosen settings (`options`: the loss options by name), streaming progress
-    and curves; closing the generator (the Cancel button) stops the worker at its next step. The
-    finished run joins this browser session's runs (and no one else's)."""
+    and curves; closing the generator (the Cancel button) stops the worker at its next step. Only
+    the training runs in `train_on_gpu`; the data, the evaluation and the untrained student the
+    run is compared with are done on the CPU. The finished run joins this browser session's runs
+    (and no one else's)."""
     config = distill_config(pair, method, epochs, n_pairs, batch_size, temperature, seed, options)
-    stop, events = threading.Event(), []
-    stream = training.distill_events(config, stop)
-    try:
-        while True:
-            try:
-                event = next(stream)
-            except StopIteration as finished:
-                run = finished.value
-                break
-            events.append(event)
-            if event["kind"] == "step":
-                done = event["step"] / event["total_steps"]
-                left = event["elapsed_s"] / done - event["elapsed_s"]
-                progress(done, desc=f"step {event['step']}/{event['total_steps']}, about "
-                                    f"{left:.0f} s left")
-            yield (f"Training {pair} with {method}…", training.training_curves(events), gr.skip(),
-                   gr.skip(), gr.skip())
-    finally:
-        stop.set()
+    yield f"Preparing the {pair} data…", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    training.prepare_data(config)
+    events: list[dict] = []
+    trained = yield from _training_updates(config, events, progress)
+    yield "Evaluating your student on the CPU…", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    run = evaluate_student(trained)
     figure = explore.alignment_figure(pair, run.embeddings["teacher"], run.embeddings["student"],
                                       run.embeddings["labels"], "pca", f"your {method} student (PCA)")
-    untrained = training.untrained_metrics(pair, config.seed, config.width, run.metrics["device"])
+    untrained = training.untrained_metrics(pair, config.seed, config.width, "cpu")
     summary = training.session_summary(run, untrained)
     status = (f"Done on {run.metrics['device']} in {run.metrics['wall_s']:.1f} s: zero-label "
               f"accuracy {run.metrics['zero_label_acc']['head']:.1%} with no target labels, "
@@ -194,18 +216,6 @@ def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, see
               "The Compare tab sets it against the benchmark.")
     yield (status, training.training_curves(events), training.metrics_rows(run.metrics), figure,
            [*(session_runs or []), summary])
-
-
-def gpu_seconds(pair, method, epochs, n_pairs, *rest, **options):
-    return training.gpu_seconds(int(epochs), int(n_pairs))
-
-
-try:  # On a Hugging Face ZeroGPU Space, each run borrows a GPU for about as long as it needs.
-    import spaces
-
-    run_distillation = spaces.GPU(duration=gpu_seconds)(run_distillation)
-except ImportError:
-    pass
 
 
 def _shown_default(info: FieldInfo):
@@ -254,7 +264,7 @@ def distill_tab(demo: gr.Blocks, session_runs: gr.State):
                        for name, info in LOSS_OPTIONS.items()}
     with gr.Row():
         start = gr.Button("Distill", variant="primary")
-        cancel = gr.Button("Cancel")
+        cancel = gr.Button("Cancel", variant="stop")
     status = gr.Markdown()
     curves = gr.Plot(label="Training")
     with gr.Row():
@@ -267,17 +277,16 @@ def distill_tab(demo: gr.Blocks, session_runs: gr.State):
                           inputs_kwargs=options, validator=refuse_bad_settings,
                           concurrency_limit=1, concurrency_id="training")
     cancel.click(None, None, None, cancels=[running])
-    method.change(show_options_of, method, [temperature, *options.values()], api_name=False)
-    pair.change(explore.pair_strip, pair, preview, api_name=False)
-    demo.load(explore.pair_strip, pair, preview, api_name=False)
+    method.change(show_options_of, method, [temperature, *options.values()], api_visibility="private")
+    pair.change(explore.pair_strip, pair, preview, api_visibility="private")
+    demo.load(explore.pair_strip, pair, preview, api_visibility="private")
 
 
 def alignment_tab(demo: gr.Blocks):
     gr.Markdown("Where the shipped student puts 500 test targets, next to where the teacher puts "
                 "their photos, in one 2-D map. Good distillation lays each class's crosses over "
                 "its circles. Hover a point for its class and test item (the Retrieve tab takes "
-                "that number); tick *thumbnails* to see some items in place. UMAP compiles for "
-                "a while after the app starts (in the background); until then the map is PCA.")
+                "that number); tick *thumbnails* to see some items in place.")
     with gr.Row():
         pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
         projection = gr.Radio(["umap", "pca"], value="umap", label="Projection")
@@ -291,13 +300,13 @@ def alignment_tab(demo: gr.Blocks):
                                       pca_while_umap_warms=True)
 
     for control in controls:
-        control.change(show, controls, alignment, api_name=False)
+        control.change(show, controls, alignment, api_visibility="private")
     demo.load(show, controls, alignment, api_name="alignment")
 
 
 def retrieve_tab(demo: gr.Blocks):
     gr.Markdown("Cross-modal retrieval with the shipped student: a test item of one modality "
-                "finds its nearest items of the other among all 1,000 test items (cosine "
+                f"finds its nearest items of the other among {shipped.APP_ITEMS} test items (cosine "
                 "similarity of teacher and student embeddings). ✓ marks its own pair or its "
                 "class, ✗ another class. Your own sketch, depth map or recording finds its "
                 "nearest photos in the Try it tab.")
@@ -305,7 +314,7 @@ def retrieve_tab(demo: gr.Blocks):
         pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
         direction = gr.Radio(["target→source", "source→target"], value="target→source",
                              label="Direction")
-        query = gr.Slider(0, 999, value=0, step=1, label="Query: test item")
+        query = gr.Slider(0, shipped.APP_ITEMS - 1, value=0, step=1, label="Query: test item")
         k = gr.Slider(4, 16, value=8, step=1, label="How many")
     with gr.Row():
         query_image = gr.Image(label="Query", type="pil", interactive=False, height=140, width=140)
@@ -320,7 +329,7 @@ def retrieve_tab(demo: gr.Blocks):
 
     controls = [pair, direction, query, k]
     for control in controls:
-        control.change(show, controls, [query_image, found, summary], api_name=False)
+        control.change(show, controls, [query_image, found, summary], api_visibility="private")
     demo.load(show, controls, [query_image, found, summary], api_name="retrieve")
 
 
@@ -333,8 +342,8 @@ def compare_tab(tab: gr.Tab, session_runs: gr.State):
     pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
     table = gr.Dataframe(compare.compare_rows("digits-sketch"), headers=compare.COMPARE_COLUMNS,
                          interactive=False, wrap=True)
-    pair.change(compare.compare_rows, [pair, session_runs], table, api_name=False)
-    tab.select(compare.compare_rows, [pair, session_runs], table, api_name=False)
+    pair.change(compare.compare_rows, [pair, session_runs], table, api_visibility="private")
+    tab.select(compare.compare_rows, [pair, session_runs], table, api_visibility="private")
 
 
 def theory_tab():
@@ -342,6 +351,16 @@ def theory_tab():
     figure = compare.theory_figure()
     if figure is not None:
         gr.Plot(figure, label="Target error against estimated TV (one point per student)")
+
+
+def data_tab(tab: gr.Tab):
+    """Contact sheets: each pair's data is built when first shown (once, however many ask)."""
+    choice = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Modality pair")
+    caption = gr.Markdown("Building the pair's data the first time takes a while…")
+    sheet = gr.Image(label="Contact sheet: a row per class, each photo next to its target",
+                     type="pil", interactive=False)
+    choice.change(explore.data_sheet, choice, [sheet, caption], api_name="contact_sheet")
+    tab.select(explore.data_sheet, choice, [sheet, caption], api_visibility="private")
 
 
 def build_demo() -> gr.Blocks:
@@ -364,20 +383,15 @@ def build_demo() -> gr.Blocks:
             theory_tab()
         with gr.Tab("About"):
             gr.Markdown(ABOUT, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
-        with gr.Tab("Data"):
-            choice = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Modality pair")
-            caption = gr.Markdown()
-            sheet = gr.Image(label="Contact sheet: a row per class, each photo next to its target",
-                             type="pil", interactive=False)
-            choice.change(show_pair, choice, [sheet, caption], api_name="contact_sheet")
-            demo.load(show_pair, choice, [sheet, caption], api_name=False)
+        with gr.Tab("Data") as tab:
+            data_tab(tab)
     return demo
 
 
 if __name__ == "__main__":
-    from cmcd.viz.maps import warm_up_umap_in_background
+    import torch
 
-    warm_up_umap_in_background()
+    torch.set_num_threads(os.cpu_count() or 1)
     tryit.warm_up_in_background()
     build_demo().queue(default_concurrency_limit=2, max_size=32).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

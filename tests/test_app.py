@@ -63,18 +63,19 @@ def test_the_page_builds_offline():
     assert demo.title == "CMCD"
 
 
-def test_on_a_zerogpu_space_training_asks_for_a_gpu_for_as_long_as_the_run_needs(monkeypatch):
+def test_on_a_zerogpu_space_only_training_asks_for_a_gpu_for_as_long_as_it_needs(monkeypatch):
     import importlib
     import sys
     import types
 
     import app
 
-    asked = []
+    asked, wrapped = [], []
 
     def gpu(duration):
         def wrap(function):
             asked.append(duration)
+            wrapped.append(function.__name__)
             function.on_gpu = True
             return function
         return wrap
@@ -82,12 +83,32 @@ def test_on_a_zerogpu_space_training_asks_for_a_gpu_for_as_long_as_the_run_needs
     monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
     try:
         zero_gpu_app = importlib.reload(app)
-        assert getattr(zero_gpu_app.run_distillation, "on_gpu", False)
-        duration = asked[0]("digits-sketch", "cmc", 5, 8000, 256, 0.3, 0, [], None)
-        assert duration == training.gpu_seconds(5, 8000)
+        assert wrapped == ["train_on_gpu"] and zero_gpu_app.train_on_gpu.on_gpu
+        assert not getattr(zero_gpu_app.run_distillation, "on_gpu", False)
+        config = zero_gpu_app.distill_config("digits-sketch", "cmc", 5, 8000, 256, 0.3, 0, {})
+        assert asked[0](config) == training.gpu_seconds(5, 8000)
     finally:
         monkeypatch.delitem(sys.modules, "spaces")
         importlib.reload(app)
+
+
+def test_the_gpu_function_trains_and_the_run_is_evaluated_after_it():
+    import pickle
+
+    import app
+    from cmcd.train.config import DistillConfig
+    from cmcd.train.distill import TrainedStudent, distill, evaluate_student
+
+    config = DistillConfig(pair="digits-depth", epochs=1, n_pairs=256, batch_size=128, width=8,
+                           device="cpu")
+    events = list(app.train_on_gpu(config))
+    assert [e["kind"] for e in events][-1] == "trained"
+    assert any(e["kind"] == "step" and "left" in training.training_status(config, e) for e in events)
+    trained = pickle.loads(pickle.dumps(events[-1]["trained"]))  # what a ZeroGPU worker sends back
+    assert isinstance(trained, TrainedStudent)
+    assert all(value.device.type == "cpu" for value in trained.student_state.values())
+    run = evaluate_student(trained)
+    assert run.metrics["zero_label_acc"] == distill(config).metrics["zero_label_acc"]
 
 
 def test_compare_table_holds_this_sessions_runs_and_the_benchmark():
@@ -188,6 +209,7 @@ def test_the_app_shows_pca_while_umap_is_still_compiling(monkeypatch):
 
     monkeypatch.setattr(visualise, "umap_is_warm", lambda: False)
     monkeypatch.setattr(visualise, "_umap", lambda *args: pytest.fail("UMAP fitted while cold"))
+    monkeypatch.setattr(visualise, "warm_up_umap_in_background", lambda: None)
     figure = explore.alignment_plot("digits-depth", "umap", False, points=120, pca_while_umap_warms=True)
     assert "PCA (UMAP is still warming up" in figure.layout.title.text
 
@@ -278,3 +300,66 @@ def test_a_session_keeps_a_small_summary_of_each_run_with_its_loss_options():
     summary = training.session_summary(run, {"zero_label_acc": {"head": 0.1}})
     assert "teacher_temperature 0.1" in summary["label"] and "seed 3" in summary["label"]
     assert summary["pair"] == "digits-sketch" and json.loads(json.dumps(summary)) == summary
+
+
+def test_shipped_test_items_are_what_building_the_pair_gives():
+    """The app answers from cmcd/shipped/app without building pairs; what it ships must be what
+    it would build (scripts/ship_app_items.py writes the file)."""
+    import torch
+
+    assert shipped.items_file().exists()
+    found = shipped.shipped_test_embeddings("digits-depth")
+    assert found["origin"] == "shipped" and len(found["labels"]) == shipped.APP_ITEMS
+    built = shipped.build_test_items("digits-depth")
+    assert np.array_equal(found["ids"], built["ids"]) and np.array_equal(found["labels"], built["labels"])
+    assert torch.allclose(found["targets"], built["targets"], atol=1 / 255)
+    assert np.allclose(found["teacher"], built["teacher"], atol=2e-3)
+    assert np.allclose(found["student"], built["student"], atol=5e-3)
+    rows = torch.from_numpy(shipped.spread(1000, shipped.APP_ITEMS))
+    assert torch.equal(shipped.item_photos("digits-depth"), shipped.built_pair("digits-depth").test.source[rows])
+    assert set(found["coordinates"]) == {"umap", "pca"}
+    assert found["coordinates"]["umap"].shape == (2 * shipped.APP_ITEMS, 2)
+
+
+def test_items_made_for_another_student_are_built_instead(tmp_path, monkeypatch):
+    other = tmp_path / "test-items.safetensors"
+    shipped.write_items_file(other, {"digits-depth": shipped.read_shipped_items("digits-depth")})
+    assert shipped.read_shipped_items("digits-depth", other) is not None
+    assert shipped.read_shipped_items("digits-sketch", other) is None  # not in that file
+    monkeypatch.setattr(shipped, "student_digest", lambda pair: "another student")
+    assert shipped.read_shipped_items("digits-depth", other) is None
+    assert shipped.read_shipped_items("digits-depth", tmp_path / "missing.safetensors") is None
+
+
+def test_the_full_shipped_map_needs_no_umap():
+    from cmcd.viz import maps as visualise
+
+    found = shipped.shipped_test_embeddings("digits-audio")
+    figure = explore.alignment_plot("digits-audio", "umap", False, pca_while_umap_warms=True)
+    assert figure.layout.title.text.endswith("UMAP")
+    xs = np.concatenate([trace.x for trace in figure.data if trace.mode == "markers"])
+    assert len(xs) == 2 * shipped.APP_ITEMS
+    assert not visualise.is_cached(found["teacher"], found["student"], "umap")  # never computed
+
+
+def test_once_per_key_builds_once_however_many_ask_at_once():
+    import threading
+    import time
+
+    from cmcd.app.once import once_per_key
+
+    calls = []
+
+    @once_per_key
+    def slow(key):
+        calls.append(key)
+        time.sleep(0.2)
+        return key * 2
+
+    results = []
+    threads = [threading.Thread(target=lambda k=k: results.append(slow(k % 2))) for k in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(calls) == [0, 1] and sorted(results) == [0, 0, 0, 2, 2, 2]

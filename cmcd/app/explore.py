@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmcd.app.shipped import THUMBNAIL, picture, shipped_test_embeddings
+from cmcd.app.once import once_per_key
+from cmcd.app.shipped import APP_ITEMS, THUMBNAIL, built_pair, picture, shipped_test_embeddings, spread
 from cmcd.data import pairs
 from cmcd.data.inputs import InputError
 from cmcd.data.sources import CLASS_NAMES
 from cmcd.eval.metrics import nearest_neighbours
 from cmcd.viz import maps
 
-MAP_POINTS = 500  # test items in an alignment map
+MAP_POINTS = APP_ITEMS  # test items in an alignment map
 
 
 def pair_strip(pair: str, count: int = 6):
     """A few test items of a pair: photos on top, their targets below (one per class shown)."""
     from PIL import Image
 
-    items = shipped_test_embeddings(pair)["items"]
+    labels = shipped_test_embeddings(pair)["labels"]
     strip = Image.new("RGB", (count * (THUMBNAIL + 4), 2 * THUMBNAIL + 4), "white")
-    for column, index in enumerate(spread(len(items.labels), count)):
+    for column, index in enumerate(spread(len(labels), count)):
         strip.paste(picture(pair, int(index), "source"), (column * (THUMBNAIL + 4), 0))
         strip.paste(picture(pair, int(index), "target"), (column * (THUMBNAIL + 4), THUMBNAIL + 4))
     return strip
@@ -60,12 +61,6 @@ def query_picture(pair: str, query: int, direction: str):
     return picture(pair, int(query), side)
 
 
-def spread(count: int, points: int) -> np.ndarray:
-    """Up to `points` indices spread evenly over `count` test items (the split is ordered by
-    class, so every class is in)."""
-    return np.linspace(0, count - 1, min(points, count)).astype(int)
-
-
 def _thumbnails(pair: str, keep: np.ndarray, coords: np.ndarray, classes: int) -> list:
     """Two items per class, each as its photo and as its target, at their places in the map."""
     pictures = []
@@ -75,32 +70,72 @@ def _thumbnails(pair: str, keep: np.ndarray, coords: np.ndarray, classes: int) -
     return pictures
 
 
+def _map_figure(pair: str, coords: np.ndarray, labels: np.ndarray, keep: np.ndarray, title: str,
+                show_pair_lines: bool, pictures=()):
+    spec = pairs.get_spec(pair)
+    return maps.alignment_figure(coords, labels[keep], CLASS_NAMES[spec.dataset], spec.target,
+                                 spec.pairing, show_pair_lines, title, item_ids=keep, pictures=pictures)
+
+
 def alignment_figure(pair: str, teacher: np.ndarray, student: np.ndarray, labels: np.ndarray,
                      projection: str, title: str, show_pair_lines: bool = False,
-                     points: int = MAP_POINTS, thumbnails: bool = False):
-    """The alignment map of test embeddings (row i of teacher and student is test item i) on
-    `points` items spread over every class; `thumbnails` draws a few items in place."""
-    spec = pairs.get_spec(pair)
-    class_names = CLASS_NAMES[spec.dataset]
+                     points: int = MAP_POINTS):
+    """The alignment map of any test embeddings (row i of teacher and student is test item i,
+    such as a run's) on `points` items spread over every class."""
     keep = spread(len(labels), points)
     coords = maps.coordinates(teacher[keep], student[keep], projection)
-    pictures = _thumbnails(pair, keep, coords, len(class_names)) if thumbnails else []
-    return maps.alignment_figure(coords, labels[keep], class_names, spec.target, spec.pairing,
-                                 show_pair_lines, title, item_ids=keep, pictures=pictures)
+    return _map_figure(pair, coords, labels, keep, title, show_pair_lines)
+
+
+@once_per_key
+def _warm_up_umap() -> None:
+    maps.warm_up_umap_in_background()
+
+
+def _map_coordinates(found: dict, keep: np.ndarray, projection: str) -> np.ndarray:
+    """The shipped coordinates when the map shows every shipped item, else computed (cached)."""
+    if len(keep) == len(found["labels"]) and projection in found["coordinates"]:
+        return found["coordinates"][projection]
+    return maps.coordinates(found["teacher"][keep], found["student"][keep], projection)
+
+
+def _umap_not_ready(found: dict, keep: np.ndarray) -> bool:
+    """True while a UMAP map would have to wait for UMAP to compile (which then starts)."""
+    if ((len(keep) == len(found["labels"]) and "umap" in found["coordinates"])
+            or maps.umap_is_warm() or maps.is_cached(found["teacher"][keep], found["student"][keep], "umap")):
+        return False
+    _warm_up_umap()
+    return True
 
 
 def alignment_plot(pair: str, projection: str, show_pair_lines: bool, thumbnails: bool = False,
                    points: int = MAP_POINTS, pca_while_umap_warms: bool = False):
-    """The shipped student's alignment map. `pca_while_umap_warms`: answer at once with PCA
-    while UMAP is still compiling (the app)."""
+    """The shipped student's alignment map (shipped coordinates for the full map). `thumbnails`
+    draws a few items in place; `pca_while_umap_warms`: answer at once with PCA while UMAP is
+    still compiling (the app), compiling it in the background."""
     found = shipped_test_embeddings(pair)
-    teacher, student, labels = found["teacher"], found["student"], found["labels"]
-    keep = spread(len(labels), points)
+    keep = spread(len(found["labels"]), points)
     note = ""
-    if (projection == "umap" and pca_while_umap_warms and not maps.umap_is_warm()
-            and not maps.is_cached(teacher[keep], student[keep], "umap")):
+    if projection == "umap" and pca_while_umap_warms and _umap_not_ready(found, keep):
         projection, note = "pca", " (UMAP is still warming up: choose it again in a few seconds)"
+    coords = _map_coordinates(found, keep, projection)
     title = (f"{pair}: teacher photos (circles) and student {found['target']} (crosses), "
              f"{projection.upper()}{note}")
-    return alignment_figure(pair, teacher, student, labels, projection, title, show_pair_lines,
-                            points, thumbnails)
+    classes = len(found["class_names"])
+    pictures = _thumbnails(pair, keep, coords, classes) if thumbnails else []
+    return _map_figure(pair, coords, found["labels"], keep, title, show_pair_lines, pictures)
+
+
+@once_per_key
+def data_sheet(pair: str):
+    """The Data tab: a pair's contact sheet and a caption (built once per pair, on first view)."""
+    from cmcd.viz.contact_sheet import contact_sheet
+
+    data = built_pair(pair)
+    spec = data.spec
+    pairing = ("class pairs (any clip of the same digit, as in AV-MNIST)" if spec.pairing == "class"
+               else "instance pairs (the same item in both modalities)")
+    sizes = ", ".join(f"{split}: {count:,}" for split, count in data.sizes().items())
+    caption = (f"**{pair}**: rgb → {spec.target}, {pairing}. Gap {data.gap} ({spec.gap_meaning}). "
+               f"Splits: {sizes}. Source: {data.source_origin}.")
+    return contact_sheet(data), caption

@@ -5,22 +5,37 @@ from __future__ import annotations
 
 import queue
 import threading
-from functools import lru_cache
 
+import torch
+
+from cmcd.app.once import once_per_key
+from cmcd.data import pairs
 from cmcd.eval import records
+from cmcd.models.teacher import load_teacher
 from cmcd.train.config import DistillConfig
-from cmcd.train.distill import distill
+from cmcd.train.distill import distill, train_student
+from cmcd.train.teacher_cache import teacher_embeddings
 
 
 def distill_events(config, stop):
-    """Run `distill(config)` in a worker thread and yield its progress events as they come; the
-    finished run is the generator's return value. Setting `stop` (a threading.Event) cancels."""
+    """Run `distill(config)` (training and evaluation) in a worker thread and yield its progress
+    events as they come; the finished run is the generator's return value. Setting `stop` (a
+    threading.Event) cancels."""
+    return _events_of(distill, config, stop)
+
+
+def training_events(config, stop):
+    """As distill_events, for `train_student(config)` alone: returns a TrainedStudent."""
+    return _events_of(train_student, config, stop)
+
+
+def _events_of(work_on, config, stop):
     events: queue.Queue = queue.Queue()
     outcome: dict = {}
 
     def work():
         try:
-            outcome["run"] = distill(config, progress=events.put, should_stop=stop.is_set)
+            outcome["run"] = work_on(config, progress=events.put, should_stop=stop.is_set)
         except Exception as error:  # handed to the caller's thread below
             outcome["error"] = error
         finally:
@@ -47,17 +62,41 @@ def session_summary(run, untrained: dict) -> dict:
             "untrained": untrained}
 
 
-@lru_cache(maxsize=16)
-def untrained_metrics(pair: str, seed: int, width: int, device: str = "auto") -> dict:
-    """Test metrics of the student a run starts from, before any training (method `random`)."""
+@once_per_key
+def untrained_metrics(pair: str, seed: int, width: int, device: str = "cpu") -> dict:
+    """Test metrics of the student a run starts from, before any training (method `random`),
+    computed once per (pair, seed, width)."""
     return distill(DistillConfig(pair=pair, method="random", seed=seed, width=width,
                                  device=device)).metrics
 
 
+@once_per_key
+def _prepared_data(pair: str, gap: float | None, teacher: str) -> None:
+    data = pairs.load_pair(pair, gap=gap)
+    teacher_embeddings(data, teacher, load_teacher(data.spec.dataset, teacher), torch.device("cpu"))
+
+
+def prepare_data(config: DistillConfig) -> None:
+    """Build (or find in the cache) the run's pair data and teacher embeddings on the CPU, before
+    a GPU is borrowed for the training alone (once per process for each)."""
+    _prepared_data(config.pair, config.gap, config.teacher)
+
+
 def gpu_seconds(epochs: int, n_pairs: int) -> int:
-    """How long to ask a Spaces ZeroGPU for one run: start-up and evaluation plus training at a
-    pessimistic 10,000 pairs/s."""
-    return int(min(300, 45 + epochs * n_pairs / 10_000))
+    """How long to ask a Spaces ZeroGPU for one run's training: start-up (the data is built and
+    the run evaluated outside the GPU window) plus training at a pessimistic 10,000 pairs/s."""
+    return int(min(300, 30 + epochs * n_pairs / 10_000))
+
+
+def training_status(config: DistillConfig, event: dict) -> str:
+    """The Distill tab's status line during training, with the time left (a ZeroGPU worker may
+    not forward gr.Progress, so the time left is in the text too)."""
+    if event["kind"] != "step":
+        return f"Training {config.pair} with {config.method}… epoch {event['epoch']} validated"
+    done = event["step"] / event["total_steps"]
+    left = event["elapsed_s"] / done - event["elapsed_s"]
+    return (f"Training {config.pair} with {config.method}… step {event['step']}/"
+            f"{event['total_steps']}, about {left:.0f} s left")
 
 
 def training_curves(events: list[dict]):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cmcd import paths
-from cmcd.app.shipped import classifier, picture, shipped_test_embeddings
+from cmcd.app.shipped import classifier, item_photos, picture, shipped_test_embeddings
 from cmcd.data import pairs
 from cmcd.data.inputs import InputError
 from cmcd.eval.metrics import nearest_neighbours
@@ -99,15 +99,15 @@ def try_it_panels() -> list[tuple[Modality, list[str]]]:
 
 
 def warm_up_in_background(pair_names=None) -> threading.Thread:
-    """Build the Try-it pairs' data and embeddings in a daemon thread, so a visitor's first
-    classification does not wait for them (a cold cache takes about half a minute). By default
-    the first pair of each panel, the one a panel opens on."""
+    """Load the Try-it pairs' students, shipped test items and photos in a daemon thread, so a
+    visitor's first classification finds them ready (each is loaded once, however many ask). By
+    default the first pair of each panel, the one a panel opens on."""
     pair_names = pair_names or [names[0] for _, names in try_it_panels()]
 
     def warm():
         for pair in pair_names:
-            shipped_test_embeddings(pair)
+            item_photos(pair)
 
-    thread = threading.Thread(target=warm, daemon=True, name="embeddings-warm-up")
+    thread = threading.Thread(target=warm, daemon=True, name="try-it-warm-up")
     thread.start()
     return thread

@@ -1,6 +1,8 @@
 """`cmcd bench app`: how quickly the app starts and answers.
 
 - start-up: seconds from launching `python app.py` to its page being served (new process);
+- cold start: a restarted Space, an empty CMCD_CACHE: seconds from launch to the first answered
+  classification of the audio example through the app's API (`/classify_audio`);
 - classify latency per modality, p50 and p95 over repeated calls of the handlers the app's Classify
   buttons run (prediction and nearest photos) on the shipped examples (in process, after one
   warm-up call), on this machine's CPU.
@@ -13,8 +15,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,26 +37,64 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def startup_seconds(timeout: float = 180.0) -> float:
+@contextmanager
+def served_app(root: Path, env: dict, timeout: float = 180.0):
+    """Launch `python app.py` from checkout `root` in a new process and yield (its URL, the
+    perf_counter time it was launched at) once its page is served; stop it afterwards."""
     port = _free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
-    root = paths.checkout_root()
-    if root is None:
-        raise RuntimeError("`cmcd bench app` times app.py, which only a source checkout has")
+    env = {**os.environ, **env, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "PYTHONPATH": str(root)}
+    url = f"http://127.0.0.1:{port}/"
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, str(root / "app.py")], cwd=root, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while time.perf_counter() - started < timeout:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).status == 200:
-                    return time.perf_counter() - started
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"app.py did not serve its page within {timeout:.0f} s")
+        while not _serves(url):
+            if time.perf_counter() - started > timeout or process.poll() is not None:
+                raise RuntimeError(f"app.py did not serve its page within {timeout:.0f} s")
+            time.sleep(0.1)
+        yield url, started
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _serves(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(url, timeout=1).status == 200
+    except OSError:
+        return False
+
+
+def _checkout(root: Path | None = None) -> Path:
+    root = root or paths.checkout_root()
+    if root is None:
+        raise RuntimeError("`cmcd bench app` times app.py, which only a source checkout has")
+    return Path(root)
+
+
+def startup_seconds(root: Path | None = None) -> float:
+    """Seconds from launching app.py to its page being served."""
+    with served_app(_checkout(root), {}) as (_, started):
+        return time.perf_counter() - started
+
+
+def cold_start_seconds(root: Path | None = None) -> dict:
+    """A restarted Space: app.py launched with an empty CMCD_CACHE, then the audio panel's
+    example classified through the app's named API endpoint (/classify_audio) as soon as the
+    page is served. Seconds from launch to the page, and to the answer."""
+    from gradio_client import Client, handle_file
+
+    root = _checkout(root)
+    example = _example("digits-audio")
+    with tempfile.TemporaryDirectory(prefix="cmcd-cold-") as cache:
+        with served_app(root, {"CMCD_CACHE": cache}) as (url, started):
+            page_s = time.perf_counter() - started
+            label, _ = Client(url, verbose=False).predict(
+                "digits-audio", handle_file(example), api_name="/classify_audio")
+            answer_s = time.perf_counter() - started
+    return {"page_s": round(page_s, 2), "first_answer_s": round(answer_s, 2),
+            "label": label["label"], "example": Path(example).name}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -91,14 +133,19 @@ def classify_latency(pair: str, repeats: int) -> dict:
 
 
 def run(repeats: int = 50) -> dict:
-    return {"startup_s": round(startup_seconds(), 2),
+    return {"startup_s": round(startup_seconds(), 2), "cold_start": cold_start_seconds(),
             "classify": {pair: classify_latency(pair, repeats) for pair in timed_pairs()},
             "cpu_count": os.cpu_count()}
 
 
 def format_report(report: dict) -> str:
-    lines = [f"app start-up to first page served: {report['startup_s']:.2f} s",
-             f"classify latency on {report['cpu_count']} CPU cores (after one warm-up call):"]
+    lines = [f"app start-up to first page served: {report['startup_s']:.2f} s"]
+    if "cold_start" in report:
+        cold = report["cold_start"]
+        lines.append(f"cold start (empty cache): page after {cold['page_s']:.2f} s, first "
+                     f"/classify_audio answer ({cold['example']}: {cold['label']}) after "
+                     f"{cold['first_answer_s']:.2f} s")
+    lines.append(f"classify latency on {report['cpu_count']} CPU cores (after one warm-up call):")
     for pair, row in report["classify"].items():
         lines.append(f"  {pair:14s} p50 {row['p50_ms']:7.1f} ms   p95 {row['p95_ms']:7.1f} ms   "
                      f"({row['calls']} calls)")

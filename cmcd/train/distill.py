@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -200,32 +200,66 @@ def _evaluate(setup: _Setup, student_test: torch.Tensor) -> dict:
         seed=setup.config.seed)
 
 
-def _run_metrics(setup: _Setup, training: _Training, wall_s: float, run: DistillRun) -> dict:
-    config, data = setup.config, setup.data
-    train_s, samples = training.train_s, training.samples
+@dataclass
+class TrainedStudent:
+    """What training leaves for evaluation, with no tie to the device it ran on: the student's
+    weights as CPU tensors, the histories and timings. Picklable, so it can come back from
+    another process (a Spaces ZeroGPU worker)."""
+
+    config: DistillConfig
+    device: str  # where it trained
+    student_state: dict[str, torch.Tensor]
+    history: list[dict]
+    val_history: list[dict]
+    cancelled: bool
+    epochs: int
+    total_steps: int
+    samples: int
+    train_s: float  # validation excluded
+    validation_s: float
+    wall_s: float  # preparing and training
+
+
+def _train_prepared(setup: _Setup, started: float, progress, should_stop) -> TrainedStudent:
+    run = DistillRun(setup.config, str(setup.device))
+    training = _train(setup, run, progress, should_stop)
+    state = {key: value.detach().cpu().clone() for key, value in setup.student.state_dict().items()}
+    return TrainedStudent(setup.config, str(setup.device), state, run.history, run.val_history,
+                          run.cancelled, training.epochs, training.total_steps, training.samples,
+                          training.train_s, training.validation_s, time.perf_counter() - started)
+
+
+def train_student(config: DistillConfig,
+                  progress: Callable[[dict], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> TrainedStudent:
+    """Train a student for `config.pair`, nothing more (the part that wants a GPU); `progress`
+    gets a dict per logged step and per epoch, `should_stop` is polled every step."""
+    started = time.perf_counter()
+    return _train_prepared(_prepare(config), started, progress, should_stop)
+
+
+def _run_metrics(setup: _Setup, trained: TrainedStudent, wall_s: float) -> dict:
+    config, data, samples = setup.config, setup.data, trained.samples
     return {
         "pair": data.spec.name, "method": config.method, "teacher": config.teacher,
-        "seed": config.seed, "device": str(setup.device), "epochs": training.epochs,
-        "steps": training.total_steps, "n_pairs": len(setup.chosen), "gap": data.gap,
-        "pairing": data.spec.pairing, "wall_s": round(wall_s, 2), "train_s": round(train_s, 2),
-        "validation_s": round(training.validation_s, 2),
-        "pairs_per_s": round(samples / train_s, 1) if samples else 0.0,
-        "cancelled": run.cancelled,
+        "seed": config.seed, "device": trained.device, "epochs": trained.epochs,
+        "steps": trained.total_steps, "n_pairs": len(setup.chosen), "gap": data.gap,
+        "pairing": data.spec.pairing, "wall_s": round(wall_s, 2),
+        "train_s": round(trained.train_s, 2), "validation_s": round(trained.validation_s, 2),
+        "pairs_per_s": round(samples / trained.train_s, 1) if samples else 0.0,
+        "cancelled": trained.cancelled,
     }
 
 
-def distill(config: DistillConfig,
-            progress: Callable[[dict], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> DistillRun:
-    """Distil a student for `config.pair`; `progress` gets a dict per logged step and per epoch,
-    `should_stop` is polled every step (cancelling still evaluates what was trained)."""
-    started = time.perf_counter()
-    setup = _prepare(config)
-    run = DistillRun(config, str(setup.device), student=setup.student)
-    training = _train(setup, run, progress, should_stop)
+def _evaluate_prepared(setup: _Setup, trained: TrainedStudent, started: float) -> DistillRun:
+    """The finished run: test metrics of `setup.student`, which holds the trained weights."""
+    run = DistillRun(trained.config, trained.device, history=trained.history,
+                     val_history=trained.val_history, student=setup.student,
+                     cancelled=trained.cancelled)
     student_test = embed(setup.student, setup.data.test.target)
     metrics = _evaluate(setup, student_test)
-    run.metrics = {**_run_metrics(setup, training, time.perf_counter() - started, run), **metrics}
+    wall_s = trained.wall_s + time.perf_counter() - started
+    run.metrics = {**_run_metrics(setup, trained, wall_s), **metrics}
     real = real_samples_accuracy(setup.student, setup.teacher.head, setup.data.spec.target)
     if real is not None:
         run.metrics["real_recordings_acc"] = real
@@ -233,3 +267,24 @@ def distill(config: DistillConfig,
                       "labels": setup.data.test.labels.numpy(), "ids": setup.data.test.ids.numpy()}
     setup.student.cpu().eval()
     return run
+
+
+def evaluate_student(trained: TrainedStudent) -> DistillRun:
+    """Test metrics, embeddings and the student module of a trained student, on the CPU (the
+    metrics' classifiers run there anyway)."""
+    started = time.perf_counter()
+    setup = _prepare(replace(trained.config, device="cpu"))
+    setup.student.load_state_dict(trained.student_state)
+    return _evaluate_prepared(setup, trained, started)
+
+
+def distill(config: DistillConfig,
+            progress: Callable[[dict], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> DistillRun:
+    """Distil a student for `config.pair` and evaluate it: `train_student` then
+    `evaluate_student`, on one prepared setup. `progress` gets a dict per logged step and per
+    epoch, `should_stop` is polled every step (cancelling still evaluates what was trained)."""
+    started = time.perf_counter()
+    setup = _prepare(config)
+    trained = _train_prepared(setup, started, progress, should_stop)
+    return _evaluate_prepared(setup, trained, time.perf_counter())

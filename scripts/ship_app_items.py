@@ -1,0 +1,40 @@
+"""Write cmcd/shipped/app/test-items.safetensors: for each pair with a shipped student, the test
+items the app shows, their teacher and student embeddings and the alignment map's UMAP and PCA
+coordinates, so that a restarted Space answers without building any pair.
+
+Run it after ship_students.py (a pair whose student changed is built again by the app until this
+runs):  python scripts/ship_app_items.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from cmcd.app import shipped
+from cmcd.data import pairs
+from cmcd.eval.classify import student_stem
+from cmcd.viz import maps
+
+
+def items_with_maps(pair: str) -> dict:
+    items = shipped.build_test_items(pair)
+    items["coordinates"] = {projection: maps.coordinates(items["teacher"], items["student"], projection)
+                            for projection in shipped.MAP_PROJECTIONS}
+    return items
+
+
+def main() -> int:
+    started = time.perf_counter()
+    with_students = [pair for pair in pairs.PAIRS
+                     if student_stem(pair).with_suffix(".safetensors").exists()]
+    items_of = {pair: items_with_maps(pair) for pair in with_students}
+    path = shipped.items_file()
+    shipped.write_items_file(path, items_of)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(items_of)} pairs, "
+          f"{shipped.APP_ITEMS} items each) in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
