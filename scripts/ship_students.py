@@ -11,6 +11,7 @@ winner's test metrics in its metadata. Test numbers play no part in the choice. 
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -54,6 +55,8 @@ def main() -> None:
     print(json.dumps({pair: {"method": m["method"], "candidates": m["candidates"],
                              "test_zero_label_acc": m["metrics"]["zero_label_acc"]}
                       for pair, m in summary.items()}, indent=2))
+    # The app's shipped test items hold the students' embeddings: write them again.
+    subprocess.run([sys.executable, str(Path(__file__).with_name("ship_app_items.py"))], check=True)
 
 
 if __name__ == "__main__":
