@@ -24,7 +24,8 @@ CHECKSUM_KEY = "sha256"  # in a safetensors file's metadata: tensors_checksum of
 
 
 class DamagedFile(ValueError):
-    """A file of tensors that cannot be read back as written, with a one-line reason."""
+    """A file this package wrote that cannot be read back as written (truncated, changed, not what
+    it should hold), with a one-line reason that names it."""
 
 
 def _atomic_target(path: Path):

@@ -37,7 +37,17 @@ def load_checkpoint(stem: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
     for key, value in tensors.items():
         module, _, param = key.partition(".")
         states.setdefault(module, {})[param] = value
-    return states, json.loads(metadata.read_text())
+    return states, _read_metadata(metadata)
+
+
+def _read_metadata(path: Path) -> dict:
+    try:
+        metadata = json.loads(path.read_text())
+    except ValueError as error:  # not UTF-8, or not JSON
+        raise cache.DamagedFile(f"{path} is damaged: not valid JSON ({error})") from None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("modules"), dict):
+        raise cache.DamagedFile(f"{path} is damaged: it does not list the checkpoint's modules")
+    return metadata
 
 
 def save_student(stem: Path, student: nn.Module, metadata: dict) -> Path:
@@ -48,6 +58,12 @@ def save_student(stem: Path, student: nn.Module, metadata: dict) -> Path:
 def load_student(stem: Path) -> tuple[nn.Module, dict]:
     """A saved student encoder, in eval mode, and its metadata (pair, method, teacher, metrics...)."""
     states, metadata = load_checkpoint(stem)
-    student = encoder_from_config(metadata.pop("modules")["encoder"])
-    student.load_state_dict(states["encoder"])
+    try:
+        student = encoder_from_config(metadata.pop("modules")["encoder"])
+        student.load_state_dict(states["encoder"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        reason = (str(error).strip().splitlines() or [""])[0]
+        stem = Path(stem)
+        raise cache.DamagedFile(f"{stem}.safetensors and {stem.name}.json do not make a student "
+                                f"encoder ({type(error).__name__}: {reason})") from None
     return student.eval(), metadata
