@@ -321,6 +321,16 @@ def test_saving_over_a_run_replaces_it_whole(tmp_path):
     load_student(out / "student")
 
 
+def test_a_run_record_with_bad_json_names_the_file(tmp_path):
+    from cmcd.train import run_files
+
+    out = run_files.save_run(_fake_run(), tmp_path / "run")
+    (out / "metrics.json").write_text('{"zero_label_acc": ')
+    with pytest.raises(ValueError) as error:
+        run_files.load_run(out)
+    assert _one_sentence_naming(str(error.value), "metrics.json")
+
+
 def test_saving_into_a_folder_of_other_files_is_refused(tmp_path):
     from cmcd.train import run_files
 

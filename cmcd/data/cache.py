@@ -50,6 +50,15 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def read_json(path: Path):
+    """A JSON file, such as one written by atomic_write_json; DamagedFile, naming it, when it is
+    not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError as error:  # not UTF-8, or not JSON
+        raise DamagedFile(f"{path} is damaged: not valid JSON ({error})") from None
+
+
 def tensors_checksum(tensors: dict[str, torch.Tensor]) -> str:
     """sha256 over each tensor's name, dtype, shape and bytes, in name order."""
     digest = hashlib.sha256()

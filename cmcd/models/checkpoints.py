@@ -6,7 +6,6 @@ STEM.json ({"modules": {name: config}, ...metadata}). Loading never unpickles an
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -41,10 +40,7 @@ def load_checkpoint(stem: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
 
 
 def _read_metadata(path: Path) -> dict:
-    try:
-        metadata = json.loads(path.read_text())
-    except ValueError as error:  # not UTF-8, or not JSON
-        raise cache.DamagedFile(f"{path} is damaged: not valid JSON ({error})") from None
+    metadata = cache.read_json(path)
     if not isinstance(metadata, dict) or not isinstance(metadata.get("modules"), dict):
         raise cache.DamagedFile(f"{path} is damaged: it does not list the checkpoint's modules")
     return metadata

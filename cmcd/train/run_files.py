@@ -7,7 +7,6 @@ RUN/student); the record's parts sit in config.json, metrics.json and history.js
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -91,7 +90,6 @@ def _move_into_place(staging: Path, out: Path) -> None:
 def load_run(run_dir: Path) -> RunRecord:
     """The record of a run saved by save_run."""
     run_dir = Path(run_dir)
-    history = json.loads((run_dir / "history.json").read_text())
-    return RunRecord(json.loads((run_dir / "config.json").read_text()),
-                     json.loads((run_dir / "metrics.json").read_text()),
-                     history["steps"], history["epochs"])
+    history = cache.read_json(run_dir / "history.json")
+    return RunRecord(cache.read_json(run_dir / "config.json"),
+                     cache.read_json(run_dir / "metrics.json"), history["steps"], history["epochs"])
