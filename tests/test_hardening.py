@@ -115,8 +115,7 @@ def test_a_bad_seed_in_the_distill_tab_is_one_sentence(seed):
 
     with pytest.raises(gr.Error) as error:
         app.distill_config("digits-sketch", "cmc", 5, 8000, 256, 0.3, seed, {})
-    message = str(error.value.message if hasattr(error.value, "message") else error.value)
-    assert "seed" in message and "\n" not in message
+    assert "seed" in error.value.message and "\n" not in error.value.message
 
 
 # --- 4. invalid audio, flat depth ----------------------------------------------------------------

@@ -96,7 +96,7 @@ def load_tensors(path: Path, require_checksum: bool = False) -> tuple[dict[str, 
     except FileNotFoundError:
         raise
     except (SafetensorError, OSError, ValueError) as error:
-        raise DamagedFile(f"{path} is damaged or truncated ({_first_line(error)})") from None
+        raise DamagedFile(f"{path} is damaged or truncated ({first_line(error)})") from None
     checksum = meta.pop(CHECKSUM_KEY, None)
     if checksum is None and require_checksum:
         raise DamagedFile(f"{path} has no checksum (it was written by an older version)")
@@ -119,7 +119,8 @@ def load_cached(path: Path, report: Callable[[str], None] | None = None):
         return None
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
+    """An exception's message cut to its first line, for one-line reports."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 

@@ -53,13 +53,12 @@ def save_student(stem: Path, student: nn.Module, metadata: dict) -> Path:
 
 def load_student(stem: Path) -> tuple[nn.Module, dict]:
     """A saved student encoder, in eval mode, and its metadata (pair, method, teacher, metrics...)."""
+    stem = Path(stem)
     states, metadata = load_checkpoint(stem)
     try:
         student = encoder_from_config(metadata.pop("modules")["encoder"])
         student.load_state_dict(states["encoder"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        reason = (str(error).strip().splitlines() or [""])[0]
-        stem = Path(stem)
         raise cache.DamagedFile(f"{stem}.safetensors and {stem.name}.json do not make a student "
-                                f"encoder ({type(error).__name__}: {reason})") from None
+                                f"encoder ({type(error).__name__}: {cache.first_line(error)})") from None
     return student.eval(), metadata
