@@ -131,6 +131,10 @@ def distill_config(pair, method, epochs, n_pairs, batch_size, temperature, seed,
                    options: dict) -> DistillConfig:
     """The run's config from the Distill tab's controls; a bad setting is a gr.Error (one
     sentence) before anything loads."""
+    import math
+
+    if seed is None or not math.isfinite(seed):  # gr.Number gives None when cleared
+        raise gr.Error("the seed is empty or not a number; enter a whole number such as 0")
     try:
         fields = {info.name: info for info in describe(method_options(method))}
         given = {"temperature": temperature, **options}

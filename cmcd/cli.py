@@ -127,11 +127,13 @@ def cmd_distill(args) -> int:
     from cmcd.eval.records import summary_line
     from cmcd.train.config import DistillConfig
     from cmcd.train.distill import distill
-    from cmcd.train.run_files import save_run
+    from cmcd.train.run_files import check_run_folder, save_run
 
     names = {info.name for info in _run_settings()} | set(_loss_settings())
     given = {name: value for name, value in vars(args).items() if name in names}
     config = DistillConfig.from_flat(spell=_flag, **given)
+    if args.out:
+        check_run_folder(Path(args.out))  # before training, not after
     run = distill(config, progress=_distill_progress)
     if args.out:
         save_run(run, Path(args.out))

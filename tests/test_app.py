@@ -191,9 +191,9 @@ def test_alignment_map_has_both_modalities_for_every_class_and_caches_coordinate
     assert any(trace.mode == "lines" for trace in figure.data)
     found = shipped.shipped_test_embeddings("digits-depth")
     teacher, student = found["teacher"][:300], found["student"][:300]
-    before = set((paths.cache_dir() / "coordinates").glob("*.npy"))
+    before = set((paths.cache_dir() / "coordinates").glob("*.safetensors"))
     first = visualise.coordinates(teacher, student, "pca")
-    written = set((paths.cache_dir() / "coordinates").glob("*.npy")) - before
+    written = set((paths.cache_dir() / "coordinates").glob("*.safetensors")) - before
     assert len(written) == 1
     assert np.array_equal(first, visualise.coordinates(teacher, student, "pca"))
 

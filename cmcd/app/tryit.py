@@ -11,7 +11,7 @@ import numpy as np
 from cmcd import paths
 from cmcd.app.shipped import classifier, item_photos, picture, shipped_test_embeddings
 from cmcd.data import pairs
-from cmcd.data.inputs import InputError
+from cmcd.data.inputs import InputError, drawing_array
 from cmcd.eval.metrics import nearest_neighbours
 from cmcd.eval.records import ZERO_LABEL_HEAD
 from cmcd.modalities import Modality
@@ -23,7 +23,7 @@ from cmcd.paths import checkpoint_root
 def drawing_to_grey(image: np.ndarray) -> np.ndarray:
     """A sketch-pad image (H, W), (H, W, 3) or (H, W, 4) -> greyscale in [0, 1] on white paper
     (transparent pixels are paper)."""
-    image = np.asarray(image, dtype=np.float32)
+    image = drawing_array(image).astype(np.float32)
     if image.max() > 1.0:
         image = image / 255.0
     if image.ndim == 2:

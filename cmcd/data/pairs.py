@@ -143,10 +143,9 @@ def _target_file(spec: PairSpec, gap: float, seed: int):
 
 def _load_or_build_sources(source: sources.SourceImages, seed: int, progress) -> torch.Tensor:
     path = _source_file(source.name, source.origin, seed)
-    if path.exists():
-        tensors, _ = cache.load_tensors(path)
-        if torch.equal(tensors["ids"], torch.from_numpy(source.ids)):
-            return tensors["rgb"]
+    cached = cache.load_cached(path, progress)
+    if cached and torch.equal(cached[0]["ids"], torch.from_numpy(source.ids)):
+        return cached[0]["rgb"]
     progress(f"rendering {len(source.ids):,} {source.name} source photos (seed {seed})")
     started = time.perf_counter()
     photos = SOURCE.render(RenderRequest(source.images, source.ids, source.labels, "teacher",
@@ -159,9 +158,9 @@ def _load_or_build_sources(source: sources.SourceImages, seed: int, progress) ->
 def _load_or_build_targets(spec: PairSpec, source: sources.SourceImages, rows: dict,
                            seed: int, gap: float, progress) -> dict[str, torch.Tensor]:
     path = _target_file(spec, gap, seed)
-    if path.exists():
-        tensors, _ = cache.load_tensors(path)
-        return tensors
+    cached = cache.load_cached(path, progress)
+    if cached:
+        return cached[0]
     progress(f"rendering {spec.name} {spec.target} targets (gap {gap}, seed {seed})")
     started = time.perf_counter()
     tensors = {}

@@ -56,6 +56,9 @@ def classify_files(pair: str, files: list[Path], run_dir: Path | None = None) ->
             results.append({"file": str(path), **classifier.predict_file(path)})
         except InputError as error:
             results.append({"file": str(path), "error": str(error)})
+        except Exception as error:  # whatever goes wrong with one file, the others get results
+            results.append({"file": str(path), "error": f"{Path(path).name}: could not be read "
+                                                         f"({type(error).__name__})"})
     return results
 
 

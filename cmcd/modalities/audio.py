@@ -63,8 +63,8 @@ def load_file(path: Path) -> torch.Tensor:
     path = check_file(path)
     try:
         return torch.as_tensor(audio.features_from_file(path)).float()
-    except ValueError as error:
-        raise InputError(f"{path.name}: {error}") from None
+    except ValueError as error:  # its message already names the file
+        raise InputError(str(error)) from None
 
 
 def to_picture(sample: torch.Tensor) -> np.ndarray:

@@ -64,7 +64,10 @@ def depth_from_array(depth: np.ndarray) -> torch.Tensor:
     if valid.mean() < 0.05:
         raise InputError("the depth map has almost no valid readings (values > 0)")
     near, far = depth[valid].min(), depth[valid].max()
-    scaled = np.where(valid, NEAR + (FAR - NEAR) * (depth - near) / max(far - near, 1e-9), 0.0)
+    if far - near <= 1e-6 * far:
+        raise InputError(f"the depth map is flat: every valid reading is {far:g}, so it shows no "
+                         f"shape")
+    scaled = np.where(valid, NEAR + (FAR - NEAR) * (depth - near) / (far - near), 0.0)
     values = torch.from_numpy(scaled.astype(np.float32))[None, None]
     mask = torch.from_numpy(valid.astype(np.float32))[None, None]
     # average valid readings only, so holes do not pull depths towards zero

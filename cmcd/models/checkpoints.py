@@ -6,7 +6,6 @@ STEM.json ({"modules": {name: config}, ...metadata}). Loading never unpickles an
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -37,7 +36,14 @@ def load_checkpoint(stem: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
     for key, value in tensors.items():
         module, _, param = key.partition(".")
         states.setdefault(module, {})[param] = value
-    return states, json.loads(metadata.read_text())
+    return states, _read_metadata(metadata)
+
+
+def _read_metadata(path: Path) -> dict:
+    metadata = cache.read_json(path)
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("modules"), dict):
+        raise cache.DamagedFile(f"{path} is damaged: it does not list the checkpoint's modules")
+    return metadata
 
 
 def save_student(stem: Path, student: nn.Module, metadata: dict) -> Path:
@@ -47,7 +53,12 @@ def save_student(stem: Path, student: nn.Module, metadata: dict) -> Path:
 
 def load_student(stem: Path) -> tuple[nn.Module, dict]:
     """A saved student encoder, in eval mode, and its metadata (pair, method, teacher, metrics...)."""
+    stem = Path(stem)
     states, metadata = load_checkpoint(stem)
-    student = encoder_from_config(metadata.pop("modules")["encoder"])
-    student.load_state_dict(states["encoder"])
+    try:
+        student = encoder_from_config(metadata.pop("modules")["encoder"])
+        student.load_state_dict(states["encoder"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise cache.DamagedFile(f"{stem}.safetensors and {stem.name}.json do not make a student "
+                                f"encoder ({type(error).__name__}: {cache.first_line(error)})") from None
     return student.eval(), metadata

@@ -29,7 +29,7 @@ class DistillConfig:
     width: int = setting(16, "channel width of the student encoder", minimum=1)
     gap: float | None = setting(None, "modality gap 0..1 (default: the pair's)", minimum=0,
                                 maximum=1)
-    seed: int = setting(0, "random seed", minimum=0)
+    seed: int = setting(0, "random seed", minimum=0, maximum=2 ** 32 - 1)
     device: str = setting("auto", "training device", choices=DEVICES)
     # On validation, 5 epochs: no better for sketch, worse for depth.
     augment: bool = setting(False, "augment the target inputs in each batch")

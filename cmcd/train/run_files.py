@@ -7,7 +7,9 @@ RUN/student); the record's parts sit in config.json, metrics.json and history.js
 from __future__ import annotations
 
 import io
-import json
+import os
+import shutil
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,30 +21,75 @@ from cmcd.models.checkpoints import save_student
 from cmcd.train.distill import DistillRun
 
 
+RUN_FILES = ("config.json", "metrics.json", "history.json", "student.safetensors", "student.json",
+             "embeddings.npz")
+
+
 def run_record(run: DistillRun) -> RunRecord:
     return RunRecord(asdict(run.config), run.metrics, run.history, run.val_history)
 
 
 def save_run(run: DistillRun, out: Path) -> Path:
-    """config.json, metrics.json, history.json, student.safetensors (+ .json), embeddings.npz."""
+    """config.json, metrics.json, history.json, student.safetensors (+ .json), embeddings.npz,
+    written into a temporary sibling folder that is renamed to `out` once complete, so that an
+    interrupted save leaves no half run; a run already at `out` is replaced whole."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_run_folder(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        os.chmod(staging, 0o755)  # mkdtemp makes folders private; a run is an ordinary folder
+        _write_run(run, staging)
+        _move_into_place(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def check_run_folder(out: Path) -> None:
+    """ValueError unless `out` is absent, empty or a run folder, which save_run may replace."""
+    out = Path(out)
+    if not out.exists():
+        return
+    strangers = not out.is_dir() or any(
+        path.name not in RUN_FILES and not (path.name.startswith(".") and path.name.endswith(".tmp"))
+        for path in out.iterdir())
+    if strangers:
+        raise ValueError(f"{out} exists and is not a run folder; choose another folder for the run")
+
+
+def _write_run(run: DistillRun, folder: Path) -> None:
     record = run_record(run)
-    cache.atomic_write_json(out / "config.json", record.config)
-    cache.atomic_write_json(out / "metrics.json", record.metrics)
-    cache.atomic_write_json(out / "history.json", {"steps": record.history, "epochs": record.val_history})
-    save_student(out / "student", run.student, {"pair": run.config.pair, "method": run.config.method,
-                                                "teacher": run.config.teacher, "metrics": run.metrics})
+    cache.atomic_write_json(folder / "config.json", record.config)
+    cache.atomic_write_json(folder / "metrics.json", record.metrics)
+    cache.atomic_write_json(folder / "history.json", {"steps": record.history,
+                                                      "epochs": record.val_history})
+    save_student(folder / "student", run.student, {
+        "pair": run.config.pair, "method": run.config.method, "teacher": run.config.teacher,
+        "metrics": run.metrics})
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **run.embeddings)
-    cache.atomic_write_bytes(out / "embeddings.npz", buffer.getvalue())
-    return out
+    cache.atomic_write_bytes(folder / "embeddings.npz", buffer.getvalue())
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """Rename `staging` to `out`; an earlier `out` is renamed aside first and deleted after."""
+    if not out.exists():
+        staging.rename(out)
+        return
+    aside = staging.with_suffix(".old")
+    out.rename(aside)
+    try:
+        staging.rename(out)
+    except OSError:
+        aside.rename(out)
+        raise
+    shutil.rmtree(aside)
 
 
 def load_run(run_dir: Path) -> RunRecord:
     """The record of a run saved by save_run."""
     run_dir = Path(run_dir)
-    history = json.loads((run_dir / "history.json").read_text())
-    return RunRecord(json.loads((run_dir / "config.json").read_text()),
-                     json.loads((run_dir / "metrics.json").read_text()),
-                     history["steps"], history["epochs"])
+    history = cache.read_json(run_dir / "history.json")
+    return RunRecord(cache.read_json(run_dir / "config.json"),
+                     cache.read_json(run_dir / "metrics.json"), history["steps"], history["epochs"])

@@ -23,8 +23,9 @@ def teacher_embeddings(data: pairs.PairData, variant: str, teacher: Teacher,
     weights = teacher_stem(data.spec.dataset, variant).with_suffix(".safetensors")
     digest = _file_digest(weights)
     path = paths.cache_dir() / f"teacher-emb-{data.spec.dataset}-{variant}-{digest}-s{data.seed}.safetensors"
-    if path.exists():
-        return cache.load_tensors(path)[0]
+    cached = cache.load_cached(path)
+    if cached:
+        return cached[0]
     teacher.to(device)
     embeddings = {split: teacher.embed(data.split(split).source).cpu()
                   for split in ("pairs", "val", "test")}

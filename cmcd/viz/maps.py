@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 
 from cmcd import paths
 from cmcd.data import cache
@@ -54,7 +55,7 @@ def _points_and_path(teacher: np.ndarray, student: np.ndarray, projection: str, 
     points = np.concatenate([teacher, student]).astype(np.float32)
     points /= np.linalg.norm(points, axis=1, keepdims=True).clip(1e-12)
     digest = hashlib.sha256(points.tobytes() + f"{projection}{seed}".encode()).hexdigest()[:20]
-    return points, paths.cache_dir() / "coordinates" / f"{digest}.npy"
+    return points, paths.cache_dir() / "coordinates" / f"{digest}.safetensors"
 
 
 def is_cached(teacher: np.ndarray, student: np.ndarray, projection: str, seed: int = 0) -> bool:
@@ -65,12 +66,11 @@ def coordinates(teacher: np.ndarray, student: np.ndarray, projection: str = "uma
                 seed: int = 0) -> np.ndarray:
     """2-D coordinates of teacher rows then student rows (normalised first), cached on disk."""
     points, path = _points_and_path(teacher, student, projection, seed)
-    if path.exists():
-        return np.load(path, allow_pickle=False)
-    result = _umap(points, seed) if projection == "umap" else _pca(points)
-    buffer = io.BytesIO()
-    np.save(buffer, result.astype(np.float32))
-    cache.atomic_write_bytes(path, buffer.getvalue())
+    cached = cache.load_cached(path)
+    if cached:
+        return cached[0]["coordinates"].numpy()
+    result = (_umap(points, seed) if projection == "umap" else _pca(points)).astype(np.float32)
+    cache.save_tensors(path, {"coordinates": torch.from_numpy(result)})
     return result
 
 

@@ -46,6 +46,7 @@ LOG_MEL_STD = 4.10
 
 MAX_FILE_SECONDS = 10.0
 SILENT_PEAK = 10 ** (-50 / 20)  # a recording whose peak stays under -50 dBFS is silence
+MIN_SOUND_SECONDS = 0.1  # after trimming silence; a spoken digit lasts a few tenths of a second
 
 ALLISON_DIGITS = Path("/usr/share/asterisk/sounds/en_US_f_Allison/digits")
 
@@ -394,9 +395,10 @@ def render(labels, item_ids, voice_split: str, seed: int, gap: float = DEFAULT_G
 
 
 def _read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Mono float32 samples and their rate, or ValueError saying why the file cannot be used."""
+    """Mono float32 samples and their rate, or ValueError saying why the file cannot be used
+    (one sentence that names the file by its base name alone)."""
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise ValueError(f"{path.name}: no such file")
     if path.stat().st_size == 0:
         raise ValueError(f"{path.name}: the file is empty")
     try:
@@ -406,10 +408,13 @@ def _read_audio(path: Path) -> tuple[np.ndarray, int]:
                              f"at most {MAX_FILE_SECONDS:g} s please")
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError) as error:
-        reason = f"{path.name}: not a readable WAV, FLAC or OGG audio file ({error})"
-        raise ValueError(reason) from None
+        # libsndfile's message holds the whole path (on a server, a temporary folder)
+        reason = getattr(error, "error_string", None) or type(error).__name__
+        raise ValueError(f"{path.name}: not a readable WAV, FLAC or OGG audio file ({reason})") from None
     if len(samples) == 0:
         raise ValueError(f"{path.name}: the file holds no audio samples")
+    if not np.isfinite(samples).all():
+        raise ValueError(f"{path.name}: the recording holds invalid samples (NaN or infinity)")
     return samples.mean(axis=1), rate
 
 
@@ -421,7 +426,11 @@ def load_audio_file(path) -> np.ndarray:
     if np.abs(samples).max() < SILENT_PEAK:
         raise ValueError(f"{path.name}: the recording is silent")
     wave = resample(torch.from_numpy(np.ascontiguousarray(samples)), rate).numpy()
-    return fit_to_clip(peak_normalise(trim_silence(wave)))
+    sound = trim_silence(wave)
+    if len(sound) < MIN_SOUND_SECONDS * SAMPLE_RATE:
+        raise ValueError(f"{path.name}: the recording is too short ({len(sound) / SAMPLE_RATE:.2f} s "
+                         f"of sound); at least {MIN_SOUND_SECONDS:g} s please")
+    return fit_to_clip(peak_normalise(sound))
 
 
 def features_from_file(path) -> torch.Tensor:

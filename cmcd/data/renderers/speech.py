@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from cmcd.data.cache import load_tensors, save_tensors
+from cmcd.data.cache import load_cached, save_tensors
 from cmcd.paths import cache_dir
 
 SAMPLE_RATE = 16000
@@ -272,10 +272,11 @@ def _build_bank_in_fresh_process(path: Path) -> None:
 
 
 def _load_bank(path: Path) -> ClipBank | None:
-    """The bank stored at `path`, or None when absent or built from other settings."""
-    if not path.exists():
+    """The bank stored at `path`, or None when absent, damaged or built from other settings."""
+    cached = load_cached(path)
+    if cached is None:
         return None
-    tensors, meta = load_tensors(path)
+    tensors, meta = cached
     if meta.get("settings") != _bank_settings():
         return None
     return ClipBank(tensors["waveforms"], tensors["labels"], meta["voices"], meta["splits"])
