@@ -71,7 +71,8 @@ def compare(a: dict, b: dict, path: str = "") -> list[str]:
         return [line for key in sorted(set(a) | set(b))
                 for line in compare(a.get(key), b.get(key), f"{path}.{key}")]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [line for i, (x, y) in enumerate(zip(a, b)) for line in compare(x, y, f"{path}[{i}]")]
+        return [line for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for line in compare(x, y, f"{path}[{i}]")]
     return [] if a == b else [f"{path}: {a!r} -> {b!r}"]
 
 

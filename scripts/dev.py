@@ -50,7 +50,7 @@ def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1] not in ("app", "test"):
         print(__doc__)
         return 2
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under any python3, before the venv
         print(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
         return 2
     ensure_venv()

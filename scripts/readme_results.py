@@ -187,15 +187,16 @@ def section() -> str:
         f"(`python scripts/tune_on_validation.py`, {tuning['epochs']} epochs, see "
         "`results/tuning.json`). Every number below is written by the command named next to it.",
         "",
-        "**Teachers** (`cmcd pretrain`, see `cmcd/shipped/checkpoints/README.md`; accuracy of the linear head "
-        "on held-out source photos):",
+        "**Teachers** (`cmcd pretrain`, see `cmcd/shipped/checkpoints/README.md`; accuracy of the "
+        "linear head on held-out source photos):",
         "",
         teachers(),
         "",
         "### Does CMCD beat label-free distillation? (`cmcd bench paper`)",
         "",
         f"{benchmark_line(paper, 'paper')}; tables in `results/paper.md`, every run in "
-        "`results/paper.json`. " + (cpu_budget() + " " if cpu_budget() else "") + "Every method of a table trains for the same "
+        "`results/paper.json`. " + (cpu_budget() + " " if cpu_budget() else "") +
+        "Every method of a table trains for the same "
         "number of steps (a default run's: 5 epochs of all pairs, batch 256, width 16). Retrieval "
         "R@1 is instance matching among 1,000 test items for sketch and depth, class matching for "
         "audio. TV (embeddings) is the classifier two-sample estimate on the embeddings, TV (head) "

@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cmcd.data import pairs  # noqa: E402
-from cmcd.paths import checkpoint_root
 from cmcd.models.checkpoints import save_student  # noqa: E402
+from cmcd.paths import checkpoint_root  # noqa: E402
 from cmcd.train.config import DistillConfig  # noqa: E402
 from cmcd.train.distill import distill  # noqa: E402
 

@@ -5,8 +5,7 @@ import pytest
 import soundfile
 import torch
 
-from cmcd.data.renderers import speech
-from cmcd.data.renderers import audio
+from cmcd.data.renderers import audio, speech
 from cmcd.data.renderers.speech import CLIP_SAMPLES, SAMPLE_RATE
 
 SPLITS = ("train", "val", "test")
@@ -36,7 +35,7 @@ def test_clip_bank_holds_every_digit_for_every_split():
 
 def test_voices_of_the_three_splits_are_disjoint():
     bank = speech.clip_bank()
-    voices = {split: {v for v, s in zip(bank.voices, bank.splits) if s == split}
+    voices = {split: {v for v, s in zip(bank.voices, bank.splits, strict=True) if s == split}
               for split in SPLITS}
     accents = {split: {v.split("+")[0] for v in voices[split]} for split in SPLITS}
     for first, second in [("train", "val"), ("train", "test"), ("val", "test")]:

@@ -59,9 +59,11 @@ def test_quick_paper_benchmark_writes_its_files_and_resumes(tmp_path, capsys):
     plan = bench_paper.QUICK
     main_runs = [r for r in report["runs"] if r["study"] == "main"]
     assert {r["config"]["method"] for r in main_runs} == set(plan.methods)
-    assert {(r["config"]["teacher"], r["config"]["n_pairs"]) for r in report["runs"] if r["study"] == "regime"} \
+    regime_runs = [r for r in report["runs"] if r["study"] == "regime"]
+    assert {(r["config"]["teacher"], r["config"]["n_pairs"]) for r in regime_runs} \
         == {("ssl", 100), ("ssl", None), ("ft", 100)}  # (ft, all pairs) is the main table's
-    assert all(r["metrics"]["steps"] == plan.steps for r in report["runs"] if r["config"]["method"] != "random")
+    trained_runs = [r for r in report["runs"] if r["config"]["method"] != "random"]
+    assert all(r["metrics"]["steps"] == plan.steps for r in trained_runs)
     for run in report["runs"]:
         assert {"zero_label_acc", "few_label_acc", "retrieval", "tv_distance", "tv_distance_head",
                 "wall_s", "device"} <= set(run["metrics"])

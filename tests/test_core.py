@@ -13,13 +13,13 @@ from PIL import Image
 
 from cmcd.data import inputs
 from cmcd.modalities import get_modality
+from cmcd.models.checkpoints import load_student
+from cmcd.models.teacher import load_teacher
 from cmcd.paths import checkpoint_root
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
-from cmcd.models.checkpoints import load_student
-from cmcd.train.run_files import load_run, run_record, save_run
 from cmcd.train.pretrain import PretrainConfig, nt_xent, pretrain
-from cmcd.models.teacher import load_teacher
+from cmcd.train.run_files import load_run, run_record, save_run
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "cmcd" / "shipped" / "examples"
@@ -185,7 +185,9 @@ def test_depth_input_from_16_bit_png_and_npy(tmp_path):
     depth[:5, :5] = 0
     Image.fromarray(depth).save(tmp_path / "d.png")
     np.save(tmp_path / "d.npy", depth.astype(np.float32) / 1000)
-    from_png, from_npy = get_modality("depth").read_file(tmp_path / "d.png"), get_modality("depth").read_file(tmp_path / "d.npy")
+    depth_modality = get_modality("depth")
+    from_png = depth_modality.read_file(tmp_path / "d.png")
+    from_npy = depth_modality.read_file(tmp_path / "d.npy")
     assert from_png.shape == from_npy.shape == (1, 32, 32)
     assert torch.allclose(from_png, from_npy, atol=1e-4)
     assert from_png[0, 0, 0] == 0  # a missing reading stays missing
@@ -242,7 +244,7 @@ def test_classify_examples_in_assets_return_their_labels():
         result = _cmcd("classify", "--pair", pair, *map(str, files), "--json")
         assert result.returncode == 0, result.stderr
         entries = json.loads(result.stdout)["results"] if len(files) > 1 else [json.loads(result.stdout)]
-        for path, entry in zip(files, entries):
+        for path, entry in zip(files, entries, strict=True):
             assert entry["label"].replace("/", "-") == _expected(path)[1], (path.name, entry)
             assert abs(sum(entry["probs"].values()) - 1) < 1e-3
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -10,11 +11,10 @@ import torch
 from PIL import Image
 
 from cmcd import paths
-from cmcd.data import pairs
-from cmcd.data import sources
-from cmcd.viz.contact_sheet import write_contact_sheet
+from cmcd.data import pairs, sources
 from cmcd.data.renderers.sketch import thin
 from cmcd.modalities import RenderRequest, get_modality
+from cmcd.viz.contact_sheet import write_contact_sheet
 
 IMAGE_PAIRS = ["digits-sketch", "digits-depth", "fashion-sketch", "fashion-depth"]
 
@@ -125,7 +125,7 @@ def test_gap_moves_the_target_away_monotonically(request, modality, dataset):
         (_render(modality, images, ids, gap=gap, dataset=dataset).float() - reference).abs().mean()
         / scale for gap in (0.25, 0.5, 0.75, 1.0)
     ]
-    assert all(a < b for a, b in zip(distances, distances[1:])), distances
+    assert all(a < b for a, b in pairwise(distances)), distances
     assert distances[-1] > 2 * distances[0]
 
 
@@ -173,7 +173,8 @@ def test_splits_are_disjoint_and_balanced(name):
 def test_instance_pairs_show_the_same_item(digits_sketch):
     """Sketch ink lies where the photo's glyph is: far closer than for items of another class."""
     test = digits_sketch.test
-    photo_contrast = (test.source.float().mean(1) - test.source.float().mean(dim=(1, 2, 3))[:, None, None]).abs()
+    photo = test.source.float()
+    photo_contrast = (photo.mean(1) - photo.mean(dim=(1, 2, 3))[:, None, None]).abs()
     ink = 1 - test.target[:, 0]
 
     def agreement(a, b):

@@ -48,7 +48,8 @@ def test_tiny_example_computed_by_hand():
     # Own partner first only for q0; all four within the top 5.
     assert instance["r1"] == pytest.approx(1 / 4)
     assert instance["r5"] == 1.0 and instance["r10"] == 1.0
-    # Class-relevant positions: q0 {1,2} -> 1; q1 {2,3} -> (1/2 + 2/3)/2; q2 {1,2} -> 1; q3 {3,4} -> (1/3 + 2/4)/2.
+    # Class-relevant positions: q0 {1,2} -> 1; q1 {2,3} -> (1/2 + 2/3)/2; q2 {1,2} -> 1;
+    # q3 {3,4} -> (1/3 + 2/4)/2.
     expected_map = (1 + 7 / 12 + 1 + 5 / 12) / 4
     assert instance["map"] == pytest.approx(expected_map)
     # Top item of the query's class: yes for q0, q2; no for q1 (g2), q3 (g0).
@@ -166,7 +167,8 @@ def test_head_built_from_prototypes_matches_prototype_accuracy():
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(prototypes))
         head.bias.zero_()
-    student = torch.from_numpy(teacher + 0.5 * np.random.default_rng(4).normal(size=teacher.shape).astype(np.float32))
+    noise = np.random.default_rng(4).normal(size=teacher.shape).astype(np.float32)
+    student = torch.from_numpy(teacher + 0.5 * noise)
     accuracy = zero_label_accuracy(student, torch.from_numpy(labels), head, prototypes)
     assert 0.2 < accuracy["prototype"] < 1.0
     assert accuracy["head"] == accuracy["prototype"]
@@ -192,7 +194,8 @@ def test_few_label_probe_is_at_chance_on_random_labels_and_deterministic():
     assert first == again
     assert all(0.04 < value < 0.17 for value in first.values())
     # Each entry depends only on (seed, k, draw), not on which other shots were asked for.
-    assert few_label_accuracy(pool, pool_labels, test, test_labels, shots=(10,), draws=3, seed=7)["10"] == first["10"]
+    only_ten = few_label_accuracy(pool, pool_labels, test, test_labels, shots=(10,), draws=3, seed=7)
+    assert only_ten["10"] == first["10"]
 
 
 # -------------------------------------------------------------------------------------- evaluate
@@ -281,8 +284,8 @@ def test_run_record_round_trips_and_a_benchmark_run_keeps_its_three_keys():
 
 
 def test_embed_batches_normalises_and_leaves_the_encoder_as_it_was():
-    from cmcd.models.embed import embed
     from cmcd.modalities import build_encoder
+    from cmcd.models.embed import embed
 
     encoder = build_encoder("sketch", width=8)
     inputs = torch.rand(7, 1, 32, 32)

@@ -115,10 +115,11 @@ def test_sampler_draws_a_new_permutation_each_epoch_and_drops_the_last_batch():
 def test_initial_weights_follow_the_generator_and_leave_the_global_stream_alone():
     encoders = [build_encoder("sketch", width=8) for _ in range(3)]
     state = torch.get_rng_state()
-    for encoder, seed in zip(encoders, (1, 1, 2)):
+    for encoder, seed in zip(encoders, (1, 1, 2), strict=True):
         initialise(encoder, torch.Generator().manual_seed(seed))
     assert torch.equal(torch.get_rng_state(), state)
-    same = [torch.equal(a, b) for a, b in zip(encoders[0].state_dict().values(), encoders[1].state_dict().values())]
+    first, second = (encoder.state_dict().values() for encoder in encoders[:2])
+    same = [torch.equal(a, b) for a, b in zip(first, second, strict=True)]
     assert all(same)
     assert not torch.equal(encoders[0].fc.weight, encoders[2].fc.weight)
 

@@ -76,7 +76,8 @@ def test_cmc_is_the_symmetric_cross_entropy():
     student, teacher = torch.randn(10, 32), unit(10, 32, seed=3)
     v = F.normalize(student, dim=1)
     labels = torch.arange(10)
-    by_hand = (F.cross_entropy(v @ teacher.T / 0.5, labels) + F.cross_entropy(teacher @ v.T / 0.5, labels)) / 2
+    by_hand = (F.cross_entropy(v @ teacher.T / 0.5, labels)
+               + F.cross_entropy(teacher @ v.T / 0.5, labels)) / 2
     loss = build_loss("cmc", temperature=0.5, learn_temperature=False)
     assert loss(student, teacher)["cmc"].item() == pytest.approx(by_hand.item(), abs=1e-5)
 
@@ -84,7 +85,8 @@ def test_cmc_is_the_symmetric_cross_entropy():
 def test_cmc_with_the_batch_as_bank_equals_in_batch_cmc():
     student, teacher = torch.randn(12, 32), unit(12, 32, seed=4)
     batch = build_loss("cmc")(student, teacher)["cmc"]
-    banked = build_loss("cmc", negatives="bank")(student, teacher, index=torch.arange(12), bank=teacher)["cmc"]
+    bank_loss = build_loss("cmc", negatives="bank")
+    banked = bank_loss(student, teacher, index=torch.arange(12), bank=teacher)["cmc"]
     assert banked.item() == pytest.approx(batch.item(), abs=1e-5)
 
 
@@ -160,7 +162,8 @@ def test_socket_matches_mean_and_spread():
 def test_cmc_plus_l2_weights_its_l2_term():
     student, teacher = torch.randn(8, 16), unit(8, 16, seed=6)
     terms = build_loss("cmc+l2", l2_weight=0.25, learn_temperature=False)(student, teacher)
-    assert terms["cmc"].item() == pytest.approx(build_loss("cmc", learn_temperature=False)(student, teacher)["cmc"].item())
+    cmc_alone = build_loss("cmc", learn_temperature=False)(student, teacher)["cmc"]
+    assert terms["cmc"].item() == pytest.approx(cmc_alone.item())
     assert terms["l2"].item() == pytest.approx(0.25 * build_loss("l2")(student, teacher)["l2"].item())
 
 
@@ -173,7 +176,7 @@ def test_negatives_never_hit_the_positive_and_cover_the_bank():
     drawn = sample_negatives(index, 10, 2000, torch.Generator().manual_seed(0))
     assert drawn.shape == (3, 2000)
     assert not (drawn == index[:, None]).any()
-    for row, positive in zip(drawn, index):
+    for row, positive in zip(drawn, index, strict=True):
         assert set(row.tolist()) == set(range(10)) - {positive.item()}
 
 

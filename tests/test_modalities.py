@@ -19,7 +19,6 @@ from cmcd.train.distill import distill
 from cmcd.train.run_files import save_run
 from cmcd.viz.contact_sheet import contact_sheet
 
-
 # --- a toy modality: edge maps of the glyph, defined in this test alone ----------------------------
 
 class EdgeInput(nn.Module):

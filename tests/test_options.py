@@ -271,7 +271,7 @@ def test_app_shows_the_options_of_the_chosen_method_with_their_defaults():
     import app
 
     for method, entry in OBJECTIVES.items():
-        updates = dict(zip(["temperature", *app.LOSS_OPTIONS], app.show_options_of(method)))
+        updates = dict(zip(["temperature", *app.LOSS_OPTIONS], app.show_options_of(method), strict=True))
         for name, update in updates.items():
             assert update["visible"] == (name in entry.options.names()), (method, name)
         for info in describe(entry.options):

@@ -5,6 +5,8 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,6 +67,8 @@ def test_readme_results_are_what_the_results_files_say():
 WHEEL_CHECK = """
 import json, sys
 from pathlib import Path
+
+import pytest
 from cmcd.cli import main
 from cmcd import paths
 installed = Path(sys.argv[1]).resolve()
@@ -111,3 +115,16 @@ def test_the_built_wheel_carries_what_it_needs_and_runs_from_another_directory(t
                                 cwd=elsewhere, env=env, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["label"] == "7"
+
+
+def test_ruff_finds_nothing_to_fix():
+    """The code base passes the lint rules configured in pyproject.toml ([tool.ruff])."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("ruff") is None:
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    command = [sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", "."]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -203,7 +203,8 @@ def claim_table(runs: list[dict], metric: Metric = ZERO_LABEL_HEAD) -> str:
         for method in CMCD:
             result = compare(cell, method, "l2", metric)
             cells.append("–" if result is None else f"{result['difference']:+.3f} ({result['verdict']})")
-        ours, theirs = _best_mean(cell, ("cmc", "cmd"), metric), _best_mean(cell, LABEL_FREE_BASELINES, metric)
+        ours = _best_mean(cell, ("cmc", "cmd"), metric)
+        theirs = _best_mean(cell, LABEL_FREE_BASELINES, metric)
         if ours and theirs:
             result = versus(ours[1], theirs[1])
             cells.append(f"{ours[0]} − {theirs[0]}: {result['difference']:+.3f} ({result['verdict']})")

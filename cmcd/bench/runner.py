@@ -9,29 +9,28 @@ is a RunRecord: {"study", "config" (a DistillConfig as a dict), "metrics" (what 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from cmcd.data import cache
-from cmcd.data import pairs
-from cmcd.eval.records import RunRecord
 from cmcd import runtime
+from cmcd.data import cache, pairs
+from cmcd.eval.records import RunRecord
+from cmcd.models.teacher import load_teacher
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
 from cmcd.train.teacher_cache import teacher_embeddings
-from cmcd.models.teacher import load_teacher
 
 
-@lru_cache(maxsize=None)
+@functools.cache
 def default_steps(pair: str) -> int:
     """Optimiser steps of a default run on all of a pair's distillation pairs."""
     config = DistillConfig()

@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from cmcd.data import pairs
 from cmcd import runtime
+from cmcd.data import pairs
+from cmcd.modalities import build_encoder
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
-from cmcd.modalities import build_encoder
 from cmcd.train.loop import LoopSettings, train_loop
 
 

@@ -74,18 +74,18 @@ def summary(rows: list[dict]) -> dict:
 
 
 def markdown(report: dict) -> str:
+    by_method = report["summary"]["tv_distance_head"]["spearman_by_method"]
+    by_pair = report["summary"]["tv_distance_head"]["spearman_by_pair"]
     lines = [f"Device: {report['device']}; {len(report['runs'])} runs in {report['wall_s'] / 60:.1f} min; "
              f"gap levels {', '.join(str(g) for g in sorted({p['gap'] for p in report['points']}))}.", "",
-             "| TV estimate | Spearman ρ, all points | " +
-             " | ".join(f"ρ, {m}" for m in report["summary"]["tv_distance_head"]["spearman_by_method"]) +
-             " | " + " | ".join(f"ρ, {p}" for p in report["summary"]["tv_distance_head"]["spearman_by_pair"]) +
-             " |"]
-    columns = 1 + len(report["summary"]["tv_distance_head"]["spearman_by_method"]) + \
-        len(report["summary"]["tv_distance_head"]["spearman_by_pair"])
+             "| TV estimate | Spearman ρ, all points | " + " | ".join(f"ρ, {m}" for m in by_method) +
+             " | " + " | ".join(f"ρ, {p}" for p in by_pair) + " |"]
+    columns = 1 + len(by_method) + len(by_pair)
     lines.append("| --- |" + " --- |" * columns)
     for kind, title in TV_KINDS.items():
         stats = report["summary"][kind]
-        values = [stats["spearman_all"], *stats["spearman_by_method"].values(), *stats["spearman_by_pair"].values()]
+        values = [stats["spearman_all"], *stats["spearman_by_method"].values(),
+                  *stats["spearman_by_pair"].values()]
         lines.append(f"| {title} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in values) + " |")
     return "\n".join(lines) + "\n"
 

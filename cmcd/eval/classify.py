@@ -41,7 +41,7 @@ class Classifier:
         embedding = embed(self.student, sample[None], normalize=True)
         probs = F.softmax(self.teacher.classify(embedding), dim=1)[0]
         return {"label": self.class_names[int(probs.argmax())],
-                "probs": {name: round(float(p), 4) for name, p in zip(self.class_names, probs)}}
+                "probs": {name: round(float(p), 4) for name, p in zip(self.class_names, probs, strict=True)}}
 
     def predict_file(self, path: Path) -> dict:
         return self.predict(self.spec.target.read_file(path))

@@ -27,7 +27,8 @@ from threadpoolctl import threadpool_limits
 
 PAIRINGS = ("instance", "class")
 RECALL_AT = (1, 5, 10)
-PROBE_C = 1.0  # sklearn's default; on unit-norm features it keeps the 1-shot probe close to a prototype classifier
+# sklearn's default; on unit-norm features it keeps the 1-shot probe close to a prototype classifier.
+PROBE_C = 1.0
 _QUERY_CHUNK = 1024  # rows of the similarity matrix held at once
 
 
@@ -119,7 +120,8 @@ def _labeled_subset(labels: np.ndarray, shots: int, rng: np.random.Generator) ->
     return np.concatenate(picks)
 
 
-def few_label_accuracy(train_emb, train_labels, test_emb, test_labels, shots=(1, 5, 10), draws=5, seed=0) -> dict:
+def few_label_accuracy(train_emb, train_labels, test_emb, test_labels, shots=(1, 5, 10), draws=5,
+                       seed=0) -> dict:
     """Mean test accuracy of a logistic-regression probe trained on k labels per class.
 
     For each k in `shots`, `draws` labeled subsets are drawn from the train pool; the random stream
@@ -242,7 +244,8 @@ def _two_sample_tv(fit_a: np.ndarray, fit_b: np.ndarray, held_a: np.ndarray, hel
         max_iter=200, random_state=seed,
     )
     with warnings.catch_warnings(), threadpool_limits(1):
-        warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed budget, not convergence, is the stopping rule
+        # A fixed budget, not convergence, is the stopping rule.
+        warnings.simplefilter("ignore", ConvergenceWarning)
         classifier.fit(x, y)
         says_a_given_a = np.mean(classifier.predict(held_a) == 1)
         says_a_given_b = np.mean(classifier.predict(held_b) == 1)

@@ -2,9 +2,10 @@
 
 Every encoder starts with the input adapter of its modality (each modality module in
 cmcd.modalities defines its own), so a saved encoder is self-contained: it takes the tensors the
-pair registry produces and needs no preprocessing outside itself. After the adapter comes a stem that halves
-the resolution, a small ResNet-style trunk (three stages of basic residual blocks at width, 2*width and 4*width, stride 2
-between stages), global average pooling and a linear map to the embedding.
+pair registry produces and needs no preprocessing outside itself. After the adapter comes a stem
+that halves the resolution, a small ResNet-style trunk (three stages of basic residual blocks at
+width, 2*width and 4*width, stride 2 between stages), global average pooling and a linear map to
+the embedding.
 
 `encoder.config` holds the constructor arguments and the class name, so a checkpoint can rebuild
 the architecture with `cmcd.modalities.encoder_from_config(config)`.

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmcd.paths import checkpoint_root
-from cmcd.models.checkpoints import load_checkpoint, save_checkpoint
 from cmcd.modalities import encoder_from_config
+from cmcd.models.checkpoints import load_checkpoint, save_checkpoint
 from cmcd.models.embed import embed
+from cmcd.paths import checkpoint_root
 
 VARIANTS = ("ssl", "ft")
 
@@ -34,12 +34,12 @@ class Teacher:
     head: nn.Linear
     metadata: dict
 
-    def to(self, device) -> "Teacher":
+    def to(self, device) -> Teacher:
         self.encoder.to(device)
         self.head.to(device)
         return self
 
-    def freeze(self) -> "Teacher":
+    def freeze(self) -> Teacher:
         for module in (self.encoder, self.head):
             module.eval()
             module.requires_grad_(False)

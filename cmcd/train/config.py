@@ -4,8 +4,8 @@ options. Everything is checked on construction, before any data loads."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from cmcd.data import pairs
 from cmcd.train.objectives import METHODS, OBJECTIVES, method_options

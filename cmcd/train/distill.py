@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from cmcd import runtime
 from cmcd.data import pairs
 from cmcd.eval.classify import real_samples_accuracy
 from cmcd.eval.metrics import class_prototypes, evaluate, zero_label_accuracy
@@ -25,7 +26,6 @@ from cmcd.modalities import build_encoder
 from cmcd.models.embed import embed
 from cmcd.models.init import initialise
 from cmcd.models.teacher import Teacher, load_teacher
-from cmcd import runtime
 from cmcd.train.config import DistillConfig
 from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, Step, StepDone, train_loop, warmup_cosine
 from cmcd.train.objectives import Batch, build_objective

@@ -117,9 +117,9 @@ class CMCLoss(DistillationLoss):
     ½ [CE(V Uᵀ/τ, diag) + CE(U Vᵀ/τ, diag)].
 
     τ is fixed at 0.3 by default (chosen on validation); `learn_temperature` learns it as CLIP
-    does, stored as log(1/τ) (CLIP's logit scale) and capped at 100. With `negatives="bank"`, the student→teacher direction scores each v_i against all
-    M bank entries (its positive sits at index[i]); teacher→student stays in-batch, since there is
-    no bank of student embeddings."""
+    does, stored as log(1/τ) (CLIP's logit scale) and capped at 100. With `negatives="bank"`, the
+    student→teacher direction scores each v_i against all M bank entries (its positive sits at
+    index[i]); teacher→student stays in-batch, since there is no bank of student embeddings."""
 
     MAX_LOGIT_SCALE = 100.0
 

@@ -5,8 +5,9 @@ upper bound). One registry, `OBJECTIVES`, maps every method to its options class
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +20,8 @@ from cmcd.train.options import FieldInfo, MethodOptions, describe, setting
 from cmcd.train.pretrain import nt_xent
 
 if TYPE_CHECKING:
-    from cmcd.train.config import DistillConfig
     from cmcd.modalities import Modality
+    from cmcd.train.config import DistillConfig
 
 
 @dataclass

@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmcd.train import augment
+from cmcd import paths, runtime
 from cmcd.data import pairs
-from cmcd import runtime
-from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, train_loop, warmup_cosine
-from cmcd import paths
-from cmcd.paths import checkpoint_root
-from cmcd.models.encoders import ProjectionHead
 from cmcd.models.embed import embed
+from cmcd.models.encoders import ProjectionHead
 from cmcd.models.init import initialise
 from cmcd.models.teacher import Teacher, save_teacher, teacher_stem
+from cmcd.paths import checkpoint_root
+from cmcd.train import augment
+from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, train_loop, warmup_cosine
 
 
 @dataclass
@@ -157,7 +156,8 @@ def pretrain(config: PretrainConfig, report: Callable[[str], None] = print) -> d
             "source_val_acc": source_accuracy(teacher, splits["val"]),
             "source_test_acc": source_accuracy(teacher, splits["test"]),
         }
-        save_teacher(teacher.to("cpu"), teacher_stem(config.dataset, variant, Path(config.out or checkpoint_root())))
+        out = Path(config.out or checkpoint_root())
+        save_teacher(teacher.to("cpu"), teacher_stem(config.dataset, variant, out))
         results[variant] = teacher.metadata
         report(f"{variant} teacher: source test accuracy {teacher.metadata['source_test_acc']:.4f}")
     return results

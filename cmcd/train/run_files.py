@@ -20,7 +20,6 @@ from cmcd.eval.records import RunRecord
 from cmcd.models.checkpoints import save_student
 from cmcd.train.distill import DistillRun
 
-
 RUN_FILES = ("config.json", "metrics.json", "history.json", "student.safetensors", "student.json",
              "embeddings.npz")
 

@@ -44,8 +44,8 @@ def _grid(count: int, columns: int) -> tuple[int, int]:
 
 
 def plotly_figure(panels: list[Panel], title: str, columns: int = 2):
-    from plotly.subplots import make_subplots
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     rows, columns = _grid(len(panels), columns)
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=[p.title for p in panels],
@@ -82,7 +82,7 @@ def png_bytes(panels: list[Panel], title: str, columns: int = 2) -> bytes:
     colours = _colours(panels)
     for axis in axes.flat[len(panels):]:
         axis.set_visible(False)
-    for axis, panel in zip(axes.flat, panels):
+    for axis, panel in zip(axes.flat, panels, strict=False):  # spare axes are hidden above
         for s in panel.series:
             if s.mode == "fit":
                 axis.plot(s.x, s.y, "--", color=colours[s.name], linewidth=1, label=s.name)
@@ -98,7 +98,7 @@ def png_bytes(panels: list[Panel], title: str, columns: int = 2) -> bytes:
         axis.grid(alpha=0.3)
     handles, labels = {}, []
     for axis in axes.flat:
-        for handle, label in zip(*axis.get_legend_handles_labels()):
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
     labels = list(handles)
     figure.legend([handles[k] for k in labels], labels, loc="lower center", ncol=min(len(labels), 5),

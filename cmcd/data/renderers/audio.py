@@ -12,7 +12,7 @@ independent of the batch, so an item renders to the same bytes alone or in any b
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +105,7 @@ def _batch_independent(transform, *tensors: torch.Tensor) -> torch.Tensor:
 # Choosing clips
 
 
-@lru_cache(maxsize=None)
+@cache
 def _clips_by_label(voice_split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Bank indices of `voice_split` sorted by label, with each label's start and count."""
     if voice_split not in ACCENT_SPLITS:
@@ -231,7 +231,7 @@ def _mains_hum(item_ids, seed: int, mains: torch.Tensor) -> torch.Tensor:
     )
     # A sum of scaled rows rather than a matrix product, whose rounding depends on the batch size.
     hum = torch.zeros(len(phases), CLIP_SAMPLES)
-    for weight, wave in zip(weights.flatten(1).T, _hum_basis().flatten(0, 1)):
+    for weight, wave in zip(weights.flatten(1).T, _hum_basis().flatten(0, 1), strict=True):
         hum += weight[:, None] * wave
     return hum
 
@@ -302,7 +302,7 @@ def augment(waveforms: torch.Tensor, item_ids, seed: int, gap: float = DEFAULT_G
     if len(item_ids) == 0:
         return waveforms.float().clone()
     draws = rng.uniform(item_ids, seed, "audio/chain", (len(_PARAMETERS),))
-    u = dict(zip(_PARAMETERS, draws.unbind(1)))
+    u = dict(zip(_PARAMETERS, draws.unbind(1), strict=True))
 
     speed_steps = torch.round((2 * u["speed"] - 1) * MAX_SPEED_STEPS * gap).long()
     waves = _change_speed(waveforms.float(), speed_steps)
