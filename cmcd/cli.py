@@ -1,15 +1,20 @@
 """The `cmcd` command line. With --json, exactly one JSON object goes to stdout; progress and
-errors go to stderr."""
+errors go to stderr (the library's log messages, shown as "cmcd: ..." while a command runs)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cmcd.data import pairs, sources
+
+log = logging.getLogger(__name__)
 
 
 def _print_json(obj) -> None:
@@ -49,17 +54,13 @@ def cmd_data(args) -> int:
     return 0
 
 
-def _stderr(message: str) -> None:
-    print(f"cmcd: {message}", file=sys.stderr, flush=True)
-
-
 def cmd_pretrain(args) -> int:
     from cmcd.train.pretrain import PretrainConfig, pretrain
 
     config = PretrainConfig(dataset=args.dataset, ssl_epochs=args.epochs, ft_epochs=args.ft_epochs,
                             batch_size=args.batch_size, width=args.width, seed=args.seed,
                             device=args.device, out=args.out)
-    results = pretrain(config, report=_stderr)
+    results = pretrain(config)
     if args.json:
         _print_json(results)
     return 0
@@ -67,11 +68,11 @@ def cmd_pretrain(args) -> int:
 
 def _distill_progress(event: dict) -> None:
     if event["kind"] == "step":
-        _stderr(f"step {event['step']}/{event['total_steps']} (epoch {event['epoch']}): "
-                f"loss {event['loss']:.4f}, {event['elapsed_s']:.1f} s")
+        log.info(f"step {event['step']}/{event['total_steps']} (epoch {event['epoch']}): "
+                 f"loss {event['loss']:.4f}, {event['elapsed_s']:.1f} s")
     else:
-        _stderr(f"epoch {event['epoch']}: validation zero-label accuracy head "
-                f"{event['head']:.4f}, prototype {event['prototype']:.4f}")
+        log.info(f"epoch {event['epoch']}: validation zero-label accuracy head "
+                 f"{event['head']:.4f}, prototype {event['prototype']:.4f}")
 
 
 def _flag(name: str) -> str:
@@ -137,7 +138,7 @@ def cmd_distill(args) -> int:
     run = distill(config, progress=_distill_progress)
     if args.out:
         save_run(run, Path(args.out))
-        _stderr(f"wrote {args.out}")
+        log.info(f"wrote {args.out}")
     if args.json:
         _print_json(run.metrics)
     else:
@@ -174,7 +175,7 @@ def cmd_classify(args) -> int:
     results = classify_files(args.pair, [Path(f) for f in args.files], args.run_dir)
     failed = [r for r in results if "error" in r]
     for entry in failed:
-        _stderr(entry["error"])
+        log.error(entry["error"])
     if len(results) == 1:
         if failed:
             return 1
@@ -300,13 +301,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def progress_on_stderr(level: int = logging.INFO) -> Iterator[None]:
+    """Show the library's log messages at `level` and above on stderr as "cmcd: MESSAGE" while
+    the block runs; the one place that sets up logging output (the library only logs)."""
+    logger = logging.getLogger("cmcd")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("cmcd: %(message)s"))
+    earlier_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(earlier_level)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"cmcd: error: {error}", file=sys.stderr)
-        return 2
+    with progress_on_stderr():
+        try:
+            return args.handler(args)
+        except (ValueError, FileNotFoundError) as error:
+            print(f"cmcd: error: {error}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

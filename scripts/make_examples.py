@@ -22,6 +22,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cmcd.cli import progress_on_stderr  # noqa: E402
 from cmcd.data import pairs  # noqa: E402
 from cmcd.data.renderers import audio  # noqa: E402
 from cmcd.data.renderers.speech import resample  # noqa: E402
@@ -77,4 +78,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with progress_on_stderr():
+        main()

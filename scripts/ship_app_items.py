@@ -12,6 +12,7 @@ import sys
 import time
 
 from cmcd.app import shipped
+from cmcd.cli import progress_on_stderr
 from cmcd.data import pairs
 from cmcd.eval.classify import student_stem
 from cmcd.viz import maps
@@ -37,4 +38,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with progress_on_stderr():
+        sys.exit(main())

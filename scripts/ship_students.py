@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cmcd.cli import progress_on_stderr  # noqa: E402
 from cmcd.data import pairs  # noqa: E402
 from cmcd.models.checkpoints import save_student  # noqa: E402
 from cmcd.paths import checkpoint_root  # noqa: E402
@@ -60,4 +61,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with progress_on_stderr():
+        main()

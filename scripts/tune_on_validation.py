@@ -14,6 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cmcd.cli import progress_on_stderr  # noqa: E402
 from cmcd.data.cache import atomic_write_json  # noqa: E402
 from cmcd.train.config import DistillConfig  # noqa: E402
 from cmcd.train.distill import distill  # noqa: E402
@@ -61,4 +62,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with progress_on_stderr():
+        main()

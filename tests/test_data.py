@@ -1,6 +1,7 @@
 """The paired data: sources, renderers, splits, the registry, the cache, contact sheets."""
 
 import json
+import logging
 import subprocess
 import sys
 from itertools import pairwise
@@ -10,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cmcd import paths
+from cmcd import cli, paths
 from cmcd.data import pairs, sources
 from cmcd.data.renderers.sketch import thin
 from cmcd.modalities import RenderRequest, get_modality
@@ -59,12 +60,33 @@ def test_shipped_fashion_subset_is_stratified_and_small():
         assert len(np.unique(data["ids"])) == 12_000
 
 
-def test_missing_debian_fashion_falls_back_and_says_so_once(monkeypatch, capsys, tmp_path):
+FALLBACK_NOTE = "shipped 12,000-image Fashion-MNIST subset"
+
+
+def test_missing_debian_fashion_falls_back_and_says_so_once(monkeypatch, caplog, tmp_path):
     monkeypatch.setattr(sources, "FASHION_DEBIAN_DIR", tmp_path / "absent")
     sources._warn_fashion_fallback_once.cache_clear()
+    caplog.set_level(logging.INFO, logger="cmcd")
     first, second = sources.load_fashion(), sources.load_fashion()
     assert len(first.ids) == len(second.ids) == 12_000
-    assert capsys.readouterr().err.count("shipped 12,000-image Fashion-MNIST subset") == 1
+    assert sum(FALLBACK_NOTE in record.getMessage() for record in caplog.records) == 1
+
+
+def test_library_messages_reach_stderr_only_through_the_command_line(monkeypatch, capsys, tmp_path):
+    """A library user sees nothing unless they configure logging; `cmcd` shows "cmcd: ..." lines."""
+    script = ("from pathlib import Path; from cmcd.data import sources; "
+              "sources.FASHION_DEBIAN_DIR = Path('/nonexistent'); sources.load_fashion()")
+    alone = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert alone.returncode == 0 and alone.stderr == "", alone.stderr
+    monkeypatch.setattr(sources, "FASHION_DEBIAN_DIR", tmp_path / "absent")
+    sources._warn_fashion_fallback_once.cache_clear()
+    with cli.progress_on_stderr():
+        sources.load_fashion()
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"cmcd: {tmp_path / 'absent'} not found") and FALLBACK_NOTE in line
+    sources._warn_fashion_fallback_once.cache_clear()
+    sources.load_fashion()  # the command is over: quiet again
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.skipif(not (sources.FASHION_DEBIAN_DIR / "train-images-idx3-ubyte.gz").exists(),

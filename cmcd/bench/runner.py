@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
+import logging.handlers
 import os
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from cmcd.models.teacher import load_teacher
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
 from cmcd.train.teacher_cache import teacher_embeddings
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -65,8 +69,32 @@ def prepare(planned: list[tuple[str, DistillConfig]], pool: ProcessPoolExecutor 
             future.result()
 
 
-def _init_worker(threads: int) -> None:
+class _Relay(logging.Handler):
+    """Hands a record that came from a worker to the logger of the same name here."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+@contextmanager
+def _worker_logs() -> Iterator[tuple]:
+    """(queue, level) for _init_worker: records the workers log at `level` or above come back
+    through `queue` and are handled here, as configured here (workers are spawned, so they do
+    not inherit this process's logging set-up)."""
+    queue = get_context("spawn").Queue()
+    listener = logging.handlers.QueueListener(queue, _Relay())
+    listener.start()
+    try:
+        yield queue, logging.getLogger("cmcd").getEffectiveLevel()
+    finally:
+        listener.stop()
+
+
+def _init_worker(threads: int, log_queue, log_level: int) -> None:
     torch.set_num_threads(threads)
+    logger = logging.getLogger("cmcd")
+    logger.addHandler(logging.handlers.QueueHandler(log_queue))
+    logger.setLevel(log_level)
 
 
 def _distill_metrics(config: dict) -> dict:
@@ -84,8 +112,7 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
               "workers": workers, "runs": list(done)}
     earlier_wall = json.loads(path.read_text()).get("wall_s", 0.0) if done else 0.0
     started = time.perf_counter()
-    print(f"cmcd: {len(todo)} runs to go ({len(done)} already done); preparing data", file=sys.stderr,
-          flush=True)
+    log.info(f"{len(todo)} runs to go ({len(done)} already done); preparing data")
 
     def record(study: str, config: DistillConfig, metrics: dict) -> None:
         report["runs"].append(RunRecord(config.to_dict(), metrics, study=study).to_json())
@@ -94,10 +121,10 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
         elapsed = time.perf_counter() - started
         count = len(report["runs"]) - len(done)
         left = elapsed / count * (len(todo) - count)
-        print(f"cmcd: [{count}/{len(todo)}] {study} {config.pair} {config.method} {config.teacher} "
-              f"n={metrics['n_pairs']} gap={metrics['gap']} seed={config.seed}: head "
-              f"{metrics['zero_label_acc']['head']:.3f} ({metrics['wall_s']:.1f} s; about "
-              f"{left / 60:.0f} min left)", file=sys.stderr, flush=True)
+        log.info(f"[{count}/{len(todo)}] {study} {config.pair} {config.method} {config.teacher} "
+                 f"n={metrics['n_pairs']} gap={metrics['gap']} seed={config.seed}: head "
+                 f"{metrics['zero_label_acc']['head']:.3f} ({metrics['wall_s']:.1f} s; about "
+                 f"{left / 60:.0f} min left)")
 
     failures: list[str] = []
     if workers <= 1:
@@ -106,8 +133,9 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
             record(study, config, distill(config).metrics)
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(threads,)) as pool:
+        with _worker_logs() as log_args, ProcessPoolExecutor(
+                workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                initargs=(threads, *log_args)) as pool:
             prepare(todo, pool)
             futures = {pool.submit(_distill_metrics, config.to_dict()): (study, config)
                        for study, config in todo}
@@ -116,7 +144,7 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
                     record(*futures[future], future.result())
                 except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
                     failures.append(f"{futures[future][1]}: {error!r}")
-                    print(f"cmcd: run failed: {failures[-1]}", file=sys.stderr, flush=True)
+                    log.error(f"run failed: {failures[-1]}")
     report["wall_s"] = round(earlier_wall + time.perf_counter() - started, 1)
     report["runs"].sort(key=lambda run: run_key(run["study"], run["config"]))
     cache.atomic_write_json(path, report)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +21,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 CHECKSUM_KEY = "sha256"  # in a safetensors file's metadata: tensors_checksum of its tensors
+
+log = logging.getLogger(__name__)
 
 
 class DamagedFile(ValueError):
@@ -108,14 +110,14 @@ def load_tensors(path: Path, require_checksum: bool = False) -> tuple[dict[str, 
 def load_cached(path: Path, report: Callable[[str], None] | None = None):
     """A cache file's (tensors, metadata), or None when it is absent or cannot be trusted
     (damaged, or without a checksum), so that the caller builds it again; the second case is
-    reported in one line (by default on stderr)."""
+    reported in one line (by default as a logged warning)."""
     path = Path(path)
     if not path.exists():
         return None
     try:
         return load_tensors(path, require_checksum=True)
     except DamagedFile as damage:
-        (report or _to_stderr)(f"{damage}; rebuilding it")
+        (report or log.warning)(f"{damage}; rebuilding it")
         return None
 
 
@@ -123,6 +125,3 @@ def first_line(error: Exception) -> str:
     """An exception's message cut to its first line, for one-line reports."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
-
-def _to_stderr(message: str) -> None:
-    print(f"cmcd: {message}", file=sys.stderr, flush=True)

@@ -9,7 +9,7 @@ Splits are fixed (they do not move with the render seed) so that runs stay compa
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +27,8 @@ SPLIT_SEED = 2405_03355
 SPLITS = ("teacher", "pairs", "val", "test")
 TARGET_SPLITS = ("pairs", "val", "test")  # the teacher split has source photos only
 SOURCE = rgb.RGB  # every dataset's source modality: photo-like renders, what teachers see
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,10 +122,6 @@ def _shipped_pool(source: sources.SourceImages) -> np.ndarray:
     return np.flatnonzero(np.isin(source.ids, shipped_ids))
 
 
-def _progress_to_stderr(message: str) -> None:
-    print(f"cmcd: {message}", file=sys.stderr, flush=True)
-
-
 def render_target(spec: PairSpec, source: sources.SourceImages, rows: np.ndarray, split: str,
                   seed: int, gap: float) -> torch.Tensor:
     """The target modality of the given rows of a source, as the pair stores it."""
@@ -185,7 +183,7 @@ def _source_splits(source: sources.SourceImages, rows: dict[str, np.ndarray],
 
 
 def load_source_splits(dataset: str, seed: int = 0,
-                       progress: Callable[[str], None] = _progress_to_stderr) -> dict[str, Split]:
+                       progress: Callable[[str], None] = log.info) -> dict[str, Split]:
     """The source photos and labels of every split of a dataset (no targets)."""
     source = _source_images(dataset)
     photos = _load_or_build_sources(source, seed, progress)
@@ -193,7 +191,7 @@ def load_source_splits(dataset: str, seed: int = 0,
 
 
 def load_pair(name: str, gap: float | None = None, seed: int = 0,
-              progress: Callable[[str], None] = _progress_to_stderr) -> PairData:
+              progress: Callable[[str], None] = log.info) -> PairData:
     """Build (first time) or load (from the cache) every split of a registered pair."""
     spec = get_spec(name)
     gap = check_gap(spec.default_gap if gap is None else gap)

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import gzip
-import sys
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +21,8 @@ import numpy as np
 from cmcd import paths
 
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+log = logging.getLogger(__name__)
 
 DIGIT_CLASSES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -64,8 +66,8 @@ def read_fashion_idx(folder: Path = FASHION_DEBIAN_DIR) -> tuple[np.ndarray, np.
 
 @lru_cache(maxsize=1)
 def _warn_fashion_fallback_once() -> None:
-    print(f"cmcd: {FASHION_DEBIAN_DIR} not found (Debian package dataset-fashion-mnist); "
-          "using the shipped 12,000-image Fashion-MNIST subset", file=sys.stderr)
+    log.warning(f"{FASHION_DEBIAN_DIR} not found (Debian package dataset-fashion-mnist); "
+                "using the shipped 12,000-image Fashion-MNIST subset")
 
 
 def load_fashion(prefer_full: bool = True) -> SourceImages:

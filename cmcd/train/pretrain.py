@@ -9,6 +9,7 @@ labels. Both are saved to checkpoints/ with their accuracy on held-out source ph
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,8 @@ from cmcd.models.teacher import Teacher, save_teacher, teacher_stem
 from cmcd.paths import checkpoint_root
 from cmcd.train import augment
 from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, train_loop, warmup_cosine
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -122,7 +125,7 @@ def source_accuracy(teacher: Teacher, split: pairs.Split) -> float:
     return round((logits.argmax(1).cpu() == split.labels).float().mean().item(), 4)
 
 
-def pretrain(config: PretrainConfig, report: Callable[[str], None] = print) -> dict:
+def pretrain(config: PretrainConfig, report: Callable[[str], None] = log.info) -> dict:
     """Train and save both teachers of a dataset; returns their metadata."""
     device = runtime.resolve_device(config.device)
     splits = pairs.load_source_splits(config.dataset, seed=config.seed, progress=report)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import logging
 import os
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from cmcd.paths import cache_dir
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = 16000  # one second
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+log = logging.getLogger(__name__)
 
 ACCENT_SPLITS = {
     "train": ["en-us", "en-us-nyc", "en", "en-gb-x-rp", "en-gb-x-gbclan"],
@@ -224,20 +227,16 @@ def bank_recipe() -> list[tuple[str, str, int, int, int]]:
 
 def _synthesize_bank() -> ClipBank:
     recipe = bank_recipe()
-    print(f"cmcd.data.renderers.speech: synthesising {len(recipe)} spoken-digit clips ...", file=sys.stderr)
-    started = time.perf_counter()
     clips = []
     for start in range(0, len(recipe), 90):
         batch = recipe[start : start + 90]
         clips += synthesize_many([(DIGIT_WORDS[d], v, r, p) for _, v, r, p, d in batch])
-    bank = ClipBank(
+    return ClipBank(
         waveforms=torch.from_numpy(np.stack([fit_to_clip(clip) for clip in clips])),
         labels=torch.tensor([d for *_, d in recipe], dtype=torch.int64),
         voices=[v for _, v, *_ in recipe],
         splits=[s for s, *_ in recipe],
     )
-    print(f"cmcd.data.renderers.speech: done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    return bank
 
 
 def _bank_settings() -> dict:
@@ -268,7 +267,10 @@ def _build_bank_in_fresh_process(path: Path) -> None:
     import_paths = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, import_paths))}
     code = f"from cmcd.data.renderers.speech import _build_bank_file; _build_bank_file({str(path)!r})"
+    log.info(f"synthesising {len(bank_recipe())} spoken-digit clips ...")
+    started = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    log.info(f"spoken-digit clips done in {time.perf_counter() - started:.1f} s")
 
 
 def _load_bank(path: Path) -> ClipBank | None:
