@@ -2,12 +2,16 @@
 formats (the numbers of such tiny runs mean nothing); and the verdict rules on made-up runs."""
 
 import json
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import pytest
 
 from cmcd.bench import paper as bench_paper
+from cmcd.bench import runner
 from cmcd.bench import theory as bench_theory
-from cmcd.cli import main
+from cmcd.cli import main, progress_on_stderr
 from cmcd.eval.records import ZERO_LABEL_HEAD
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -73,13 +77,23 @@ def test_quick_paper_benchmark_writes_its_files_and_resumes(tmp_path, capsys):
     markdown = (out / "paper.md").read_text()
     assert "| cmc |" in markdown and "pair budget" in markdown and "| method vs l2 |" in markdown
 
-    capsys.readouterr()
+    assert "runs to go (0 already done)" in capsys.readouterr().err  # progress lines on stderr
     assert main(["bench", "paper", "--quick", "--out", str(out), "--resume", "--json"]) == 0
     resumed = json.loads(capsys.readouterr().out)
     assert len(resumed["runs"]) == len(report["runs"])  # nothing was run twice
     (out / "paper.md").unlink()
     assert main(["bench", "paper", "--out", str(out), "--report-only"]) == 0
     assert (out / "paper.md").read_text() == markdown
+
+
+def test_what_a_worker_process_logs_shows_as_the_parent_shows_its_own(capsys):
+    worker_log = logging.getLogger("cmcd.bench.runner")  # a logger pickles by its name
+    with progress_on_stderr(), runner._worker_logs() as log_args, ProcessPoolExecutor(
+            1, mp_context=get_context("spawn"), initializer=runner._init_worker,
+            initargs=(1, *log_args)) as pool:
+        pool.submit(worker_log.info, "rendering in a worker").result()
+        pool.submit(worker_log.debug, "below the level").result()
+    assert capsys.readouterr().err == "cmcd: rendering in a worker\n"
 
 
 def test_quick_theory_benchmark_writes_points_rho_and_a_figure(tmp_path):
