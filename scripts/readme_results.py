@@ -73,8 +73,14 @@ def app() -> str:
     a = _json(RESULTS / "bench-app.json")
     latency = "; ".join(f"{pair} p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms"
                         for pair, row in a["classify"].items())
+    cold = a.get("cold_start")
+    restart = "" if cold is None else (
+        f" After a restart with an empty cache (a new Space), the page is served after "
+        f"{cold['page_s']:.1f} s and the first spoken digit is answered after "
+        f"{cold['first_answer_s']:.1f} s.")
     return (f"`python app.py` serves its page after {a['startup_s']:.1f} s; classify latency of "
-            f"the app's handlers on the shipped examples ({a['cpu_count']} cores): {latency}.")
+            f"the app's handlers on the shipped examples ({a['cpu_count']} cores): {latency}."
+            + restart)
 
 
 def speed_cuda() -> str:
