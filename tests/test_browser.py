@@ -1,6 +1,7 @@
 """The app as a visitor meets it: served on localhost, driven through gradio_client and in a real
 browser (Debian's chromium through Playwright, no browser download)."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -32,10 +33,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url():
+@contextlib.contextmanager
+def served_app(**env_vars):
+    """`python app.py` on a free port of localhost, with `env_vars` added to its environment;
+    yields its URL once it serves its page."""
     port = _free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           **env_vars}
     process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/"
@@ -51,9 +55,17 @@ def app_url():
     else:
         process.kill()
         pytest.fail("app.py did not serve its page within 120 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    with served_app() as url:
+        yield url
 
 
 @pytest.fixture
