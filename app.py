@@ -77,34 +77,35 @@ def friendly(handler):
     return wrapped
 
 
-class SketchPad(gr.Sketchpad):
+def sketch_pad(ask) -> gr.Sketchpad:
     """The sketch pad, which also takes an uploaded or pasted picture: one that cannot be decoded
-    (an SVG, a text file) is one sentence for the visitor, not a failure inside Gradio."""
+    (an SVG, a text file) is one sentence for the visitor, not a failure inside Gradio. (Its
+    decoding is wrapped on the instance: a subclass of a Gradio component writes a .pyi file next
+    to its module when defined.)"""
+    pad = gr.Sketchpad(type="numpy", label=ask.label, canvas_size=(280, 280),
+                       sources=("upload", "clipboard"),
+                       brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"))
+    decode = pad.convert_and_format_image
 
-    def get_block_name(self) -> str:  # drawn by the front end's ImageEditor, as gr.Sketchpad is
-        return "imageeditor"
-
-    get_block_class = get_block_name
-
-    def convert_and_format_image(self, file, flatten_on_white: bool = False):
-        if isinstance(file, gr.FileData):  # an upload: checked (size, format) before Gradio decodes it
+    def checked_decode(file, flatten_on_white: bool = False):
+        if isinstance(file, gr.FileData):  # an upload: checked (size, format) before PIL decodes it
             try:
                 open_image(check_file(Path(file.path))).close()
             except InputError as error:
                 raise gr.Error(f"{error}; the sketch pad takes a PNG or JPEG picture") from None
         try:
-            return super().convert_and_format_image(file, flatten_on_white)
+            return decode(file, flatten_on_white)
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
             raise gr.Error(f"the sketch pad could not read the picture ({type(error).__name__}); "
                            "it takes a PNG or JPEG picture") from None
 
+    pad.convert_and_format_image = checked_decode
+    return pad
+
 
 # How the Try-it tab asks for each kind of input (see Modality.try_it).
 WIDGETS = {
-    "sketchpad": lambda ask: SketchPad(type="numpy", label=ask.label, canvas_size=(280, 280),
-                                       sources=("upload", "clipboard"),
-                                       brush=gr.Brush(default_size=12, colors=["#000000"],
-                                                      color_mode="fixed")),
+    "sketchpad": sketch_pad,
     "file": lambda ask: gr.File(label=ask.label, file_types=list(ask.file_types), type="filepath"),
     "recorder": lambda ask: gr.Audio(sources=["microphone", "upload"], type="filepath",
                                      label=ask.label),

@@ -35,7 +35,8 @@ def drawing_to_grey(image: np.ndarray) -> np.ndarray:
 def _drawing_sample(pair: str, editor_value):
     image = editor_value.get("composite") if isinstance(editor_value, dict) else editor_value
     if image is None:
-        raise InputError("draw something on the sketch pad first")
+        raise InputError("draw something on the sketch pad first, or upload a PNG or JPEG picture "
+                         "to it (a file the browser cannot show leaves the pad empty)")
     return pairs.get_spec(pair).target.read_drawing_of(drawing_to_grey(image))
 
 
