@@ -164,6 +164,39 @@ def test_drawing_a_seven_in_the_browser(page):
     page.screenshot(path=str(ARTIFACTS / "app-drawn-seven.png"))
 
 
+def _sketch_prediction(page) -> str:
+    page.get_by_role("button", name="Classify").first.click()  # the sketch panel's
+    label = page.locator('[data-testid="label-output-value"]').first
+    label.wait_for(timeout=120_000)
+    return label.inner_text().strip()
+
+
+def _upload_to_the_sketch_pad(page, path):
+    page.locator("canvas").first.wait_for(timeout=30_000)
+    time.sleep(1)  # the pad's canvas takes a moment before it accepts a picture
+    with page.expect_file_chooser() as chooser:
+        page.get_by_text("Upload an image").first.click()
+    chooser.value.set_files(path)
+
+
+def test_a_sketch_example_and_an_uploaded_picture_are_classified_on_the_pad(page, browser, app_url):
+    examples = page.locator("tbody").first.locator("tr")  # the sketch panel's examples
+    examples.filter(has_text="digits-sketch").nth(2).click()  # digits-sketch__7__…
+    assert _sketch_prediction(page) == "7"
+    page.screenshot(path=str(ARTIFACTS / "app-sketch-example.png"))
+    other = open_app(browser, app_url)
+    _upload_to_the_sketch_pad(other, ROOT / "cmcd" / "shipped" / "examples" / "digits-sketch__3__test3147.png")
+    assert _sketch_prediction(other) == "3"
+
+
+def test_a_file_that_is_no_picture_on_the_sketch_pad_is_one_sentence(page, tmp_path):
+    svg = tmp_path / "drawing.svg"
+    svg.write_text("this is no picture")
+    _upload_to_the_sketch_pad(page, svg)
+    page.get_by_role("button", name="Classify").first.click()
+    page.get_by_text("or upload a PNG or JPEG picture").first.wait_for(timeout=30_000)
+
+
 def test_gradio_client_runs_a_tiny_distillation(app_url):
     from gradio_client import Client
 
