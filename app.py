@@ -380,7 +380,9 @@ def retrieve_tab(demo: gr.Blocks):
 
     def show(pair_name, direction_name, index, count):
         items, text = friendly(explore.retrieve)(pair_name, int(index), direction_name, int(count))
-        return explore.query_picture(pair_name, int(index), direction_name), items, text
+        query_picture = explore.query_picture(pair_name, int(index), direction_name)
+        return (shipped.picture_file(query_picture),
+                [(shipped.picture_file(image), caption) for image, caption in items], text)
 
     controls = [pair, direction, query, k]
     for control in controls:

@@ -212,6 +212,25 @@ def test_own_input_finds_photos_of_its_class():
     assert len(photos) == 5 and [caption for _, caption in photos].count("1") >= 3
 
 
+def test_gallery_pictures_are_files_written_once_and_whole():
+    """Galleries get PNG files of ours (Gradio rewrites in place the files it makes of PIL images,
+    which cut concurrent downloads short); the same picture is one file, written once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, photos = tryit.look_up_drawing("digits-sketch", {"composite": _drawn_one(False)})
+    for path, _ in photos:
+        with Image.open(path) as image:
+            image.load()
+            assert image.size == (shipped.THUMBNAIL, shipped.THUMBNAIL)
+    image = shipped.picture("digits-depth", 7, "source")
+    first = Path(shipped.picture_file(image))
+    written = first.stat()
+    with ThreadPoolExecutor(8) as pool:
+        paths = set(pool.map(lambda _: shipped.picture_file(image), range(32)))
+    assert paths == {str(first)} and first.stat().st_ino == written.st_ino  # not rewritten
+    assert np.array_equal(np.asarray(Image.open(first)), np.asarray(image))
+
+
 def test_pair_strip_shows_photos_over_targets():
     strip = explore.pair_strip("digits-audio", count=4)
     assert strip.size == (4 * (shipped.THUMBNAIL + 4), 2 * shipped.THUMBNAIL + 4)

@@ -142,6 +142,34 @@ def test_gradio_client_fetches_the_alignment_map_and_retrieval(app_url):
     assert len(gallery) == 4 and "retrieved photos are right" in summary
 
 
+def test_concurrent_visitors_download_every_gallery_picture_whole(app_url):
+    """Several clients ask for the same retrieval and look-up at once (the same pictures), and
+    download every gallery picture: each file arrives whole and decodes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    example = ROOT / "cmcd" / "shipped" / "examples" / "digits-depth__3__test3147.npy"
+
+    def visit(_):
+        client = Client(app_url, verbose=False)
+        files = []
+        for _ in range(3):
+            _, gallery, _ = client.predict("digits-depth", "target→source", 7, 16, api_name="/retrieve")
+            _, nearest = client.predict("digits-depth", handle_file(example), api_name="/classify_depth")
+            files += [item["image"] for item in gallery + nearest]
+        return files
+
+    with ThreadPoolExecutor(6) as pool:
+        downloaded = [path for files in pool.map(visit, range(6)) for path in files]
+    assert len(downloaded) == 6 * 3 * (16 + 5)
+    for path in downloaded:
+        with Image.open(path) as picture:
+            picture.load()  # a file cut short fails here
+            assert picture.size == (96, 96)
+
+
 def test_drawing_a_seven_in_the_browser(page):
     page.get_by_role("button", name="Brush").first.click()
     box = page.locator("canvas").first.bounding_box()

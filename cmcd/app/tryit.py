@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from cmcd import paths
-from cmcd.app.shipped import classifier, item_photos, picture, shipped_test_embeddings
+from cmcd.app.shipped import (classifier, item_photos, picture, picture_file,
+                               shipped_test_embeddings)
 from cmcd.data import pairs
 from cmcd.data.inputs import InputError, drawing_array
 from cmcd.eval.metrics import nearest_neighbours
@@ -61,7 +62,8 @@ def nearest_photos(pair: str, sample, k: int = 5) -> list:
     found = shipped_test_embeddings(pair)
     embedding = embed(classifier(pair).student, sample[None], normalize=True).numpy()
     hits = nearest_neighbours(embedding, found["teacher"], k)[0]
-    return [(picture(pair, int(h), "source"), found["class_names"][found["labels"][h]]) for h in hits]
+    return [(picture_file(picture(pair, int(h), "source")), found["class_names"][found["labels"][h]])
+            for h in hits]
 
 
 def look_up_drawing(pair: str, editor_value) -> tuple[dict, list]:
