@@ -40,7 +40,7 @@ def test_empty_or_blank_sketch_pad_is_a_readable_error():
         tryit.classify_drawing("digits-sketch", {"composite": blank})
 
 
-def _pad_value(path) -> "EditorData":
+def _pad_value(path):
     """The sketch pad's payload for a picture uploaded to it, as a client may send it."""
     from gradio.components.image_editor import EditorData
     from gradio.data_classes import FileData

@@ -10,9 +10,9 @@ import threading
 import urllib.request
 
 import pytest
+from test_browser import served_app
 
 from cmcd.paths import checkpoint_root, examples_dir
-from test_browser import served_app
 
 pytestmark = pytest.mark.skipif(
     not (checkpoint_root() / "student-digits-sketch.safetensors").exists(),
@@ -118,11 +118,11 @@ def _call_tool(mcp_url: str, name: str, arguments: dict):
     from mcp.client.streamable_http import streamable_http_client
 
     async def call():
-        async with streamable_http_client(mcp_url) as (read, write, _):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                listed = [tool.name for tool in (await session.list_tools()).tools]
-                return listed, await session.call_tool(name, arguments)
+        async with streamable_http_client(mcp_url) as (read, write, _), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            listed = [tool.name for tool in (await session.list_tools()).tools]
+            return listed, await session.call_tool(name, arguments)
 
     return anyio.run(call)
 
