@@ -25,7 +25,8 @@ from cmcd.train.distill import evaluate_student  # noqa: E402
 from cmcd.train.objectives import METHODS, method_options, option_settings  # noqa: E402
 from cmcd.train.config import DistillConfig  # noqa: E402
 from cmcd.train.options import FieldInfo, describe  # noqa: E402
-from cmcd.data.inputs import InputError  # noqa: E402
+from cmcd.data.inputs import InputError, check_file, open_image  # noqa: E402
+from PIL import UnidentifiedImageError  # noqa: E402
 
 INTRO = """# CMCD: cross-modality contrastive distillation
 A teacher trained on photos (RGB) passes what it knows to a student that sees another modality
@@ -76,25 +77,59 @@ def friendly(handler):
     return wrapped
 
 
-# How the Try-it tab asks for each kind of input (see Modality.try_it): the component and the
-# handler that turns its value into a sample.
+def sketch_pad(ask) -> gr.Sketchpad:
+    """The sketch pad, which also takes an uploaded or pasted picture: one that cannot be decoded
+    (an SVG, a text file) is one sentence for the visitor, not a failure inside Gradio. (Its
+    decoding is wrapped on the instance: a subclass of a Gradio component writes a .pyi file next
+    to its module when defined.)"""
+    pad = gr.Sketchpad(type="numpy", label=ask.label, canvas_size=(280, 280),
+                       sources=("upload", "clipboard"),
+                       brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"))
+    decode = pad.convert_and_format_image
+
+    def checked_decode(file, flatten_on_white: bool = False):
+        if isinstance(file, gr.FileData):  # an upload: checked (size, format) before PIL decodes it
+            try:
+                open_image(check_file(Path(file.path))).close()
+            except InputError as error:
+                raise gr.Error(f"{error}; the sketch pad takes a PNG or JPEG picture") from None
+        try:
+            return decode(file, flatten_on_white)
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise gr.Error(f"the sketch pad could not read the picture ({type(error).__name__}); "
+                           "it takes a PNG or JPEG picture") from None
+
+    pad.convert_and_format_image = checked_decode
+    return pad
+
+
+# How the Try-it tab asks for each kind of input (see Modality.try_it).
 WIDGETS = {
-    "sketchpad": (lambda ask: gr.Sketchpad(type="numpy", label=ask.label, canvas_size=(280, 280),
-                                           brush=gr.Brush(default_size=12, colors=["#000000"],
-                                                          color_mode="fixed")),
-                  tryit.look_up_drawing),
-    "file": (lambda ask: gr.File(label=ask.label, file_types=list(ask.file_types), type="filepath"),
-             tryit.look_up_upload),
-    "recorder": (lambda ask: gr.Audio(sources=["microphone", "upload"], type="filepath",
-                                      label=ask.label),
-                 tryit.look_up_upload),
+    "sketchpad": sketch_pad,
+    "file": lambda ask: gr.File(label=ask.label, file_types=list(ask.file_types), type="filepath"),
+    "recorder": lambda ask: gr.Audio(sources=["microphone", "upload"], type="filepath",
+                                     label=ask.label),
 }
+
+
+def classify_events(modality, button: gr.Button, pair, value, outputs: list):
+    """The Classify button, and the modality's tool for API and MCP clients (`classify_NAME`):
+    the file-based tool is the button's event itself, except for the sketch pad, whose value
+    (layers and a composite) is UI plumbing: its tool takes a picture file instead."""
+    tool = friendly(tryit.TOOLS.get(modality.name, tryit.look_up_upload))
+    api_name = f"classify_{modality.name}"
+    if modality.try_it.widget != "sketchpad":
+        button.click(tool, [pair, value], outputs, api_name=api_name)
+        return
+    button.click(friendly(tryit.look_up_drawing), [pair, value], outputs, api_visibility="private")
+    picture = gr.File(type="filepath", file_types=["image"], visible=False)
+    gr.on([], tool, [pair, picture], outputs, api_name=api_name)  # no trigger: API and MCP only
 
 
 def try_it_column(modality, pairs_here: list[str]):
     """One modality's panel: its input, a Classify button, the prediction and the nearest photos."""
     ask = modality.try_it
-    make_input, handler = WIDGETS[ask.widget]
+    make_input = WIDGETS[ask.widget]
     with gr.Column():
         gr.Markdown(f"### {ask.title}")
         pair = gr.Dropdown(pairs_here, value=pairs_here[0], label="Pair")
@@ -109,8 +144,7 @@ def try_it_column(modality, pairs_here: list[str]):
         nearest = gr.Gallery(label="Nearest test photos, by the teacher's embeddings", columns=5,
                              height=140, object_fit="contain")
         pair.change(tryit.student_summary, pair, summary, api_visibility="private")
-        button.click(friendly(handler), [pair, value], [label, nearest],
-                     api_name=f"classify_{modality.name}")
+        classify_events(modality, button, pair, value, [label, nearest])
 
 
 # The Temperature slider sets `temperature`; every other option of every method has a control of
@@ -198,11 +232,27 @@ def _training_updates(config: DistillConfig, events: list, progress):
 
 def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, seed, session_runs,
                      progress=gr.Progress(), **options):
-    """Distil with the chosen settings (`options`: the loss options by name), streaming progress
-    and curves; closing the generator (the Cancel button) stops the worker at its next step. Only
-    the training runs in `train_on_gpu`; the data, the evaluation and the untrained student the
-    run is compared with are done on the CPU. The finished run joins this browser session's runs
-    (and no one else's)."""
+    """Distil a small student yourself: a student network of the pair's target modality learns from
+    unlabeled (photo, target) pairs to match a frozen photo teacher, then classifies with zero
+    target labels. Reports its test metrics next to the same student untrained. Loss options of the
+    chosen method (e.g. negatives for cmc, l2_weight for cmc+l2) may be given by name; the options
+    of other methods are ignored.
+
+    Args:
+        pair: the modality pair, e.g. digits-sketch (the teacher sees photos, the student sketches)
+        method: the objective, e.g. cmc (contrastive), cmd (copies the teacher's similarities), l2 (positives only)
+        epochs: passes over the unlabeled pairs (1 to 20; a few suffice)
+        n_pairs: how many unlabeled pairs to train on (100 to 10,000)
+        batch_size: pairs per step (64 to 512, a multiple of 64)
+        temperature: the loss's temperature tau (0.05 to 1)
+        seed: the random seed, a whole number
+    Returns:
+        a status line with the zero-label accuracy, the training curves, the test metrics, the alignment map
+    """
+    # `options`: the loss options by name. Closing the generator (the Cancel button) stops the
+    # worker at its next step. Only the training runs in `train_on_gpu`; the data, the evaluation
+    # and the untrained student the run is compared with are done on the CPU. The finished run
+    # joins this browser session's runs (and no one else's).
     config = distill_config(pair, method, epochs, n_pairs, batch_size, temperature, seed, options)
     yield f"Preparing the {pair} data…", gr.skip(), gr.skip(), gr.skip(), gr.skip()
     training.prepare_data(config)
@@ -258,7 +308,8 @@ def distill_tab(demo: gr.Blocks, session_runs: gr.State):
         epochs = gr.Slider(1, 20, value=5, step=1, label="Epochs")
         n_pairs = gr.Slider(100, 10_000, value=8_000, step=100, label="Unlabeled pairs")
     with gr.Row():
-        batch_size = gr.Dropdown([64, 128, 256, 512], value=256, label="Batch size")
+        # a slider, not a dropdown of numbers, which Gradio's API schema calls strings
+        batch_size = gr.Slider(64, 512, value=256, step=64, label="Batch size")
         temperature = gr.Slider(0.05, 1.0, value=0.3, step=0.05, label="Temperature τ")
         seed = gr.Number(0, precision=0, label="Seed")
     with gr.Accordion("Loss options", open=False):
@@ -305,7 +356,7 @@ def alignment_tab(demo: gr.Blocks):
 
     for control in controls:
         control.change(show, controls, alignment, api_visibility="private")
-    demo.load(show, controls, alignment, api_name="alignment")
+    demo.load(show, controls, alignment, api_name="alignment", api_visibility="undocumented")
 
 
 def retrieve_tab(demo: gr.Blocks):
@@ -329,12 +380,15 @@ def retrieve_tab(demo: gr.Blocks):
 
     def show(pair_name, direction_name, index, count):
         items, text = friendly(explore.retrieve)(pair_name, int(index), direction_name, int(count))
-        return explore.query_picture(pair_name, int(index), direction_name), items, text
+        query_picture = explore.query_picture(pair_name, int(index), direction_name)
+        return (shipped.picture_file(query_picture),
+                [(shipped.picture_file(image), caption) for image, caption in items], text)
 
     controls = [pair, direction, query, k]
     for control in controls:
         control.change(show, controls, [query_image, found, summary], api_visibility="private")
-    demo.load(show, controls, [query_image, found, summary], api_name="retrieve")
+    demo.load(show, controls, [query_image, found, summary], api_name="retrieve",
+              api_visibility="undocumented")
 
 
 def compare_tab(tab: gr.Tab, session_runs: gr.State):
@@ -363,7 +417,8 @@ def data_tab(tab: gr.Tab):
     caption = gr.Markdown("Building the pair's data the first time takes a while…")
     sheet = gr.Image(label="Contact sheet: a row per class, each photo next to its target",
                      type="pil", interactive=False)
-    choice.change(explore.data_sheet, choice, [sheet, caption], api_name="contact_sheet")
+    choice.change(explore.data_sheet, choice, [sheet, caption], api_name="contact_sheet",
+                  api_visibility="undocumented")
     tab.select(explore.data_sheet, choice, [sheet, caption], api_visibility="private")
 
 
@@ -401,4 +456,5 @@ if __name__ == "__main__":
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         max_file_size="20mb",
+        mcp_server=True,  # the tools: the public endpoints (classify_*, distill)
     )

@@ -1,6 +1,7 @@
 """The app's event functions, called directly, and the page built offline."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,52 @@ def test_empty_or_blank_sketch_pad_is_a_readable_error():
     blank = np.zeros((280, 280, 4), dtype=np.uint8)
     with pytest.raises(InputError, match="blank"):
         tryit.classify_drawing("digits-sketch", {"composite": blank})
+
+
+def _pad_value(path):
+    """The sketch pad's payload for a picture uploaded to it, as a client may send it."""
+    from gradio.components.image_editor import EditorData
+    from gradio.data_classes import FileData
+
+    picture = FileData(path=str(path), orig_name=Path(path).name)
+    return EditorData(background=picture, layers=[], composite=picture)
+
+
+def test_the_sketch_pad_takes_a_picture_and_refuses_one_it_cannot_decode_in_one_sentence(tmp_path):
+    import gradio as gr
+
+    import app
+    from cmcd.modalities import get_modality
+
+    pad = app.WIDGETS["sketchpad"](get_modality("sketch").try_it)
+    assert "upload" in pad.sources
+    [seven] = [path for path in tryit.examples("digits-sketch") if "__7__" in path]
+    probs, photos = tryit.look_up_drawing("digits-sketch", pad.preprocess(_pad_value(seven)))
+    assert max(probs, key=probs.get) == "7" and len(photos) == 5
+    svg = tmp_path / "drawing.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><line x1="4" '
+                   'y1="0" x2="4" y2="9" stroke="black"/></svg>')
+    text = tmp_path / "notes.txt"
+    text.write_text("a seven\n")
+    for bad in (svg, text):
+        with pytest.raises(gr.Error) as refused:
+            pad.preprocess(_pad_value(bad))
+        assert refused.value.message == (f"{bad.name}: not a readable image (UnidentifiedImageError); "
+                                         "the sketch pad takes a PNG or JPEG picture")
+
+
+def test_the_sketch_panel_offers_the_shipped_sketch_examples():
+    import app
+
+    config = app.build_demo().get_config_file()
+    sketch_examples = [component["props"]["samples"] for component in config["components"]
+                       if component["type"] == "dataset"
+                       and component["props"]["component_props"][1]["label"].startswith("Sketch pad")]
+    shipped = [Path(path).name for name in ("digits-sketch", "fashion-sketch")
+               for path in tryit.examples(name)]
+    assert len(shipped) >= 2 and len(sketch_examples) == 1
+    assert [pair for pair, _ in sketch_examples[0]] == [name.split("__")[0] for name in shipped]
+    assert all(name in str(value) for (_, value), name in zip(sketch_examples[0], shipped))
 
 
 def test_uploads_are_classified_and_bad_ones_refused(tmp_path):
@@ -163,6 +210,25 @@ def test_own_input_finds_photos_of_its_class():
     probs, photos = tryit.look_up_drawing("digits-sketch", {"composite": _drawn_one(False)})
     assert max(probs, key=probs.get) == "1"
     assert len(photos) == 5 and [caption for _, caption in photos].count("1") >= 3
+
+
+def test_gallery_pictures_are_files_written_once_and_whole():
+    """Galleries get PNG files of ours (Gradio rewrites in place the files it makes of PIL images,
+    which cut concurrent downloads short); the same picture is one file, written once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, photos = tryit.look_up_drawing("digits-sketch", {"composite": _drawn_one(False)})
+    for path, _ in photos:
+        with Image.open(path) as image:
+            image.load()
+            assert image.size == (shipped.THUMBNAIL, shipped.THUMBNAIL)
+    image = shipped.picture("digits-depth", 7, "source")
+    first = Path(shipped.picture_file(image))
+    written = first.stat()
+    with ThreadPoolExecutor(8) as pool:
+        paths = set(pool.map(lambda _: shipped.picture_file(image), range(32)))
+    assert paths == {str(first)} and first.stat().st_ino == written.st_ino  # not rewritten
+    assert np.array_equal(np.asarray(Image.open(first)), np.asarray(image))
 
 
 def test_pair_strip_shows_photos_over_targets():

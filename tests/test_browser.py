@@ -1,6 +1,7 @@
 """The app as a visitor meets it: served on localhost, driven through gradio_client and in a real
 browser (Debian's chromium through Playwright, no browser download)."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -32,10 +33,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url():
+@contextlib.contextmanager
+def served_app(**env_vars):
+    """`python app.py` on a free port of localhost, with `env_vars` added to its environment;
+    yields its URL once it serves its page."""
     port = _free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           **env_vars}
     process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/"
@@ -51,9 +55,17 @@ def app_url():
     else:
         process.kill()
         pytest.fail("app.py did not serve its page within 120 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    with served_app() as url:
+        yield url
 
 
 @pytest.fixture
@@ -130,6 +142,34 @@ def test_gradio_client_fetches_the_alignment_map_and_retrieval(app_url):
     assert len(gallery) == 4 and "retrieved photos are right" in summary
 
 
+def test_concurrent_visitors_download_every_gallery_picture_whole(app_url):
+    """Several clients ask for the same retrieval and look-up at once (the same pictures), and
+    download every gallery picture: each file arrives whole and decodes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    example = ROOT / "cmcd" / "shipped" / "examples" / "digits-depth__3__test3147.npy"
+
+    def visit(_):
+        client = Client(app_url, verbose=False)
+        files = []
+        for _ in range(3):
+            _, gallery, _ = client.predict("digits-depth", "target→source", 7, 16, api_name="/retrieve")
+            _, nearest = client.predict("digits-depth", handle_file(example), api_name="/classify_depth")
+            files += [item["image"] for item in gallery + nearest]
+        return files
+
+    with ThreadPoolExecutor(6) as pool:
+        downloaded = [path for files in pool.map(visit, range(6)) for path in files]
+    assert len(downloaded) == 6 * 3 * (16 + 5)
+    for path in downloaded:
+        with Image.open(path) as picture:
+            picture.load()  # a file cut short fails here
+            assert picture.size == (96, 96)
+
+
 def test_drawing_a_seven_in_the_browser(page):
     page.get_by_role("button", name="Brush").first.click()
     box = page.locator("canvas").first.bounding_box()
@@ -150,6 +190,39 @@ def test_drawing_a_seven_in_the_browser(page):
     page.wait_for_function("() => [...document.images].every(image => image.complete)")
     assert photos.count() >= 5  # the nearest test photos
     page.screenshot(path=str(ARTIFACTS / "app-drawn-seven.png"))
+
+
+def _sketch_prediction(page) -> str:
+    page.get_by_role("button", name="Classify").first.click()  # the sketch panel's
+    label = page.locator('[data-testid="label-output-value"]').first
+    label.wait_for(timeout=120_000)
+    return label.inner_text().strip()
+
+
+def _upload_to_the_sketch_pad(page, path):
+    page.locator("canvas").first.wait_for(timeout=30_000)
+    time.sleep(1)  # the pad's canvas takes a moment before it accepts a picture
+    with page.expect_file_chooser() as chooser:
+        page.get_by_text("Upload an image").first.click()
+    chooser.value.set_files(path)
+
+
+def test_a_sketch_example_and_an_uploaded_picture_are_classified_on_the_pad(page, browser, app_url):
+    examples = page.locator("tbody").first.locator("tr")  # the sketch panel's examples
+    examples.filter(has_text="digits-sketch").nth(2).click()  # digits-sketch__7__…
+    assert _sketch_prediction(page) == "7"
+    page.screenshot(path=str(ARTIFACTS / "app-sketch-example.png"))
+    other = open_app(browser, app_url)
+    _upload_to_the_sketch_pad(other, ROOT / "cmcd" / "shipped" / "examples" / "digits-sketch__3__test3147.png")
+    assert _sketch_prediction(other) == "3"
+
+
+def test_a_file_that_is_no_picture_on_the_sketch_pad_is_one_sentence(page, tmp_path):
+    svg = tmp_path / "drawing.svg"
+    svg.write_text("this is no picture")
+    _upload_to_the_sketch_pad(page, svg)
+    page.get_by_role("button", name="Classify").first.click()
+    page.get_by_text("or upload a PNG or JPEG picture").first.wait_for(timeout=30_000)
 
 
 def test_gradio_client_runs_a_tiny_distillation(app_url):

@@ -31,7 +31,8 @@ def test_spaces_gradio_version_matches_the_pinned_one():
     front_matter, _, _ = _readme_commands()
     sdk_version = re.search(r"sdk_version: *(\S+)", front_matter).group(1)
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert f"gradio=={sdk_version}" in deps
+    pinned = rf"gradio(\[[\w,]+\])?=={re.escape(sdk_version)}"  # extras allowed: gradio[mcp]==...
+    assert any(re.fullmatch(pinned, dep) for dep in deps), deps
 
 
 def test_requirements_agree_with_pyproject():

@@ -13,6 +13,8 @@ renders are keyed by item id, so the app renders just these items, in about a se
 from __future__ import annotations
 
 import hashlib
+import io
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +144,21 @@ def item_photos(pair: str) -> torch.Tensor:
     rows = order[np.searchsorted(source.ids, ids, sorter=order)]
     return pairs.SOURCE.render(RenderRequest(source.images[rows], ids, source.labels[rows], "test",
                                              RENDER_SEED, gap=0.0))
+
+
+def picture_file(image) -> str:
+    """A PIL picture as a PNG file named by its content, written once and atomically into a folder
+    of the system's temp dir (where Gradio may serve files from). Galleries get these paths, not
+    PIL images: Gradio writes a PIL image it is given to a file named by its content, in place,
+    so when two requests produced the same picture, a download of it could be cut short by the
+    other request rewriting it."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    path = Path(tempfile.gettempdir()) / "cmcd-app-pictures" / f"{hashlib.sha256(data).hexdigest()}.png"
+    if not path.exists():  # two writers at once each rename a whole file into place
+        cache.atomic_write_bytes(path, data)
+    return str(path)
 
 
 def picture(pair: str, index: int, side: str):

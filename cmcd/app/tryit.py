@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from cmcd import paths
-from cmcd.app.shipped import classifier, item_photos, picture, shipped_test_embeddings
+from cmcd.app.shipped import (classifier, item_photos, picture, picture_file,
+                               shipped_test_embeddings)
 from cmcd.data import pairs
 from cmcd.data.inputs import InputError, drawing_array
 from cmcd.eval.metrics import nearest_neighbours
@@ -35,7 +36,8 @@ def drawing_to_grey(image: np.ndarray) -> np.ndarray:
 def _drawing_sample(pair: str, editor_value):
     image = editor_value.get("composite") if isinstance(editor_value, dict) else editor_value
     if image is None:
-        raise InputError("draw something on the sketch pad first")
+        raise InputError("draw something on the sketch pad first, or upload a PNG or JPEG picture "
+                         "to it (a file the browser cannot show leaves the pad empty)")
     return pairs.get_spec(pair).target.read_drawing_of(drawing_to_grey(image))
 
 
@@ -60,7 +62,8 @@ def nearest_photos(pair: str, sample, k: int = 5) -> list:
     found = shipped_test_embeddings(pair)
     embedding = embed(classifier(pair).student, sample[None], normalize=True).numpy()
     hits = nearest_neighbours(embedding, found["teacher"], k)[0]
-    return [(picture(pair, int(h), "source"), found["class_names"][found["labels"][h]]) for h in hits]
+    return [(picture_file(picture(pair, int(h), "source")), found["class_names"][found["labels"][h]])
+            for h in hits]
 
 
 def look_up_drawing(pair: str, editor_value) -> tuple[dict, list]:
@@ -69,10 +72,66 @@ def look_up_drawing(pair: str, editor_value) -> tuple[dict, list]:
     return classifier(pair).predict(sample)["probs"], nearest_photos(pair, sample)
 
 
-def look_up_upload(pair: str, path) -> tuple[dict, list]:
-    """Try it, uploaded or recorded file: class probabilities and the nearest test photos."""
+def look_up_upload(pair: str, path: str) -> tuple[dict, list]:
+    """Classify a file of the pair's target modality with the pair's shipped student, and find the
+    test photos nearest to it.
+
+    Args:
+        pair: the pair whose shipped student reads the file
+        path: the file
+    Returns:
+        the probability of each class, and the five nearest test photos with their classes
+    """
     sample = _upload_sample(pair, path)
     return classifier(pair).predict(sample)["probs"], nearest_photos(pair, sample)
+
+
+# The Try-it tools an assistant sees through the app's MCP server (and any API client): Gradio
+# takes each tool's name from the function's, and its description from the docstring's text and
+# its `Args:` lines (one line each). The pair's choices come from the panel's Pair dropdown.
+def classify_sketch(pair: str, sketch: str) -> tuple[dict[str, float], list]:
+    """Classify a sketch (a PNG or JPEG picture of a line drawing, dark on light or light on dark)
+    with the pair's shipped student, distilled from a photo teacher without a single sketch label,
+    and find the test photos nearest to it.
+
+    Args:
+        pair: the pair whose student reads the sketch, e.g. digits-sketch (digits 0-9) or fashion-sketch (clothing)
+        sketch: the sketch, an image file (PNG or JPEG, up to 4096 pixels a side)
+    Returns:
+        the probability of each class, and the five nearest test photos with their classes
+    """
+    return look_up_upload(pair, sketch)
+
+
+def classify_depth_map(pair: str, depth_map: str) -> tuple[dict[str, float], list]:
+    """Classify a depth map with the pair's shipped student, distilled from a photo teacher
+    without a single depth label, and find the test photos nearest to it.
+
+    Args:
+        pair: the pair whose student reads the depth map, e.g. digits-depth (digits 0-9) or fashion-depth (clothing)
+        depth_map: the depth map, a file: a .npy array (H, W) or an 8/16-bit PNG; larger is farther, 0 no reading
+    Returns:
+        the probability of each class, and the five nearest test photos with their classes
+    """
+    return look_up_upload(pair, depth_map)
+
+
+def classify_recording(pair: str, recording: str) -> tuple[dict[str, float], list]:
+    """Classify a recording of a spoken digit (English, zero to nine) with the pair's shipped
+    student, distilled from a photo teacher without a single audio label, and find the test photos
+    of the digit nearest to it.
+
+    Args:
+        pair: the pair whose student listens, e.g. digits-audio
+        recording: the recording, an audio file: WAV, FLAC or OGG, one spoken digit, up to 10 s
+    Returns:
+        the probability of each digit, and the five nearest test photos with their classes
+    """
+    return look_up_upload(pair, recording)
+
+
+# Each Try-it modality's tool; a modality without one of its own is served by look_up_upload.
+TOOLS = {"sketch": classify_sketch, "depth": classify_depth_map, "audio": classify_recording}
 
 
 def student_summary(pair: str) -> str:

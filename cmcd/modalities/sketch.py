@@ -93,4 +93,4 @@ SKETCH = Modality(
     name="sketch", render=render, adapter=SketchInput, encoder=ImageEncoder,
     to_picture=to_picture, load_file=load_file, read_drawing=sketch_from_array, augment=augment,
     gap_meaning="stroke dropout, wobble and pen irregularity",
-    try_it=TryIt("Draw a sketch", "sketchpad", "Sketch pad", show_examples=False))
+    try_it=TryIt("Draw a sketch", "sketchpad", "Sketch pad (draw, or upload a picture)"))
