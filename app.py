@@ -18,15 +18,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
+from PIL import UnidentifiedImageError  # noqa: E402
 
 from cmcd.app import compare, explore, shipped, training, tryit  # noqa: E402
 from cmcd.data import pairs  # noqa: E402
+from cmcd.data.inputs import InputError, check_file, open_image  # noqa: E402
+from cmcd.train.config import DistillConfig  # noqa: E402
 from cmcd.train.distill import evaluate_student  # noqa: E402
 from cmcd.train.objectives import METHODS, method_options, option_settings  # noqa: E402
-from cmcd.train.config import DistillConfig  # noqa: E402
 from cmcd.train.options import FieldInfo, describe  # noqa: E402
-from cmcd.data.inputs import InputError, check_file, open_image  # noqa: E402
-from PIL import UnidentifiedImageError  # noqa: E402
 
 INTRO = """# CMCD: cross-modality contrastive distillation
 A teacher trained on photos (RGB) passes what it knows to a student that sees another modality
@@ -240,7 +240,7 @@ def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, see
 
     Args:
         pair: the modality pair, e.g. digits-sketch (the teacher sees photos, the student sketches)
-        method: the objective, e.g. cmc (contrastive), cmd (copies the teacher's similarities), l2 (positives only)
+        method: the objective: cmc (contrastive), cmd (the teacher's similarities), l2 (positives only)
         epochs: passes over the unlabeled pairs (1 to 20; a few suffice)
         n_pairs: how many unlabeled pairs to train on (100 to 10,000)
         batch_size: pairs per step (64 to 512, a multiple of 64)

@@ -9,8 +9,8 @@ from PIL import Image, ImageDraw
 
 from cmcd import paths
 from cmcd.app import compare, explore, shipped, training, tryit
-from cmcd.paths import checkpoint_root
 from cmcd.data.inputs import InputError
+from cmcd.paths import checkpoint_root
 
 pytestmark = pytest.mark.skipif(
     not (checkpoint_root() / "student-digits-sketch.safetensors").exists(),
@@ -83,7 +83,7 @@ def test_the_sketch_panel_offers_the_shipped_sketch_examples():
                for path in tryit.examples(name)]
     assert len(shipped) >= 2 and len(sketch_examples) == 1
     assert [pair for pair, _ in sketch_examples[0]] == [name.split("__")[0] for name in shipped]
-    assert all(name in str(value) for (_, value), name in zip(sketch_examples[0], shipped))
+    assert all(name in str(value) for (_, value), name in zip(sketch_examples[0], shipped, strict=True))
 
 
 def test_uploads_are_classified_and_bad_ones_refused(tmp_path):
@@ -382,7 +382,8 @@ def test_shipped_test_items_are_what_building_the_pair_gives():
     assert np.allclose(found["teacher"], built["teacher"], atol=2e-3)
     assert np.allclose(found["student"], built["student"], atol=5e-3)
     rows = torch.from_numpy(shipped.spread(1000, shipped.APP_ITEMS))
-    assert torch.equal(shipped.item_photos("digits-depth"), shipped.built_pair("digits-depth").test.source[rows])
+    built_photos = shipped.built_pair("digits-depth").test.source[rows]
+    assert torch.equal(shipped.item_photos("digits-depth"), built_photos)
     assert set(found["coordinates"]) == {"umap", "pca"}
     assert found["coordinates"]["umap"].shape == (2 * shipped.APP_ITEMS, 2)
 

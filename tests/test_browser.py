@@ -2,6 +2,7 @@
 browser (Debian's chromium through Playwright, no browser download)."""
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -178,7 +179,7 @@ def test_drawing_a_seven_in_the_browser(page):
     corners = [(left + u * side, top + v * side) for u, v in ((0.25, 0.2), (0.75, 0.2), (0.4, 0.85))]
     page.mouse.move(*corners[0])
     page.mouse.down()
-    for (x0, y0), (x1, y1) in zip(corners, corners[1:]):
+    for (x0, y0), (x1, y1) in itertools.pairwise(corners):
         for i in range(1, 16):
             page.mouse.move(x0 + (x1 - x0) * i / 15, y0 + (y1 - y0) * i / 15)
     page.mouse.up()
@@ -213,7 +214,8 @@ def test_a_sketch_example_and_an_uploaded_picture_are_classified_on_the_pad(page
     assert _sketch_prediction(page) == "7"
     page.screenshot(path=str(ARTIFACTS / "app-sketch-example.png"))
     other = open_app(browser, app_url)
-    _upload_to_the_sketch_pad(other, ROOT / "cmcd" / "shipped" / "examples" / "digits-sketch__3__test3147.png")
+    example = ROOT / "cmcd" / "shipped" / "examples" / "digits-sketch__3__test3147.png"
+    _upload_to_the_sketch_pad(other, example)
     assert _sketch_prediction(other) == "3"
 
 

@@ -43,7 +43,8 @@ def retrieve(pair: str, query: int, direction: str, k: int = 8) -> tuple[list, s
     if not 0 <= query < len(labels):
         raise InputError(f"choose a test item from 0 to {len(labels) - 1}")
     to_source = direction == "target→source"
-    queries, gallery = (found["student"], found["teacher"]) if to_source else (found["teacher"], found["student"])
+    student, teacher = found["student"], found["teacher"]
+    queries, gallery = (student, teacher) if to_source else (teacher, student)
     hits = nearest_neighbours(queries[[query]], gallery, k)[0]
     side = "source" if to_source else "target"
     items = [(picture(pair, int(h), side),

@@ -23,8 +23,8 @@ import torch
 from cmcd import paths
 from cmcd.app.once import once_per_key
 from cmcd.data import cache, pairs, sources
-from cmcd.modalities import RenderRequest
 from cmcd.eval.classify import Classifier, student_stem
+from cmcd.modalities import RenderRequest
 from cmcd.models.embed import embed
 from cmcd.train.teacher_cache import teacher_embeddings
 

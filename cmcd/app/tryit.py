@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cmcd import paths
-from cmcd.app.shipped import (classifier, item_photos, picture, picture_file,
-                               shipped_test_embeddings)
+from cmcd.app.shipped import classifier, item_photos, picture, picture_file, shipped_test_embeddings
 from cmcd.data import pairs
 from cmcd.data.inputs import InputError, drawing_array
 from cmcd.eval.metrics import nearest_neighbours
@@ -18,7 +17,6 @@ from cmcd.eval.records import ZERO_LABEL_HEAD
 from cmcd.modalities import Modality
 from cmcd.models.embed import embed
 from cmcd.paths import checkpoint_root
-
 
 
 def drawing_to_grey(image: np.ndarray) -> np.ndarray:
@@ -95,7 +93,7 @@ def classify_sketch(pair: str, sketch: str) -> tuple[dict[str, float], list]:
     and find the test photos nearest to it.
 
     Args:
-        pair: the pair whose student reads the sketch, e.g. digits-sketch (digits 0-9) or fashion-sketch (clothing)
+        pair: the pair whose student reads it: digits-sketch (digits 0-9) or fashion-sketch (clothing)
         sketch: the sketch, an image file (PNG or JPEG, up to 4096 pixels a side)
     Returns:
         the probability of each class, and the five nearest test photos with their classes
@@ -108,8 +106,8 @@ def classify_depth_map(pair: str, depth_map: str) -> tuple[dict[str, float], lis
     without a single depth label, and find the test photos nearest to it.
 
     Args:
-        pair: the pair whose student reads the depth map, e.g. digits-depth (digits 0-9) or fashion-depth (clothing)
-        depth_map: the depth map, a file: a .npy array (H, W) or an 8/16-bit PNG; larger is farther, 0 no reading
+        pair: the pair whose student reads it: digits-depth (digits 0-9) or fashion-depth (clothing)
+        depth_map: a .npy array (H, W) or an 8/16-bit PNG file; larger is farther, 0 no reading
     Returns:
         the probability of each class, and the five nearest test photos with their classes
     """
