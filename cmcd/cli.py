@@ -128,11 +128,15 @@ def cmd_distill(args) -> int:
     from cmcd.eval.records import summary_line
     from cmcd.train.config import DistillConfig
     from cmcd.train.distill import distill
+    from cmcd.train.parallel import is_main_process
     from cmcd.train.run_files import check_run_folder, save_run
 
     names = {info.name for info in _run_settings()} | set(_loss_settings())
     given = {name: value for name, value in vars(args).items() if name in names}
     config = DistillConfig.from_flat(spell=_flag, **given)
+    if not is_main_process():  # under torchrun, only rank 0 reports and writes the run
+        distill(config)
+        return 0
     if args.out:
         check_run_folder(Path(args.out))  # before training, not after
     run = distill(config, progress=_distill_progress)

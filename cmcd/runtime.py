@@ -10,20 +10,34 @@ import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA, then Apple MPS, then the CPU; an unavailable device is a clear error."""
+    """'auto' picks CUDA, then Apple MPS, then the CPU; 'cuda:N' is the N-th GPU; an unavailable
+    device is a clear error."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    if name.startswith("cuda:"):
+        return _cuda_device(name)
     if name not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {name!r}; valid: auto, cpu, cuda, mps")
+        raise ValueError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N, mps")
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but no CUDA GPU is available")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("--device mps asked for, but Apple MPS is not available")
     return torch.device(name)
+
+
+def _cuda_device(name: str) -> torch.device:
+    """'cuda:N', checked against the GPUs there are."""
+    index = name.removeprefix("cuda:")
+    if not index.isdigit():
+        raise ValueError(f"unknown device {name!r}; a GPU is cuda:N with N a number from 0")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if int(index) >= count:
+        raise ValueError(f"device {name} asked for, but this machine has {count} CUDA GPUs")
+    return torch.device("cuda", int(index))
 
 
 def describe_device(device: torch.device) -> str:

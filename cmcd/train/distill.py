@@ -5,6 +5,9 @@ touches only the student. Target inputs live on the training device for the whol
 augmented there in batches. Each method is an objective (a small module returning named loss
 terms): the distillation losses of `cmcd.train.losses`, plus the references `random` (no training),
 `target-ssl` (SimCLR on the target alone) and `supervised` (all target labels: the upper bound).
+
+Launched by torchrun, every rank trains its share of each batch (`cmcd.train.parallel`); rank 0
+alone validates and evaluates, the other ranks return a run without metrics.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from cmcd.models.embed import embed
 from cmcd.models.init import initialise
 from cmcd.models.teacher import Teacher, load_teacher
 from cmcd.train.config import DistillConfig
-from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, Step, StepDone, train_loop, warmup_cosine
+from cmcd.train import parallel
+from cmcd.train.loop import (BatchSampler, Hooks, LoopSettings, SingleProcess, Step, StepDone,
+                             train_loop, warmup_cosine)
 from cmcd.train.objectives import Batch, build_objective
 from cmcd.train.teacher_cache import teacher_embeddings
 
@@ -72,6 +77,7 @@ class _Setup:
     chosen: torch.Tensor  # positions of the training pairs
     prototypes: np.ndarray  # class means of the teacher's pair embeddings
     generator: torch.Generator  # on the device: batch order, augmentations, sampled negatives
+    strategy: SingleProcess | parallel.DataParallel
     # The chosen pairs' target inputs, teacher embeddings (the bank) and labels, on the device
     # for the whole run:
     targets: torch.Tensor = field(init=False)
@@ -84,10 +90,20 @@ class _Setup:
         self.labels = self.data.pairs.labels[self.chosen].to(self.device)
 
 
+def _placement(config: DistillConfig) -> tuple[torch.device, SingleProcess | parallel.DataParallel]:
+    """The training device and how training spreads: over torchrun's processes when launched by
+    it (each rank on its own GPU), else in this process alone."""
+    device = runtime.resolve_device(config.device)
+    if not parallel.launched_by_torchrun():
+        return device, SingleProcess()
+    device = parallel.rank_device(device)
+    return device, parallel.DataParallel.from_environment(device)
+
+
 def _prepare(config: DistillConfig) -> _Setup:
     """Device, data, teacher embeddings, the chosen pairs, and a student and objective whose
     initial weights come from the run's seed alone."""
-    device = runtime.resolve_device(config.device)
+    device, strategy = _placement(config)
     data = pairs.load_pair(config.pair, gap=config.gap)
     teacher = load_teacher(data.spec.dataset, config.teacher)
     embeddings = teacher_embeddings(data, config.teacher, teacher, device)
@@ -100,7 +116,7 @@ def _prepare(config: DistillConfig) -> _Setup:
     chosen = _choose_pairs(len(data.pairs), config.n_pairs, config.seed)
     prototypes = class_prototypes(embeddings["pairs"], data.pairs.labels, len(data.class_names))
     return _Setup(config, device, data, teacher, embeddings, objective, student, chosen, prototypes,
-                  generator)
+                  generator, strategy)
 
 
 # --- training --------------------------------------------------------------------------------------
@@ -179,9 +195,11 @@ def _train(setup: _Setup, run: DistillRun, progress, should_stop) -> _Training:
         return training.finish(samples=0)
     settings = LoopSettings([setup.student, setup.objective], config.lr, weight_decay=5e-4,
                             device=setup.device, max_steps=total_steps,
-                            lr_factor=warmup_cosine(total_steps, warmup=min(50, total_steps // 10)))
+                            lr_factor=warmup_cosine(total_steps, warmup=min(50, total_steps // 10)),
+                            strategy=setup.strategy)
     step = _distillation_step(setup, settings.strategy.wrap_model(setup.student))
-    hooks = Hooks(on_step=training.on_step, validate=training.validate, should_stop=should_stop,
+    validate = training.validate if parallel.is_main_process() else None
+    hooks = Hooks(on_step=training.on_step, validate=validate, should_stop=should_stop,
                   validate_every=max(1, epochs // MAX_VALIDATIONS))
     result = train_loop(step, sampler, epochs, settings, hooks)
     run.cancelled = result.cancelled
@@ -218,6 +236,7 @@ class TrainedStudent:
     train_s: float  # validation excluded
     validation_s: float
     wall_s: float  # preparing and training
+    world_size: int = 1  # processes that trained it together
 
 
 def _train_prepared(setup: _Setup, started: float, progress, should_stop) -> TrainedStudent:
@@ -226,7 +245,8 @@ def _train_prepared(setup: _Setup, started: float, progress, should_stop) -> Tra
     state = {key: value.detach().cpu().clone() for key, value in setup.student.state_dict().items()}
     return TrainedStudent(setup.config, str(setup.device), state, run.history, run.val_history,
                           run.cancelled, training.epochs, training.total_steps, training.samples,
-                          training.train_s, training.validation_s, time.perf_counter() - started)
+                          training.train_s, training.validation_s, time.perf_counter() - started,
+                          setup.strategy.world_size)
 
 
 def train_student(config: DistillConfig,
@@ -247,7 +267,7 @@ def _run_metrics(setup: _Setup, trained: TrainedStudent, wall_s: float) -> dict:
         "pairing": data.spec.pairing, "wall_s": round(wall_s, 2),
         "train_s": round(trained.train_s, 2), "validation_s": round(trained.validation_s, 2),
         "pairs_per_s": round(samples / trained.train_s, 1) if samples else 0.0,
-        "cancelled": trained.cancelled,
+        "cancelled": trained.cancelled, "world_size": trained.world_size,
     }
 
 
@@ -287,4 +307,8 @@ def distill(config: DistillConfig,
     started = time.perf_counter()
     setup = _prepare(config)
     trained = _train_prepared(setup, started, progress, should_stop)
+    setup.strategy.close()
+    if not parallel.is_main_process():
+        return DistillRun(config, trained.device, trained.history, student=setup.student,
+                          cancelled=trained.cancelled)
     return _evaluate_prepared(setup, trained, time.perf_counter())

@@ -69,9 +69,12 @@ class BatchSampler:
 
 class SingleProcess:
     """How training spreads over processes: here, not at all. Data-parallel training plugs in by
-    replacing this object: `wrap_model` would return a DistributedDataParallel module (trainers
-    build their step around the wrapped model), `shard` would keep this rank's share of each
-    epoch's batches, `reduce` would average the logged loss terms across ranks."""
+    replacing this object (`cmcd.train.parallel.DataParallel`): `wrap_model` returns a
+    DistributedDataParallel module (trainers build their step around the wrapped model), `shard`
+    keeps this rank's share of each epoch's batches, `reduce` averages the logged loss terms
+    across ranks."""
+
+    world_size = 1
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         return model
@@ -81,6 +84,9 @@ class SingleProcess:
 
     def reduce(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
         return terms
+
+    def close(self) -> None:
+        """Leave the process group, when there is one."""
 
 
 # --- the loop --------------------------------------------------------------------------------------
@@ -96,7 +102,7 @@ class LoopSettings:
     lr_factor: Callable[[int], float] = constant
     mixed_precision: bool = True  # runtime.autocast around each step (bf16 on CUDA)
     max_steps: int | None = None
-    strategy: SingleProcess = field(default_factory=SingleProcess)
+    strategy: SingleProcess = field(default_factory=SingleProcess)  # or parallel.DataParallel
 
     def parameters(self) -> list[nn.Parameter]:
         return [p for module in self.modules for p in module.parameters() if p.requires_grad]
@@ -167,7 +173,8 @@ class _Loop:
             lr = self.optimiser.step(loss)
             result.steps += 1
             if hooks.on_step:
-                hooks.on_step(StepDone(result.steps, epoch, loss, settings.strategy.reduce(terms), lr))
+                terms = settings.strategy.reduce(terms)  # every rank's, averaged
+                hooks.on_step(StepDone(result.steps, epoch, sum(terms.values()), terms, lr))
             if hooks.should_stop and hooks.should_stop():
                 result.cancelled = True
             if result.cancelled or result.steps == settings.max_steps:

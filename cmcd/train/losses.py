@@ -17,6 +17,10 @@ Shared interface of `forward`:
 It returns named loss terms, already weighted, for the trainer to sum. The teacher is frozen:
 teacher and bank are always detached, so only the student (and a loss's own parameters, such as a
 learnable temperature) get gradients.
+
+Under data-parallel training (`cmcd.train.parallel`) CMC and CMD `gather` the batch of every rank
+first, so each rank computes the loss of the whole global batch, as open_clip's
+`ClipLoss(gather_with_grad=True)` does.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -95,6 +100,24 @@ class _DiagonalLabels:
         return labels
 
 
+def gather(rows: Tensor, with_grad: bool = False) -> Tensor:
+    """The rows of every rank, in rank order; `rows` itself when not distributed.
+
+    With `with_grad`, gradients flow back to each rank's own rows (the backward of an all-gather
+    sums every rank's gradient for them). Each rank then computes the same global loss, so its
+    rows get world_size times their share, and DDP's average over the ranks cancels that factor:
+    the student's gradient is the single-process gradient of the global batch."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return rows
+    if with_grad:
+        from torch.distributed.nn.functional import all_gather  # differentiable
+
+        return torch.cat(all_gather(rows))
+    parts = [torch.empty_like(rows) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, rows.contiguous())
+    return torch.cat(parts)
+
+
 # ---------------------------------------------------------------------------------------------
 # Contrastive: CMC
 
@@ -139,11 +162,12 @@ class CMCLoss(DistillationLoss):
         return self.log_logit_scale.clamp(max=math.log(self.MAX_LOGIT_SCALE)).exp()
 
     def terms(self, student, teacher, index, bank):
-        v = F.normalize(student, dim=1)
+        v = gather(F.normalize(student, dim=1), with_grad=True)
+        teacher = gather(teacher)
         scale = self.logit_scale
         labels = self.diagonal(len(v), v.device)
         if self.negatives == "bank":
-            student_to_teacher = F.cross_entropy(scale * v @ bank.T, index)
+            student_to_teacher = F.cross_entropy(scale * v @ bank.T, gather(index))
         else:
             student_to_teacher = F.cross_entropy(scale * v @ teacher.T, labels)
         teacher_to_student = F.cross_entropy(scale * teacher @ v.T, labels)
@@ -188,7 +212,8 @@ class CMDLoss(DistillationLoss):
         self.uses_bank = options.negatives == "bank"
 
     def terms(self, student, teacher, index, bank):
-        v = F.normalize(student, dim=1)
+        v = gather(F.normalize(student, dim=1), with_grad=True)
+        teacher = gather(teacher)
         anchors = bank if self.negatives == "bank" else teacher
         targets = F.softmax(teacher @ anchors.T / self.teacher_temperature, dim=1)
         log_predictions = F.log_softmax(v @ anchors.T / self.student_temperature, dim=1)
