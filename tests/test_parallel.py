@@ -54,7 +54,7 @@ def _loss_and_gradients(student: nn.Module, model: nn.Module, case, rows: torch.
                  bank=batch["bank"])
     sum(terms.values()).backward()
     logged = reduce(terms)
-    return {"loss": float(sum(logged.values())),
+    return {"loss": float(sum(logged.values()).detach()),
             "grads": [p.grad.clone() for p in student.parameters()]}
 
 
