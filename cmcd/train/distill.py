@@ -29,10 +29,18 @@ from cmcd.modalities import build_encoder
 from cmcd.models.embed import embed
 from cmcd.models.init import initialise
 from cmcd.models.teacher import Teacher, load_teacher
-from cmcd.train.config import DistillConfig
 from cmcd.train import parallel
-from cmcd.train.loop import (BatchSampler, Hooks, LoopSettings, SingleProcess, Step, StepDone,
-                             train_loop, warmup_cosine)
+from cmcd.train.config import DistillConfig
+from cmcd.train.loop import (
+    BatchSampler,
+    Hooks,
+    LoopSettings,
+    SingleProcess,
+    Step,
+    StepDone,
+    train_loop,
+    warmup_cosine,
+)
 from cmcd.train.objectives import Batch, build_objective
 from cmcd.train.teacher_cache import teacher_embeddings
 
