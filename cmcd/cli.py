@@ -201,6 +201,7 @@ def _bench_command(args) -> str:
     words += [] if args.seeds is None else ["--seeds", str(args.seeds)]
     words += [] if args.workers == 1 else ["--workers", str(args.workers)]
     words += [] if args.out == "results" else ["--out", args.out]
+    words += [] if args.device == "auto" else ["--device", args.device]
     return " ".join(words)
 
 
@@ -208,7 +209,7 @@ def cmd_bench(args) -> int:
     """Each benchmark is a module cmcd.bench.WHAT with run(**options) and format_report(report)."""
     study = {"out": args.out, "quick": args.quick, "seeds": args.seeds, "workers": args.workers,
              "resume": args.resume, "report_only": args.report_only,
-             "command": _bench_command(args)}
+             "command": _bench_command(args), "device": args.device}
     options = {"data": {"cache_root": args.cache}, "speed": {"device": args.device}, "app": {},
                "paper": study, "theory": study}
     module = importlib.import_module(f"cmcd.bench.{args.what}")

@@ -114,3 +114,24 @@ def test_distill_under_torchrun_reports_two_processes_once():
     metrics = json.loads(done.stdout)  # one object: a second one would not parse
     assert metrics["world_size"] == WORLD_SIZE
     assert metrics["method"] == "cmc" and metrics["n_pairs"] == 1024
+
+
+# --- benchmarks: workers spread over the GPUs -----------------------------------------------------
+
+def test_benchmark_workers_take_the_gpus_in_turn():
+    from cmcd.bench.runner import worker_devices
+
+    assert worker_devices("auto", 5, gpu_count=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]
+    assert worker_devices("cuda", 3, gpu_count=4) == ["cuda:0", "cuda:1", "cuda:2"]
+    assert worker_devices("auto", 2, gpu_count=0) == ["auto", "auto"]
+    assert worker_devices("cpu", 3, gpu_count=2) == ["cpu", "cpu", "cpu"]
+
+
+def test_benchmark_device_overrides_each_run_and_auto_keeps_them():
+    from cmcd.bench.runner import on_device
+    from cmcd.train.config import DistillConfig
+
+    planned = [("main", DistillConfig(seed=0)), ("main", DistillConfig(seed=1, device="cuda"))]
+    assert [config.device for _, config in on_device(planned, "cpu")] == ["cpu", "cpu"]
+    assert on_device(planned, "auto") == planned
+

@@ -90,25 +90,59 @@ def _worker_logs() -> Iterator[tuple]:
         listener.stop()
 
 
-def _init_worker(threads: int, log_queue, log_level: int) -> None:
+def worker_devices(device: str, workers: int, gpu_count: int) -> list[str]:
+    """The device of each worker: with GPUs ('auto' or 'cuda'), worker i uses cuda:(i % GPUs);
+    otherwise every worker uses `device`."""
+    if device in ("auto", "cuda") and gpu_count > 0:
+        return [f"cuda:{worker % gpu_count}" for worker in range(workers)]
+    return [device] * workers
+
+
+def _gpu_count() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _init_worker(threads: int, log_queue, log_level: int, devices=None) -> None:
+    """Set up a worker process; with `devices` (a queue of device names, one per worker), it
+    takes its GPU from there, so runs on 'cuda' or 'auto' land on that GPU."""
     torch.set_num_threads(threads)
     logger = logging.getLogger("cmcd")
     logger.addHandler(logging.handlers.QueueHandler(log_queue))
     logger.setLevel(log_level)
+    device = devices.get() if devices is not None else "auto"
+    if device.startswith("cuda:"):
+        torch.cuda.set_device(runtime.resolve_device(device))
 
 
 def _distill_metrics(config: dict) -> dict:
     return distill(DistillConfig.from_dict(config)).metrics
 
 
+def _device_queue(device: str, workers: int):
+    """A queue holding each worker's device name, for `_init_worker`."""
+    devices = get_context("spawn").Queue()
+    for name in worker_devices(device, workers, _gpu_count()):
+        devices.put(name)
+    return devices
+
+
+def on_device(planned: list[tuple[str, DistillConfig]], device: str) -> list[tuple[str, DistillConfig]]:
+    """The plan with every run on `device` ('auto' keeps each run's own)."""
+    if device == "auto":
+        return planned
+    return [(study, dataclasses.replace(config, device=device)) for study, config in planned]
+
+
 def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, workers: int = 1,
-            resume: bool = False) -> dict:
-    """Run every planned (study, config) not yet in `path` (when resuming), saving after each."""
+            resume: bool = False, device: str = "auto") -> dict:
+    """Run every planned (study, config) not yet in `path` (when resuming), saving after each;
+    on `device`, with several workers spread over the GPUs (see `worker_devices`)."""
     path = Path(path)
+    planned = on_device(planned, device)
     done = json.loads(path.read_text())["runs"] if resume and path.exists() else []
     finished = {run_key(run["study"], run["config"]) for run in done}
     todo = [(study, config) for study, config in planned if run_key(study, config) not in finished]
-    report = {**header, "device": runtime.describe_device(runtime.resolve_device("auto")),
+    report = {**header, "device": runtime.describe_device(runtime.resolve_device(device)),
               "workers": workers, "runs": list(done)}
     earlier_wall = json.loads(path.read_text()).get("wall_s", 0.0) if done else 0.0
     started = time.perf_counter()
@@ -135,7 +169,7 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
         threads = max(1, (os.cpu_count() or 1) // workers)
         with _worker_logs() as log_args, ProcessPoolExecutor(
                 workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                initargs=(threads, *log_args)) as pool:
+                initargs=(threads, *log_args, _device_queue(device, workers))) as pool:
             prepare(todo, pool)
             futures = {pool.submit(_distill_metrics, config.to_dict()): (study, config)
                        for study, config in todo}
@@ -162,11 +196,11 @@ def choose_plan(full, quick_plan, quick: bool, seeds: int | None):
 
 def load_or_execute(name: str, plan, planned_runs: Callable, out: Path, *, quick: bool,
                     workers: int, resume: bool, report_only: bool, command: str,
-                    settings: dict | None = None) -> dict:
+                    settings: dict | None = None, device: str = "auto") -> dict:
     """The benchmark's report: read back from out/NAME.json (report_only) or run (see execute)."""
     path = Path(out) / f"{name}.json"
     if report_only:
         return json.loads(path.read_text())
     header = {"benchmark": name, "command": command, "quick": quick,
               "settings": settings or dataclasses.asdict(plan)}
-    return execute(planned_runs(plan), path, header, workers=workers, resume=resume)
+    return execute(planned_runs(plan), path, header, workers=workers, resume=resume, device=device)

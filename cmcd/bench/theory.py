@@ -98,11 +98,12 @@ def write_outputs(report: dict, out: Path) -> list[Path]:
 
 
 def run(out: str = "results", quick: bool = False, seeds: int | None = None, workers: int = 1,
-        resume: bool = False, report_only: bool = False, command: str = "") -> dict:
+        resume: bool = False, report_only: bool = False, command: str = "",
+        device: str = "auto") -> dict:
     plan = bench_runs.choose_plan(FULL, QUICK, quick, seeds)
     report = bench_runs.load_or_execute("theory", plan, planned_runs, out, quick=quick,
                                         workers=workers, resume=resume, report_only=report_only,
-                                        command=command)
+                                        command=command, device=device)
     report["points"] = points(report["runs"])
     report["summary"] = summary(report["points"])
     atomic_write_json(Path(out) / "theory.json", report)
