@@ -91,6 +91,19 @@ def speed_cuda() -> str:
             f"{s['ratio']:.2f}) and takes {s['cli_distill_wall_s']:.1f} s in a new process.")
 
 
+def scaling() -> str:
+    """The 2-process torchrun run against the same run in one process (README: Scaling out)."""
+    two, one = _json(RESULTS / "torchrun-cpu.json"), _json(RESULTS / "single-process-cpu.json")
+
+    def described(m: dict) -> str:
+        return (f"zero-label head accuracy {m['zero_label_acc']['head']:.3f} (prototype "
+                f"{m['zero_label_acc']['prototype']:.3f}), {m['train_s']:.1f} s of training "
+                f"({m['pairs_per_s']:,.0f} pairs/s)")
+
+    return (f"world_size {two['world_size']}, {described(two)}; in one process "
+            f"(world_size {one['world_size']}): {described(one)}.")
+
+
 def benchmark_line(report: dict, name: str) -> str:
     return (f"`{report['command']}`: {len(report['runs'])} runs in {report['wall_s'] / 60:.1f} min on "
             f"{report['device']}")
@@ -262,6 +275,11 @@ def section() -> str:
         f"**Data** (`cmcd bench data --json > results/bench-data.json`): {data()}",
         "",
         f"**App** (`cmcd bench app --json > results/bench-app.json`): {app()}",
+        "",
+        "**Scaling out** on this 2-core CPU (`torchrun --standalone --nproc_per_node 2 -m cmcd distill "
+        "--pair digits-sketch --method cmc --device cpu --epochs 3 --json > results/torchrun-cpu.json`, "
+        "and the same `cmcd distill` without torchrun `> results/single-process-cpu.json`): "
+        + scaling(),
         END,
     ])
 
