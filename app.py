@@ -135,7 +135,7 @@ def try_it_column(modality, pairs_here: list[str]):
         pair = gr.Dropdown(pairs_here, value=pairs_here[0], label="Pair")
         summary = gr.Markdown(tryit.student_summary(pairs_here[0]))
         value = make_input(ask)
-        examples = [path for name in pairs_here for path in tryit.examples(name)] if ask.show_examples else []
+        examples = [path for name in pairs_here for path in tryit.examples(name)]
         if examples:  # each example sets its pair too: cmcd/shipped/examples/PAIR__LABEL__what.ext
             gr.Examples([[Path(path).name.split("__")[0], path] for path in examples],
                         [pair, value], label="Examples (test items, not seen in training)")

@@ -14,7 +14,7 @@ import time
 from cmcd.app import shipped
 from cmcd.cli import progress_on_stderr
 from cmcd.data import pairs
-from cmcd.eval.classify import student_stem
+from cmcd.eval.classify import has_shipped_student
 from cmcd.viz import maps
 
 
@@ -28,7 +28,7 @@ def items_with_maps(pair: str) -> dict:
 def main() -> int:
     started = time.perf_counter()
     with_students = [pair for pair in pairs.PAIRS
-                     if student_stem(pair).with_suffix(".safetensors").exists()]
+                     if has_shipped_student(pair)]
     items_of = {pair: items_with_maps(pair) for pair in with_students}
     path = shipped.items_file()
     shipped.write_items_file(path, items_of)

@@ -26,18 +26,18 @@ def _drawn_one(transparent: bool) -> np.ndarray:
 
 @pytest.mark.parametrize("transparent", [True, False])
 def test_drawing_a_one_is_read_as_a_one(transparent):
-    probs = tryit.classify_drawing("digits-sketch", {"composite": _drawn_one(transparent),
-                                                  "background": None, "layers": []})
+    probs, _ = tryit.look_up_drawing("digits-sketch", {"composite": _drawn_one(transparent),
+                                                     "background": None, "layers": []})
     assert max(probs, key=probs.get) == "1"
     assert abs(sum(probs.values()) - 1) < 1e-3
 
 
 def test_empty_or_blank_sketch_pad_is_a_readable_error():
     with pytest.raises(InputError, match="draw something"):
-        tryit.classify_drawing("digits-sketch", {"composite": None, "background": None, "layers": []})
+        tryit.look_up_drawing("digits-sketch", {"composite": None, "background": None, "layers": []})
     blank = np.zeros((280, 280, 4), dtype=np.uint8)
     with pytest.raises(InputError, match="blank"):
-        tryit.classify_drawing("digits-sketch", {"composite": blank})
+        tryit.look_up_drawing("digits-sketch", {"composite": blank})
 
 
 def _pad_value(path):
@@ -89,16 +89,16 @@ def test_the_sketch_panel_offers_the_shipped_sketch_examples():
 def test_uploads_are_classified_and_bad_ones_refused(tmp_path):
     depth = [path for path in tryit.examples("digits-depth") if "__7__" in path and path.endswith(".npy")]
     speech = [path for path in tryit.examples("digits-audio") if "__3__" in path]
-    depth_probs = tryit.classify_upload("digits-depth", depth[0])
-    speech_probs = tryit.classify_upload("digits-audio", speech[0])
+    depth_probs, _ = tryit.look_up_upload("digits-depth", depth[0])
+    speech_probs, _ = tryit.look_up_upload("digits-audio", speech[0])
     assert max(depth_probs, key=depth_probs.get) == "7"
     assert max(speech_probs, key=speech_probs.get) == "3"
     broken = tmp_path / "broken.npy"
     broken.write_bytes(b"nonsense")
     with pytest.raises(InputError):
-        tryit.classify_upload("digits-depth", broken)
+        tryit.look_up_upload("digits-depth", broken)
     with pytest.raises(InputError, match="upload a file first"):
-        tryit.classify_upload("digits-audio", None)
+        tryit.look_up_upload("digits-audio", None)
 
 
 def test_the_page_builds_offline():

@@ -93,17 +93,22 @@ def _warm_up_umap() -> None:
     maps.warm_up_umap_in_background()
 
 
+def _is_shipped_map(found: dict, keep: np.ndarray, projection: str) -> bool:
+    """Whether the map shows every shipped item in a projection whose coordinates are shipped."""
+    return len(keep) == len(found["labels"]) and projection in found["coordinates"]
+
+
 def _map_coordinates(found: dict, keep: np.ndarray, projection: str) -> np.ndarray:
     """The shipped coordinates when the map shows every shipped item, else computed (cached)."""
-    if len(keep) == len(found["labels"]) and projection in found["coordinates"]:
+    if _is_shipped_map(found, keep, projection):
         return found["coordinates"][projection]
     return maps.coordinates(found["teacher"][keep], found["student"][keep], projection)
 
 
 def _umap_not_ready(found: dict, keep: np.ndarray) -> bool:
     """True while a UMAP map would have to wait for UMAP to compile (which then starts)."""
-    if ((len(keep) == len(found["labels"]) and "umap" in found["coordinates"])
-            or maps.umap_is_warm() or maps.is_cached(found["teacher"][keep], found["student"][keep], "umap")):
+    if (_is_shipped_map(found, keep, "umap") or maps.umap_is_warm()
+            or maps.is_cached(found["teacher"][keep], found["student"][keep], "umap")):
         return False
     _warm_up_umap()
     return True

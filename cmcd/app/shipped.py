@@ -22,7 +22,7 @@ import torch
 
 from cmcd import paths
 from cmcd.app.once import once_per_key
-from cmcd.data import cache, pairs, sources
+from cmcd.data import cache, pairs
 from cmcd.eval.classify import Classifier, student_stem
 from cmcd.modalities import RenderRequest
 from cmcd.models.embed import embed
@@ -139,7 +139,7 @@ def item_photos(pair: str) -> torch.Tensor:
     """The photos (N, 3, 32, 32) uint8 of the pair's app test items, rendered from the shipped
     source images exactly as the pair's data holds them (renders are keyed by item id and seed)."""
     ids = shipped_test_embeddings(pair)["ids"]
-    source = sources.load_source(pairs.get_spec(pair).dataset)
+    source = pairs.source_images(pairs.get_spec(pair).dataset)
     order = np.argsort(source.ids)
     rows = order[np.searchsorted(source.ids, ids, sorter=order)]
     return pairs.SOURCE.render(RenderRequest(source.images[rows], ids, source.labels[rows], "test",

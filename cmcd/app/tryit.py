@@ -12,11 +12,11 @@ from cmcd import paths
 from cmcd.app.shipped import classifier, item_photos, picture, picture_file, shipped_test_embeddings
 from cmcd.data import pairs
 from cmcd.data.inputs import InputError, drawing_array
+from cmcd.eval.classify import has_shipped_student
 from cmcd.eval.metrics import nearest_neighbours
 from cmcd.eval.records import ZERO_LABEL_HEAD
 from cmcd.modalities import Modality
 from cmcd.models.embed import embed
-from cmcd.paths import checkpoint_root
 
 
 def drawing_to_grey(image: np.ndarray) -> np.ndarray:
@@ -45,16 +45,6 @@ def _upload_sample(pair: str, path):
     return classifier(pair).spec.target.read_file(Path(path))
 
 
-def classify_drawing(pair: str, editor_value) -> dict[str, float]:
-    """The sketch pad's value (a dict with a 'composite' image, or an image) -> class probabilities."""
-    return classifier(pair).predict(_drawing_sample(pair, editor_value))["probs"]
-
-
-def classify_upload(pair: str, path) -> dict[str, float]:
-    """An uploaded or recorded file -> class probabilities of the pair's shipped student."""
-    return classifier(pair).predict(_upload_sample(pair, path))["probs"]
-
-
 def nearest_photos(pair: str, sample, k: int = 5) -> list:
     """The k test photos whose teacher embeddings are nearest the student's embedding of `sample`."""
     found = shipped_test_embeddings(pair)
@@ -64,10 +54,15 @@ def nearest_photos(pair: str, sample, k: int = 5) -> list:
             for h in hits]
 
 
-def look_up_drawing(pair: str, editor_value) -> tuple[dict, list]:
-    """Try it, sketch pad: class probabilities and the nearest test photos."""
-    sample = _drawing_sample(pair, editor_value)
+def _look_up(pair: str, sample) -> tuple[dict, list]:
+    """The shipped student's class probabilities for one sample, and the nearest test photos."""
     return classifier(pair).predict(sample)["probs"], nearest_photos(pair, sample)
+
+
+def look_up_drawing(pair: str, editor_value) -> tuple[dict, list]:
+    """Try it, sketch pad (a dict with a 'composite' image, or an image): class probabilities
+    and the nearest test photos."""
+    return _look_up(pair, _drawing_sample(pair, editor_value))
 
 
 def look_up_upload(pair: str, path: str) -> tuple[dict, list]:
@@ -80,8 +75,7 @@ def look_up_upload(pair: str, path: str) -> tuple[dict, list]:
     Returns:
         the probability of each class, and the five nearest test photos with their classes
     """
-    sample = _upload_sample(pair, path)
-    return classifier(pair).predict(sample)["probs"], nearest_photos(pair, sample)
+    return _look_up(pair, _upload_sample(pair, path))
 
 
 # The Try-it tools an assistant sees through the app's MCP server (and any API client): Gradio
@@ -150,7 +144,7 @@ def try_it_panels() -> list[tuple[Modality, list[str]]]:
     a student, in registry order."""
     panels: dict[str, tuple[Modality, list[str]]] = {}
     for spec in pairs.PAIRS.values():
-        if spec.target.try_it and (checkpoint_root() / f"student-{spec.name}.json").exists():
+        if spec.target.try_it and has_shipped_student(spec.name):
             panels.setdefault(spec.target.name, (spec.target, []))[1].append(spec.name)
     return list(panels.values())
 

@@ -42,7 +42,7 @@ def run(names: list[str] | None = None, cache_root: str | None = None) -> dict:
     names = names or list(pairs.PAIRS)
     root = cache_root or tempfile.mkdtemp(prefix="cmcd-bench-data-")
     os.environ["CMCD_CACHE"] = root
-    pairs._source_images.cache_clear()
+    pairs.source_images.cache_clear()
 
     cold = {}
     total_started = time.perf_counter()

@@ -139,12 +139,13 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
     on `device`, with several workers spread over the GPUs (see `worker_devices`)."""
     path = Path(path)
     planned = on_device(planned, device)
-    done = json.loads(path.read_text())["runs"] if resume and path.exists() else []
+    earlier = json.loads(path.read_text()) if resume and path.exists() else {}
+    done = earlier.get("runs", [])
     finished = {run_key(run["study"], run["config"]) for run in done}
     todo = [(study, config) for study, config in planned if run_key(study, config) not in finished]
     report = {**header, "device": runtime.describe_device(runtime.resolve_device(device)),
               "workers": workers, "runs": list(done)}
-    earlier_wall = json.loads(path.read_text()).get("wall_s", 0.0) if done else 0.0
+    earlier_wall = earlier.get("wall_s", 0.0) if done else 0.0
     started = time.perf_counter()
     log.info(f"{len(todo)} runs to go ({len(done)} already done); preparing data")
 

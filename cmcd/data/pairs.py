@@ -171,7 +171,8 @@ def _load_or_build_targets(spec: PairSpec, source: sources.SourceImages, rows: d
 
 
 @lru_cache(maxsize=2)
-def _source_images(dataset: str) -> sources.SourceImages:
+def source_images(dataset: str) -> sources.SourceImages:
+    """A dataset's real source images, loaded once per process."""
     return sources.load_source(dataset)
 
 
@@ -185,7 +186,7 @@ def _source_splits(source: sources.SourceImages, rows: dict[str, np.ndarray],
 def load_source_splits(dataset: str, seed: int = 0,
                        progress: Callable[[str], None] = log.info) -> dict[str, Split]:
     """The source photos and labels of every split of a dataset (no targets)."""
-    source = _source_images(dataset)
+    source = source_images(dataset)
     photos = _load_or_build_sources(source, seed, progress)
     return _source_splits(source, split_indices(source), photos)
 
@@ -195,7 +196,7 @@ def load_pair(name: str, gap: float | None = None, seed: int = 0,
     """Build (first time) or load (from the cache) every split of a registered pair."""
     spec = get_spec(name)
     gap = check_gap(spec.default_gap if gap is None else gap)
-    source = _source_images(spec.dataset)
+    source = source_images(spec.dataset)
     rows = split_indices(source)
     splits = _source_splits(source, rows, _load_or_build_sources(source, seed, progress))
     targets = _load_or_build_targets(spec, source, rows, seed, gap, progress)
@@ -212,7 +213,7 @@ def load_pair(name: str, gap: float | None = None, seed: int = 0,
 
 def split_sizes(name: str) -> dict[str, int]:
     """Items in each split of a pair, without building its data."""
-    split_rows = split_indices(_source_images(get_spec(name).dataset))
+    split_rows = split_indices(source_images(get_spec(name).dataset))
     return {split: int(len(split_rows[split])) for split in SPLITS}
 
 
@@ -224,7 +225,7 @@ def describe_pairs() -> list[dict]:
             "name": spec.name, "dataset": spec.dataset, "source": spec.source.name,
             "target": spec.target.name,
             "pairing": spec.pairing, "default_gap": spec.default_gap, "gap_meaning": spec.gap_meaning,
-            "classes": list(_source_images(spec.dataset).class_names),
+            "classes": list(source_images(spec.dataset).class_names),
             "sizes": split_sizes(spec.name),
         })
     return rows

@@ -23,6 +23,12 @@ def student_stem(pair: str, run_dir: Path | None = None) -> Path:
     return Path(run_dir) / "student" if run_dir else checkpoint_root() / f"student-{pair}"
 
 
+def has_shipped_student(pair: str) -> bool:
+    """Whether a student ships for the pair (at checkpoint_root())."""
+    stem = student_stem(pair)
+    return stem.with_suffix(".safetensors").exists() and stem.with_suffix(".json").exists()
+
+
 class Classifier:
     """A student plus its teacher's head, loaded once, classifying many inputs."""
 

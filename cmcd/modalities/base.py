@@ -43,7 +43,6 @@ class TryIt:
     widget: str  # "sketchpad", "file" or "recorder"
     label: str  # the input's label
     file_types: tuple[str, ...] = ()
-    show_examples: bool = True  # offer the shipped example files
 
 
 @dataclass(frozen=True, eq=False)

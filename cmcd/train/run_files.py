@@ -10,7 +10,6 @@ import io
 import os
 import shutil
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ RUN_FILES = ("config.json", "metrics.json", "history.json", "student.safetensors
 
 
 def run_record(run: DistillRun) -> RunRecord:
-    return RunRecord(asdict(run.config), run.metrics, run.history, run.val_history)
+    return RunRecord(run.config.to_dict(), run.metrics, run.history, run.val_history)
 
 
 def save_run(run: DistillRun, out: Path) -> Path:
