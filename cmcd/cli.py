@@ -283,7 +283,7 @@ def _add_bench_parser(subcommands) -> None:
     p.add_argument("--quick", action="store_true", help="paper, theory: tiny runs that check the "
                    "pipeline and file formats (numbers mean nothing)")
     p.add_argument("--seeds", type=int, default=None, help="paper, theory: seeds per setting "
-                   "(default: 3 for paper, 1 for theory)")
+                   "(default: 3 for paper, 3 for theory)")
     p.add_argument("--workers", type=int, default=1, help="paper, theory: runs at once, each in a "
                    "process of its own (use several on a GPU or a many-core CPU)")
     p.add_argument("--resume", action="store_true", help="paper, theory: keep finished runs of an "

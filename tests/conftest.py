@@ -30,3 +30,27 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     return attempts
+
+
+@pytest.fixture
+def made_up_theory_report():
+    """A `cmcd bench theory` report made up from points, not runs: two pairs, four arms, three
+    seeds, the target error rising with TV inside each pair; a calibration within 0.05."""
+    from cmcd.bench.theory_summary import summary
+
+    points = []
+    for pair, offset in (("digits-sketch", 0.0), ("fashion-depth", 0.3)):
+        for i, arm in enumerate(("cmc", "cmd", "l2", "cmc, gap 1")):
+            for seed in range(3):
+                tv = 0.5 + 0.1 * i + 0.02 * seed
+                points.append({"pair": pair, "arm": arm, "method": arm[:3], "fixed_gap": arm != "cmc, gap 1",
+                               "gap": 1.0 if arm == "cmc, gap 1" else 0.3, "steps": 100, "n_pairs": 8000,
+                               "seed": seed, "n_test": 1000, "error": round(offset + tv / 2, 4),
+                               "source_error": offset, "tv": tv, "tv_low": tv - 0.02, "tv_high": tv + 0.02,
+                               "tv_wide": 1.0, "tv_wide_low": 0.99, "tv_wide_high": 1.0, "tv_head": tv / 2})
+    calibration = [{"estimator": name, "family": "mixture", "true_tv": level, "estimated_tv": level - 0.05,
+                    "ci_low": level - 0.08, "ci_high": level - 0.02}
+                   for name in ("tv", "tv_wide") for level in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    return {"benchmark": "theory", "command": "cmcd bench theory", "device": "CPU", "wall_s": 60.0,
+            "settings": {"teacher": "ssl"}, "runs": [{}] * len(points), "points": points,
+            "calibration": calibration, "summary": summary(points, calibration)}

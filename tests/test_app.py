@@ -1,5 +1,6 @@
 """The app's event functions, called directly, and the page built offline."""
 
+import json
 import os
 from pathlib import Path
 
@@ -236,10 +237,16 @@ def test_pair_strip_shows_photos_over_targets():
     assert strip.size == (4 * (shipped.THUMBNAIL + 4), 2 * shipped.THUMBNAIL + 4)
 
 
-def test_theory_tab_reads_the_benchmark():
+def test_theory_tab_reads_the_benchmark(tmp_path, monkeypatch, made_up_theory_report):
+    monkeypatch.setenv("CMCD_RESULTS", str(tmp_path))
+    assert "Run `cmcd bench theory`" in compare.theory_text() and compare.theory_figure() is None
+    (tmp_path / "theory.json").write_text(json.dumps({"summary": {"tv_distance": {}}}))
+    assert "predates the calibrated TV" in compare.theory_text() and compare.theory_figure() is None
+    (tmp_path / "theory.json").write_text(json.dumps(made_up_theory_report))
     figure = compare.theory_figure()
-    assert figure is not None and len(figure.data) >= 4  # both TV kinds: cmc, l2 and a fit
-    assert "Spearman" in compare.theory_text()
+    assert figure is not None and len(figure.data) == 4 * 3 + 1  # 4 arms in 2 pairs and the bound, a line
+    text = compare.theory_text()
+    assert "Spearman" in text and "excluding 0: yes" in text and "No student breaks the bound" in text
 
 
 def test_gpu_time_asked_for_grows_with_the_run_and_is_capped():

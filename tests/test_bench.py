@@ -40,16 +40,6 @@ def test_the_best_of_a_column_is_marked_only_beyond_the_spread():
     assert bench_paper._best_rows({"a": (0.1, 0.01), "b": (0.5, 0.02)}, True) == {"a"}
 
 
-def test_spearman_over_points_orders_errors_by_tv():
-    points = [{"pair": "p", "method": m, "gap": g, "seed": 0, "error": e, "tv_distance": 1.0,
-               "tv_distance_head": tv}
-              for m in ("cmc", "l2") for g, tv, e in [(0.0, 0.1, 0.05), (0.5, 0.2, 0.1), (1.0, 0.4, 0.3)]]
-    summary = bench_theory.summary(points)
-    assert summary["tv_distance_head"]["spearman_all"] == pytest.approx(1.0)
-    assert summary["tv_distance_head"]["fit"]["slope"] > 0
-    assert summary["tv_distance"]["spearman_all"] is None  # a constant TV orders nothing
-
-
 def _outputs(out, names):
     for name in names:
         assert (out / name).stat().st_size > 0, name
@@ -96,15 +86,32 @@ def test_what_a_worker_process_logs_shows_as_the_parent_shows_its_own(capsys):
     assert capsys.readouterr().err == "cmcd: rendering in a worker\n"
 
 
-def test_quick_theory_benchmark_writes_points_rho_and_a_figure(tmp_path):
+def test_quick_theory_benchmark_writes_calibration_points_verdicts_and_figures(tmp_path, capsys):
     out = tmp_path / "results"
     assert main(["bench", "theory", "--quick", "--out", str(out)]) == 0
-    report = json.loads((out / "theory.json").read_text())
     plan = bench_theory.QUICK
-    assert len(report["points"]) == len(plan.gaps) * len(plan.methods) * len(plan.seeds)
-    assert {p["gap"] for p in report["points"]} == set(plan.gaps)
+    assert f"theory plan: {len(bench_theory.planned_runs(plan))} runs" in capsys.readouterr().err
+    report = json.loads((out / "theory.json").read_text())
+    assert len(report["points"]) == len(plan.arms) * len(plan.seeds) * len(plan.pairs)
+    assert {p["arm"] for p in report["points"]} == {arm.name for arm in plan.arms}
+    assert {p["fixed_gap"] for p in report["points"]} == {True, False}
     for point in report["points"]:
-        assert 0.0 <= point["tv_distance_head"] <= 1.0 and 0.0 <= point["error"] <= 1.0
-    assert set(report["summary"]) == set(bench_theory.TV_KINDS)
-    assert (out / "figures" / "theory.png").read_bytes().startswith(PNG_MAGIC)
-    assert "Spearman" in (out / "theory.md").read_text()
+        assert 0.0 <= point["error"] <= 1.0 and 0.0 <= point["source_error"] <= 1.0
+        assert point["tv_low"] <= point["tv"] <= point["tv_high"]
+        assert point["tv_wide_low"] <= point["tv_wide"] <= point["tv_wide_high"]
+    for estimator in ("tv", "tv_wide"):
+        rows = [r for r in report["calibration"] if r["estimator"] == estimator]
+        assert {r["true_tv"] for r in rows} >= {0.0, 0.5, 0.9} and max(r["true_tv"] for r in rows) > 0.99
+        assert all(set(r) == {"estimator", "family", "true_tv", "estimated_tv", "ci_low", "ci_high"}
+                   for r in rows)
+    summary = report["summary"]
+    assert set(summary) == {"calibration", "saturation", "correlation", "bound"}
+    assert summary["calibration"]["tv"]["max_error"] <= 0.1
+    assert set(summary["correlation"]) == {"fixed_gap", "all"}
+    assert set(summary["correlation"]["all"]["tv"]) == {"by_pair", "pooled"}
+    bound = summary["bound"]["tv"]
+    assert bound["holds"] + bound["undecided"] + bound["fails"] == len(report["points"])
+    for name in ("theory.png", "theory-calibration.png"):
+        assert (out / "figures" / name).read_bytes().startswith(PNG_MAGIC)
+    markdown = (out / "theory.md").read_text()
+    assert "holds / undecided / fails" in markdown and "Calibration on samples of known TV" in markdown

@@ -104,13 +104,13 @@ def test_retrieval_rejects_unknown_pairing():
 def test_tv_is_near_zero_for_the_same_distribution():
     teacher, _ = clusters(400, spread=0.5)
     student = teacher.copy()
-    assert tv_distance(teacher[:200], student[:200], teacher[200:], student[200:]) < 0.15
+    assert tv_distance(teacher[:200], student[:200], teacher[200:], student[200:]).estimate < 0.15
 
 
 def test_tv_is_near_one_for_an_offset_student():
     teacher, _ = clusters(400, spread=0.5)
     student = teacher + 5.0 * np.eye(DIM, dtype=np.float32)[0]
-    assert tv_distance(teacher[:200], student[:200], teacher[200:], student[200:]) > 0.9
+    assert tv_distance(teacher[:200], student[:200], teacher[200:], student[200:]).estimate > 0.9
 
 
 def test_head_tv_ignores_what_the_head_cannot_see_but_not_what_it_can():
@@ -122,11 +122,11 @@ def test_head_tv_ignores_what_the_head_cannot_see_but_not_what_it_can():
     halves = lambda a, b: (a[:200], b[:200], a[200:], b[200:])  # noqa: E731
     # Mirrored along the unseen direction: same norms, same logits, yet plainly another distribution.
     mirrored = base - 3.0 * unseen
-    assert tv_distance(*halves(teacher, mirrored)) > 0.9
-    assert tv_distance_head(*halves(teacher, mirrored), head=head) < 0.2
+    assert tv_distance(*halves(teacher, mirrored)).estimate > 0.9
+    assert tv_distance_head(*halves(teacher, mirrored), head=head).estimate < 0.2
     # Every item moved onto another class is plain to see through the head too.
     moved = np.roll(teacher, 1, axis=1)
-    assert tv_distance_head(*halves(teacher, moved), head=head) > 0.9
+    assert tv_distance_head(*halves(teacher, moved), head=head).estimate > 0.9
 
 
 def test_head_probabilities_are_a_distribution_over_classes():
@@ -213,8 +213,13 @@ def test_evaluate_returns_exactly_the_documented_json():
         head=(prototypes, np.zeros(NUM_CLASSES)), prototypes=prototypes, pairing="class", draws=2,
     )
     retrieval_keys = {"r1", "r5", "r10", "map"}
-    assert set(result) == {"zero_label_acc", "few_label_acc", "retrieval", "tv_distance", "tv_distance_head",
-                           "retrieval_match"}
+    assert set(result) == {"zero_label_acc", "source_acc", "few_label_acc", "retrieval", "tv_distance",
+                           "tv_distance_head", "tv_intervals", "retrieval_match"}
+    assert set(result["source_acc"]) == {"head"}
+    assert set(result["tv_intervals"]) == {"embedding_2d", "embedding_16d", "head"}
+    assert result["tv_intervals"]["embedding_2d"]["estimate"] == result["tv_distance"]
+    for interval in result["tv_intervals"].values():
+        assert interval["ci_low"] <= interval["estimate"] <= interval["ci_high"]
     assert set(result["zero_label_acc"]) == {"head", "prototype"}
     assert set(result["few_label_acc"]) == {"1", "5", "10"}
     assert set(result["retrieval"]) == {"target_to_source", "source_to_target"}
@@ -226,7 +231,7 @@ def test_evaluate_returns_exactly_the_documented_json():
             yield from leaves(value) if isinstance(value, dict) else [value]
 
     numbers = list(leaves({key: value for key, value in result.items() if key != "retrieval_match"}))
-    assert len(numbers) == 2 + 3 + 8 + 2
+    assert len(numbers) == 2 + 1 + 3 + 8 + 2 + 3 * 3
     assert all(type(number) is float and number == round(number, 4) for number in numbers)
     assert json.loads(json.dumps(result)) == result
 

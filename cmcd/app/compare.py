@@ -45,9 +45,10 @@ def compare_rows(pair: str, session_runs: list[dict] | None = None) -> list[list
 
 
 def theory_figure():
-    """Error against estimated TV from results/theory.json (None before the benchmark ran)."""
+    """Error against estimated TV from results/theory.json (None before the benchmark ran, or
+    when the file predates the calibrated TV estimate)."""
     report = read_results("theory")
-    return theory.plotly_figure(report) if report else None
+    return theory.plotly_figure(report) if theory.is_current(report) else None
 
 
 def theory_text() -> str:
@@ -59,10 +60,9 @@ def theory_text() -> str:
              "embeddings to the teacher's, the less accuracy it can lose.")
     if not report:
         return bound + "\n\nRun `cmcd bench theory` to measure it here."
-    head, embedding = report["summary"]["tv_distance_head"], report["summary"]["tv_distance"]
+    if not theory.is_current(report):
+        return bound + ("\n\n`results/theory.json` predates the calibrated TV estimate; run "
+                        "`cmcd bench theory` again to measure it here.")
     return (bound + f"\n\n**What we measured** (`{report['command']}`, {len(report['points'])} "
-            f"students on {report['device']}): Spearman ρ between TV and error is "
-            f"{head['spearman_all']:.2f} when TV is estimated as the teacher's head sees the "
-            f"embeddings, {embedding['spearman_all']:.2f} for the embeddings themselves, whose TV "
-            "sits near 1 for contrastive students that lose no accuracy for it. Each point is one "
-            "student at one gap level; hover for its pair and gap.")
+            f"students on {report['device']}; hover a point for its pair, arm and seed):\n\n"
+            + "\n".join(f"- {line}" for line in theory.verdict_lines(report)))

@@ -1,36 +1,151 @@
-"""The theory benchmark's figure: target error against estimated TV distance, one point per
-student, a panel per TV estimate (drawn by `cmcd bench theory` and shown in the app)."""
+"""The theory benchmark's figures and words, from its report (results/theory.json): target error
+against estimated TV per pair, the bound student by student, the TV estimator's calibration, the
+tables of theory.md, and verdict sentences computed from the numbers (drawn by `cmcd bench
+theory`, shown in the app, quoted in the README)."""
 
 from __future__ import annotations
 
+from cmcd.eval.divergence import TV_DIMS, WIDE_TV_DIMS
 from cmcd.eval.results import group
 from cmcd.viz import figures
 
 TITLE = "Target error against estimated TV distance"
-TV_KINDS = {"tv_distance_head": "TV as the teacher's head sees it",
-            "tv_distance": "TV of the embeddings"}
+CALIBRATION_TITLE = "TV estimator on samples of known TV"
+TV_KINDS = {"tv": f"TV {TV_DIMS}-D", "tv_wide": f"TV {WIDE_TV_DIMS}-D", "tv_head": "TV head"}
+TV_MEANINGS = {"tv": f"the embeddings on their top {TV_DIMS} principal directions",
+               "tv_wide": f"the embeddings on their top {WIDE_TV_DIMS} principal directions",
+               "tv_head": "the teacher head's class probabilities (made of the same outputs as "
+                          "the error, so a reference only)"}
+BOUND_KINDS = ("tv", "tv_wide")  # the calibrated estimates the bound is checked against
+SUBSET_TITLES = {"fixed_gap": "at the pair's default gap (methods, lengths, budgets)",
+                 "all": "over all students (the gap varied too)"}
+
+
+def is_current(report: dict | None) -> bool:
+    """Whether a theory report has this version's numbers (older ones lack the calibration)."""
+    return bool(report) and "calibration" in report and "bound" in report.get("summary", {})
+
+
+# ------------------------------------------------------------------------------------- figures
+
+
+def _arm_series(rows: list[dict], x: str, y) -> list[figures.Series]:
+    return [figures.Series(arm, [r[x] for r in chosen], [y(r) for r in chosen], mode="markers",
+                           hover=[f"{r['pair']}, {arm}, seed {r['seed']}" for r in chosen])
+            for (arm,), chosen in group(rows, "arm").items()]
 
 
 def panels(report: dict) -> list[figures.Panel]:
-    """A panel per TV kind: each method's points, and the fitted line, from a theory report."""
-    rows = report["points"]
+    """Per pair: error against TV, a series per arm; then err_target - err_source against TV,
+    with the line where the bound is tight."""
+    points, result = report["points"], []
+    for (pair,), rows in group(points, "pair").items():
+        panel = figures.Panel(pair, f"estimated {TV_KINDS['tv']}", "target error")
+        panel.series = _arm_series(rows, "tv", lambda r: r["error"])
+        result.append(panel)
+    bound = figures.Panel("bound: points above the line break it", f"estimated {TV_KINDS['tv']}",
+                          "err_target - err_source")
+    bound.series = _arm_series(points, "tv", lambda r: r["error"] - r["source_error"])
+    bound.series.append(figures.Series("err_target - err_source = TV", [0, 1], [0, 1], mode="fit"))
+    return result + [bound]
+
+
+def calibration_panels(report: dict) -> list[figures.Panel]:
     result = []
-    for kind, title in TV_KINDS.items():
-        stats = report["summary"][kind]
-        panel = figures.Panel(f"{title} (Spearman ρ {stats['spearman_all']})", "estimated TV",
-                              "target error (1 - zero-label accuracy)")
-        for (method,), chosen in group(rows, "method").items():
-            panel.series.append(figures.Series(
-                method, [r[kind] for r in chosen], [r["error"] for r in chosen], mode="markers",
-                hover=[f"{r['pair']}, gap {r['gap']}, seed {r['seed']}" for r in chosen]))
-        if stats["fit"]:
-            x = [min(r[kind] for r in rows), max(r[kind] for r in rows)]
-            panel.series.append(figures.Series(
-                "fitted line", x, [stats["fit"]["slope"] * v + stats["fit"]["intercept"] for v in x],
-                mode="fit"))
+    for (name,), rows in group(report["calibration"], "estimator").items():
+        panel = figures.Panel(f"{TV_KINDS[name]} estimator", "true TV", "estimated TV")
+        for (family,), chosen in group(rows, "family").items():
+            panel.series.append(figures.Series(family, [r["true_tv"] for r in chosen],
+                                               [r["estimated_tv"] for r in chosen], mode="markers"))
+        panel.series.append(figures.Series("estimate = true TV", [0, 1], [0, 1], mode="fit"))
         result.append(panel)
     return result
 
 
 def plotly_figure(report: dict):
-    return figures.plotly_figure(panels(report), TITLE)
+    return figures.plotly_figure(panels(report), TITLE, columns=3)
+
+
+# --------------------------------------------------------------------------------------- words
+
+
+def interval(entry: dict | None, digits: int = 2) -> str:
+    """'0.42 [0.10, 0.70]', or '–' when there is no number."""
+    if not entry or entry.get("r") is None:
+        return "–"
+    return f"{entry['r']:.{digits}f} [{entry['ci_low']:.{digits}f}, {entry['ci_high']:.{digits}f}]"
+
+
+def _pairs_where(by_pair: dict, test) -> list[str]:
+    return [pair for pair, entry in by_pair.items()
+            if entry["spearman"]["r"] is not None and test(entry["spearman"])]
+
+
+def calibration_sentence(summary: dict) -> str:
+    tv, wide = summary["calibration"]["tv"], summary["calibration"]["tv_wide"]
+    met = "met" if max(tv["max_error"], wide["max_error"]) <= 0.1 else "not met"
+    return (f"Calibration on samples of known TV ({tv['levels']} levels from 0 to 1, mixtures and "
+            f"Gaussian shifts): the largest error is {tv['max_error']:.3f} on {TV_DIMS} directions "
+            f"and {wide['max_error']:.3f} on {WIDE_TV_DIMS} (target at most 0.1: {met}); the 95 % "
+            f"intervals, which count sampling noise only, hold the true TV at {tv['coverage']:.0%} "
+            f"and {wide['coverage']:.0%} of the levels.")
+
+
+def saturation_sentence(summary: dict) -> str:
+    s = summary["saturation"]
+    met = "met" if s["tv"] is not None and s["tv"] <= 0.25 else "not met"
+    return (f"Of the {s['students']} distilled students, {s['tv']:.0%} sit at an estimated TV ≥ "
+            f"{s['threshold']} on {TV_DIMS} directions (target at most 25 %: {met}), "
+            f"{s['tv_wide']:.0%} on {WIDE_TV_DIMS} directions and {s['tv_head']:.0%} as the head "
+            "sees them.")
+
+
+def correlation_sentences(summary: dict) -> list[str]:
+    fixed, everything = summary["correlation"]["fixed_gap"]["tv"], summary["correlation"]["all"]["tv"]
+    by_pair, pooled = fixed["by_pair"], fixed["pooled"]["spearman"]
+    above = _pairs_where(by_pair, lambda e: e["ci_low"] > 0)
+    below = _pairs_where(by_pair, lambda e: e["ci_high"] < 0)
+    every = "yes" if by_pair and len(above) == len(by_pair) else "no"
+    lines = [f"At a fixed gap, within every pair Spearman ρ(target error, {TV_KINDS['tv']}) > 0 "
+             f"with its 95 % interval excluding 0: {every} ({len(above)} of {len(by_pair)} pairs"
+             + (f"; below 0 in {', '.join(below)}" if below else "") + ").",
+             f"Pooled with the pair as a stratum: ρ = {interval(pooled)} at a fixed gap, "
+             f"{interval(everything['pooled']['spearman'])} over all students."]
+    if pooled["r"] is None:
+        lines.append("Too few students to judge the paper's claim that the error grows with TV.")
+    elif pooled["ci_low"] > 0:
+        lines.append("The paper's claim that the target error grows with the TV distance is "
+                     + ("supported in every pair." if every == "yes" else
+                        "supported pooled, but not within every pair."))
+    elif pooled["ci_high"] < 0:
+        lines.append("Against the paper: the target error falls as the estimated TV grows.")
+    else:
+        lines.append("The data do not support the paper's claim that the target error grows "
+                     "with the TV distance: the pooled interval includes 0.")
+    return lines
+
+
+def bound_sentences(summary: dict) -> list[str]:
+    narrow, wide = summary["bound"]["tv"], summary["bound"]["tv_wide"]
+
+    def counts(b):
+        return f"holds for {b['holds']}, is undecided for {b['undecided']} and fails for {b['fails']}"
+    lines = [f"The bound err_target ≤ err_source + TV, student by student (of {wide['students']}): "
+             f"with TV on {WIDE_TV_DIMS} directions it {counts(wide)} (median slack "
+             f"{wide['median_slack']:.2f}); with TV on {TV_DIMS} directions, a lower bound on it, "
+             f"it {counts(narrow)} (median slack {narrow['median_slack']:.2f})."]
+    if wide["fails"]:
+        lines.append(f"Against the paper: {wide['fails']} students break the bound even with TV "
+                     f"on {WIDE_TV_DIMS} directions.")
+    elif narrow["fails"]:
+        lines.append(f"Every break is against the {TV_DIMS}-direction TV only, a lower bound on the "
+                     "embeddings' TV, so none contradicts the paper's bound.")
+    else:
+        lines.append("No student breaks the bound.")
+    return lines
+
+
+def verdict_lines(report: dict) -> list[str]:
+    summary = report["summary"]
+    return [calibration_sentence(summary), saturation_sentence(summary),
+            *correlation_sentences(summary), *bound_sentences(summary)]
