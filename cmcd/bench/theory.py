@@ -125,16 +125,18 @@ def _calibration_table(summary: dict) -> list[str]:
 
 
 def _correlation_table(correlation: dict) -> list[str]:
+    """A row per pair and a pooled row; a column per (TV kind, correlation)."""
     kinds = [(kind, "spearman") for kind in TV_KINDS] + [("tv", "pearson")]
     lines = ["| pair | students | " + " | ".join(
                  f"{'ρ' if name == 'spearman' else 'Pearson r'}, {TV_KINDS[kind]}" for kind, name in kinds)
              + " |", "|" + " --- |" * (2 + len(kinds))]
-    rows = {**correlation["tv"]["by_pair"], "pooled, pair as stratum": correlation["tv"]["pooled"]}
-    for pair in rows:
-        chosen = {kind: (correlation[kind]["by_pair"].get(pair) or correlation[kind]["pooled"])
-                  for kind in TV_KINDS}
-        lines.append(f"| {pair} | {rows[pair]['spearman']['n']} | "
-                     + " | ".join(interval(chosen[kind][name]) for kind, name in kinds) + " |")
+
+    def row(label: str, entry_of) -> str:
+        return (f"| {label} | {entry_of('tv')['spearman']['n']} | "
+                + " | ".join(interval(entry_of(kind)[name]) for kind, name in kinds) + " |")
+    for pair in correlation["tv"]["by_pair"]:
+        lines.append(row(pair, lambda kind, pair=pair: correlation[kind]["by_pair"][pair]))
+    lines.append(row("pooled, pair as stratum", lambda kind: correlation[kind]["pooled"]))
     return lines
 
 
@@ -190,7 +192,11 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
                                         workers=workers, resume=resume, report_only=report_only,
                                         command=command, device=device)
     report["calibration"] = calibration()
-    report["points"] = [point(r) for r in report["runs"]]
+    current = [r for r in report["runs"] if "tv_intervals" in r["metrics"]]
+    if len(current) < len(report["runs"]):
+        log.warning(f"{len(report['runs']) - len(current)} runs in {out} predate the calibrated TV "
+                    "estimate and are left out of the points")
+    report["points"] = [point(r) for r in current]
     report["summary"] = summary(report["points"], report["calibration"])
     atomic_write_json(Path(out) / "theory.json", report)
     report["written"] = [str(p) for p in write_outputs(report, out)]
