@@ -92,5 +92,5 @@ def to_picture(sample: torch.Tensor) -> np.ndarray:
 SKETCH = Modality(
     name="sketch", render=render, adapter=SketchInput, encoder=ImageEncoder,
     to_picture=to_picture, load_file=load_file, read_drawing=sketch_from_array, augment=augment,
-    gap_meaning="stroke dropout, wobble and pen irregularity",
+    gap_meaning="stroke dropout, wobble and strokes that stop short",
     try_it=TryIt("Draw a sketch", "sketchpad", "Sketch pad (draw, or upload a picture)"))

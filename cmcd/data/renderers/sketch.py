@@ -1,10 +1,12 @@
 """Target modality: a hand-drawn line drawing of the same shape, dark ink on white paper.
 
-Digits are drawn along their skeleton, clothing along its outline and strong inner edges. Lines
-are one-pixel paths (Zhang-Suen thinning, batched), which then overshoot or stop short at their
-ends, lose pieces (stroke dropout), wobble, and are inked with a round pen whose width varies
-along the stroke, at twice the resolution and averaged down, the way a mouse or finger drawing on
-a sketch pad looks. `gap` in [0, 1] strengthens dropout, wobble and pen irregularity.
+Digits are drawn along their skeleton (slanted, stretched and tilted as hands do), clothing along
+its outline and strong inner edges. Lines are one-pixel paths (Zhang-Suen thinning, batched), which
+then overshoot or stop short at their ends, lose pieces (stroke dropout), wobble, and are inked at
+twice the resolution with people's pens, from a fine line to a fat marker, sometimes drawn small
+(few pixels). Each drawing is then read the way the app reads a person's: cropped to its ink,
+centred in the glyph box, thinned and redrawn with one pen (`crop_to_glyph_box`, `redraw`).
+`gap` in [0, 1] strengthens dropout, wobble and stopping short.
 """
 
 from __future__ import annotations
