@@ -4,14 +4,16 @@ when it is already done.
     python3 scripts/dev.py app     # virtual environment, dependencies, data, then the Gradio app
     python3 scripts/dev.py test    # virtual environment, dependencies, then the test suite
 
-Needs only Python 3.11+ and access to the package registry (PyPI). Extra arguments after `test`
-go to pytest.
+Needs Python 3.11+, access to the package registry (PyPI) and the Debian speech engines in
+SPEECH_PACKAGES (installed with apt-get when run as root; otherwise it says what to install).
+Extra arguments after `test` go to pytest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -20,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("CMCD_VENV", ROOT / ".venv"))
 PYTHON = VENV / "bin" / "python"
+SPEECH_PACKAGES = ("flite", "festival", "festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts")
+FESTIVAL_VOICES = Path("/usr/share/festival/voices")
 
 
 def step(message: str) -> None:
@@ -46,6 +50,27 @@ def ensure_dependencies() -> None:
     stamp.write_text(wanted)
 
 
+def speech_engines_installed() -> bool:
+    return bool(shutil.which("flite") and shutil.which("festival")) and all(
+        (FESTIVAL_VOICES / voice).is_dir()
+        for voice in ("english/kal_diphone", "english/ked_diphone", "us/cmu_us_slt_arctic_hts"))
+
+
+def ensure_speech_engines() -> bool:
+    """The spoken digits' voices: apt-get them when root, else say which packages are missing."""
+    if speech_engines_installed():
+        return True
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        step(f"installing the speech engines: {' '.join(SPEECH_PACKAGES)}")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *SPEECH_PACKAGES], check=True, env=env)
+        return speech_engines_installed()
+    print("The spoken digits need the Debian speech engines; install them first:\n"
+          f"    sudo apt-get install {' '.join(SPEECH_PACKAGES)}")
+    return False
+
+
 def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1] not in ("app", "test"):
         print(__doc__)
@@ -53,6 +78,8 @@ def main() -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under any python3, before the venv
         print(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
         return 2
+    if not ensure_speech_engines():
+        return 1
     ensure_venv()
     ensure_dependencies()
     if sys.argv[1] == "app":

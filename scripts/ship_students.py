@@ -6,7 +6,10 @@ checkpoints/student-PAIR.{safetensors,json}, with every candidate's validation s
 winner's test metrics in its metadata. Test numbers play no part in the choice. These longer runs
 (12 epochs, width 32) use the batched target augmentations.
 
-    python scripts/ship_students.py [--pairs digits-sketch ...] [--epochs 15] [--width 32]
+    python scripts/ship_students.py [--pairs digits-sketch ...] [--methods cmc ...] [--epochs 15]
+                                    [--width 32]
+
+--methods narrows the candidates (on a slow machine, to the variant that won before).
 """
 
 import argparse
@@ -27,9 +30,9 @@ from cmcd.train.distill import distill  # noqa: E402
 CANDIDATES = ("cmc", "cmd", "cmc+l2")
 
 
-def ship(pair: str, epochs: int, width: int, device: str) -> dict:
+def ship(pair: str, methods: list[str], epochs: int, width: int, device: str) -> dict:
     runs = {}
-    for method in CANDIDATES:
+    for method in methods:
         config = DistillConfig(pair=pair, method=method, epochs=epochs, width=width, device=device,
                                augment=True)  # the shipped students were trained with it
         runs[method] = distill(config)
@@ -48,16 +51,22 @@ def ship(pair: str, epochs: int, width: int, device: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", nargs="+", default=list(pairs.PAIRS))
+    parser.add_argument("--methods", nargs="+", default=list(CANDIDATES), choices=CANDIDATES)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-app-items", action="store_true",
+                        help="skip writing the app's test items (run ship_app_items.py later)")
     args = parser.parse_args()
-    summary = {pair: ship(pair, args.epochs, args.width, args.device) for pair in args.pairs}
+    summary = {pair: ship(pair, args.methods, args.epochs, args.width, args.device)
+               for pair in args.pairs}
     print(json.dumps({pair: {"method": m["method"], "candidates": m["candidates"],
                              "test_zero_label_acc": m["metrics"]["zero_label_acc"]}
                       for pair, m in summary.items()}, indent=2))
     # The app's shipped test items hold the students' embeddings: write them again.
-    subprocess.run([sys.executable, str(Path(__file__).with_name("ship_app_items.py"))], check=True)
+    if not args.no_app_items:
+        subprocess.run([sys.executable, str(Path(__file__).with_name("ship_app_items.py"))],
+                       check=True)
 
 
 if __name__ == "__main__":

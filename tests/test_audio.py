@@ -5,7 +5,7 @@ import pytest
 import soundfile
 import torch
 
-from cmcd.data.renderers import audio, speech
+from cmcd.data.renderers import audio, speech, voices
 from cmcd.data.renderers.speech import CLIP_SAMPLES, SAMPLE_RATE
 
 SPLITS = ("train", "val", "test")
@@ -33,14 +33,41 @@ def test_clip_bank_holds_every_digit_for_every_split():
             assert len(bank.select(split, digit)) > 0, (split, digit)
 
 
-def test_voices_of_the_three_splits_are_disjoint():
+def test_speakers_of_the_three_splits_are_disjoint():
     bank = speech.clip_bank()
     voices = {split: {v for v, s in zip(bank.voices, bank.splits, strict=True) if s == split}
               for split in SPLITS}
-    accents = {split: {v.split("+")[0] for v in voices[split]} for split in SPLITS}
+    speakers = {split: {p for p, s in zip(bank.speakers, bank.splits, strict=True) if s == split}
+                for split in SPLITS}
     for first, second in [("train", "val"), ("train", "test"), ("val", "test")]:
         assert not voices[first] & voices[second]
-        assert not accents[first] & accents[second]
+        assert not speakers[first] & speakers[second]
+
+
+def test_every_split_has_recorded_voices_of_flite_and_festival():
+    bank = speech.clip_bank()
+    for split in SPLITS:
+        engines = {v.split(":")[0] for v, s in zip(bank.voices, bank.splits, strict=True)
+                   if s == split and ":" in v}
+        assert {"flite"} <= engines, (split, engines)
+    assert any(v.startswith("festival:") for v, s in zip(bank.voices, bank.splits, strict=True)
+               if s == "test")
+
+
+def test_warp_scales_frequencies_and_keeps_the_duration():
+    t = torch.arange(SAMPLE_RATE) / SAMPLE_RATE
+    tone = torch.sin(2 * torch.pi * 500 * t)[None]
+    warped = voices.warp(tone, 1.2)
+    assert abs(warped.shape[-1] - SAMPLE_RATE) <= 2
+    spectrum = torch.fft.rfft(warped[0, 2000:-2000]).abs()
+    peak_hz = spectrum.argmax().item() * SAMPLE_RATE / (warped.shape[-1] - 4000)
+    assert 580 < peak_hz < 620, peak_hz
+
+
+def test_missing_speech_engines_are_named(monkeypatch):
+    monkeypatch.setattr(voices.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="apt-get install flite festival"):
+        voices.check_installed()
 
 
 @pytest.mark.parametrize("split", SPLITS)

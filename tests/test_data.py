@@ -13,6 +13,7 @@ from PIL import Image
 
 from cmcd import cli, paths
 from cmcd.data import pairs, sources
+from cmcd.data.renderers import sketch as sketch_renderer
 from cmcd.data.renderers.sketch import thin
 from cmcd.modalities import RenderRequest, get_modality
 from cmcd.viz.contact_sheet import write_contact_sheet
@@ -157,6 +158,49 @@ def test_thinning_leaves_one_pixel_wide_strokes():
     line = thin(bar)
     assert line.sum() >= 12  # a long line is left ...
     assert (line.sum(dim=2) <= 1).all()  # ... one pixel wide
+
+
+def _ink_box_sides(sketches: torch.Tensor) -> torch.Tensor:
+    """The longer side, in pixels, of the dark ink's bounding box of each (1, H, W) sketch."""
+    ink = sketches[:, 0] < 0.5
+    rows, cols = ink.any(2), ink.any(1)
+    height = rows.shape[1] - rows.float().argmax(1) - rows.flip(1).float().argmax(1)
+    width = cols.shape[1] - cols.float().argmax(1) - cols.flip(1).float().argmax(1)
+    return torch.maximum(height, width)
+
+
+def test_sketches_end_as_the_app_reads_a_drawing(digits):
+    """Whatever pen, size or place they were drawn with, training sketches are cropped to their
+    ink and centred in the reader's glyph box, as a person's drawing is."""
+    images, ids = _sample(digits, 64)
+    out = _render("sketch", images, ids)
+    sides = _ink_box_sides(out)
+    assert ((sides >= sketch_renderer.GLYPH_BOX - 2) & (sides <= sketch_renderer.GLYPH_BOX + 1)
+            ).float().mean() > 0.9, sides
+
+
+def test_people_pens_go_from_fine_to_fat():
+    path = torch.zeros(200, 1, 64, 64)
+    path[:, 0, 10:54, 32] = 1
+    ink = sketch_renderer._people_pens(path, torch.arange(200), 0).flatten(1).sum(1)
+    assert ink.max() > 3 * ink.min()
+
+
+def test_the_crop_ignores_where_and_how_large_a_drawing_is():
+    small, large = torch.zeros(1, 1, 64, 64), torch.zeros(1, 1, 64, 64)
+    small[0, 0, 5:25, 8:10], small[0, 0, 5:7, 8:20] = 1, 1  # an L-turned-round, top left
+    large[0, 0, 20:60, 30:34], large[0, 0, 20:24, 30:54] = 1, 1  # twice as large, lower right
+    a, b = (sketch_renderer.crop_to_glyph_box(x) > 0.4 for x in (small, large))
+    assert (a != b).float().mean() < 0.03
+
+
+def test_a_fine_pen_on_a_big_canvas_keeps_its_strokes():
+    canvas = np.ones((600, 600), dtype=np.float32)
+    canvas[100:500, 300] = 0.0  # a one-pixel line, 400 pixels long
+    canvas[100, 150:300] = 0.0
+    sketch = get_modality("sketch").read_drawing(canvas)
+    assert _ink_box_sides(sketch[None]).item() >= sketch_renderer.GLYPH_BOX - 1
+    assert ((sketch[0] < 0.5).sum(0) > 0).sum() >= 8  # the top bar is drawn, not lost
 
 
 # --- pairs, splits, cache ------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 A person's drawing (any size, either polarity) is cropped to its strokes, centred like the training
 glyphs and redrawn with the renderer's pen, so a fat brush and a thin pen both land in the
-training domain."""
+training domain; the renderer ends every training sketch with the same crop and redraw."""
 
 from __future__ import annotations
 
@@ -20,9 +20,8 @@ from cmcd.modalities.base import Modality, RenderRequest, TryIt
 from cmcd.models.encoders import ImageEncoder
 from cmcd.train import augment as augmentations
 
-CANVAS = 32
-GLYPH_BOX = 22  # training glyphs span about 20-22 of the 32 pixels
-PEN_RADIUS = 1.8  # pixels at twice the resolution: between the renderer's thin and thick pens
+CANVAS = renderer.CANVAS
+GLYPH_BOX = renderer.GLYPH_BOX
 
 
 class SketchInput(nn.Module):
@@ -65,13 +64,14 @@ def sketch_from_array(grey: np.ndarray) -> torch.Tensor:
     top, left = (side - ink.shape[0]) // 2, (side - ink.shape[1]) // 2
     square[top: top + ink.shape[0], left: left + ink.shape[1]] = ink
     box = 2 * GLYPH_BOX
-    resized = F.interpolate(torch.from_numpy(square)[None, None], size=(box, box),
-                            mode="area" if side > box else "bilinear")
+    square = torch.from_numpy(square)[None, None]
+    # Shrinking keeps each cell's darkest pixel: averaging would fade a fine pen on a big canvas
+    # below the ink threshold and break its strokes.
+    resized = (F.adaptive_max_pool2d(square, box) if side > box
+               else F.interpolate(square, size=(box, box), mode="bilinear"))
     margin = CANVAS - GLYPH_BOX
     fine = F.pad(resized, (margin, 2 * CANVAS - box - margin) * 2)
-    path = renderer.thin((fine > 0.4).float())
-    pen = renderer.pen_ink(path, PEN_RADIUS)
-    return (0.97 * (1 - F.avg_pool2d(pen, 2)[0])).float()
+    return renderer.redraw(fine)[0]
 
 
 def load_file(path: Path) -> torch.Tensor:
@@ -92,5 +92,5 @@ def to_picture(sample: torch.Tensor) -> np.ndarray:
 SKETCH = Modality(
     name="sketch", render=render, adapter=SketchInput, encoder=ImageEncoder,
     to_picture=to_picture, load_file=load_file, read_drawing=sketch_from_array, augment=augment,
-    gap_meaning="stroke dropout, wobble and pen irregularity",
+    gap_meaning="stroke dropout, wobble and strokes that stop short",
     try_it=TryIt("Draw a sketch", "sketchpad", "Sketch pad (draw, or upload a picture)"))

@@ -1,10 +1,12 @@
 """Target modality: a hand-drawn line drawing of the same shape, dark ink on white paper.
 
-Digits are drawn along their skeleton, clothing along its outline and strong inner edges. Lines
-are one-pixel paths (Zhang-Suen thinning, batched), which then overshoot or stop short at their
-ends, lose pieces (stroke dropout), wobble, and are inked with a round pen whose width varies
-along the stroke, at twice the resolution and averaged down, the way a mouse or finger drawing on
-a sketch pad looks. `gap` in [0, 1] strengthens dropout, wobble and pen irregularity.
+Digits are drawn along their skeleton (slanted, stretched and tilted as hands do), clothing along
+its outline and strong inner edges. Lines are one-pixel paths (Zhang-Suen thinning, batched), which
+then overshoot or stop short at their ends, lose pieces (stroke dropout), wobble, and are inked at
+twice the resolution with people's pens, from a fine line to a fat marker, sometimes drawn small
+(few pixels). Each drawing is then read the way the app reads a person's: cropped to its ink,
+centred in the glyph box, thinned and redrawn with one pen (`crop_to_glyph_box`, `redraw`).
+`gap` in [0, 1] strengthens dropout, wobble and stopping short.
 """
 
 from __future__ import annotations
@@ -38,14 +40,16 @@ def _removable(step: int) -> torch.Tensor:
 _REMOVABLE = (_removable(0), _removable(1))
 
 
+_CODE_WEIGHTS = torch.zeros(1, 1, 3, 3)
+for _bit, (_dy, _dx) in enumerate(_RING):
+    _CODE_WEIGHTS[0, 0, 1 + _dy, 1 + _dx] = 2.0**_bit
+
+
 def _neighbour_codes(mask: torch.Tensor) -> torch.Tensor:
-    """8-bit code of each pixel's occupied neighbours (bit i set when neighbour _RING[i] is ink)."""
-    padded = F.pad((mask > 0).to(torch.uint8), (1, 1, 1, 1))
-    h, w = mask.shape[-2:]
-    codes = torch.zeros(mask.shape, dtype=torch.uint8)
-    for bit, (dy, dx) in enumerate(_RING):
-        codes |= padded[:, :, 1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w] << bit
-    return codes
+    """8-bit code of each pixel's occupied neighbours (bit i set when neighbour _RING[i] is ink):
+    one convolution with weights 2**i, exact in float32 for sums below 256."""
+    codes = F.conv2d((mask > 0).float(), _CODE_WEIGHTS, padding=1)
+    return codes.round_().to(torch.uint8)
 
 
 def thin(mask: torch.Tensor, max_iterations: int = 40) -> torch.Tensor:
@@ -144,9 +148,94 @@ def _wobble(path: torch.Tensor, ids, seed: int, amplitude: torch.Tensor) -> torc
     return F.grid_sample(path, grid.permute(0, 2, 3, 1), mode="bilinear", align_corners=True)
 
 
+# A person's drawing as the app reads it (cmcd.modalities.sketch.read_drawing): cropped to its ink,
+# centred in a GLYPH_BOX square of the CANVAS, thinned and redrawn with one pen of PEN_RADIUS.
+CANVAS = 32
+GLYPH_BOX = 22  # training glyphs span about 20-22 of the 32 pixels
+PEN_RADIUS = 1.8  # pixels at twice the resolution
+PAPER = 0.97
+
+# People's pens, as a radius in pixels at twice the resolution, where a glyph is ~40 pixels tall:
+# from a fine pen (a 1-pixel line) to a fat marker (a sixth of the digit's height).
+PEN_RADII = (0.6, 1.0, 1.4, 1.8, 2.2, 2.6)
+# A digit drawn small on the canvas has few pixels: drawn at this share of the glyph's size.
+RESOLUTIONS = (1.0, 1.0, 0.75, 0.5)
+
+
+def redraw(fine: torch.Tensor) -> torch.Tensor:
+    """Ink (N, 1, 2 CANVAS, 2 CANVAS) in [0, 1], centred in the glyph box -> (N, 1, CANVAS, CANVAS)
+    dark ink on paper: its skeleton drawn again with the pen of PEN_RADIUS."""
+    path = thin((fine > 0.4).float())
+    return (PAPER * (1 - F.avg_pool2d(pen_ink(path, PEN_RADIUS), 2))).float()
+
+
+def crop_to_glyph_box(ink: torch.Tensor) -> torch.Tensor:
+    """Each drawing's ink (N, 1, H, W) cropped to its strokes' bounding square, centred in the
+    glyph box of a (N, 1, 2 CANVAS, 2 CANVAS) canvas, wherever and however large it was drawn.
+    Bilinear sampling: meant for shrinking by less than 1.5 (read_drawing shrinks large drawings
+    by max pooling first)."""
+    n, _, h, w = ink.shape
+    strokes = ink[:, 0] > 0.3
+    rows, cols = strokes.any(2).float(), strokes.any(1).float()
+    top, left = rows.argmax(1), cols.argmax(1)
+    bottom, right = h - rows.flip(1).argmax(1), w - cols.flip(1).argmax(1)
+    side = torch.maximum(bottom - top, right - left).clamp(min=1).float()
+    centre_y, centre_x = (top + bottom).float() / 2, (left + right).float() / 2
+    scale = side / (2 * GLYPH_BOX)  # input pixels per output pixel
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = scale * 2 * CANVAS / w
+    theta[:, 1, 1] = scale * 2 * CANVAS / h
+    theta[:, 0, 2] = 2 * centre_x / w - 1
+    theta[:, 1, 2] = 2 * centre_y / h - 1
+    grid = F.affine_grid(theta, [n, 1, 2 * CANVAS, 2 * CANVAS], align_corners=False)
+    return F.grid_sample(ink, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _hand(glyph: torch.Tensor, ids, seed: int) -> torch.Tensor:
+    """People's slant, aspect and tilt: one random affine map per item (shrunk a little, so a
+    slanted glyph stays on the canvas; the reader crops it anyway)."""
+    u = rng.uniform(ids, seed, "sketch/hand", (3,)) * 2 - 1
+    slant, aspect, tilt = 0.35 * u[:, 0], torch.exp(0.25 * u[:, 1]), 0.12 * u[:, 2]
+    theta = torch.zeros(len(glyph), 2, 3)
+    theta[:, 0, 0] = torch.cos(tilt) / (0.9 * aspect)
+    theta[:, 0, 1] = -torch.sin(tilt) / 0.9 + slant
+    theta[:, 1, 0] = torch.sin(tilt) / 0.9
+    theta[:, 1, 1] = torch.cos(tilt) / 0.9
+    grid = F.affine_grid(theta, list(glyph.shape), align_corners=False)
+    return F.grid_sample(glyph, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _people_pens(path: torch.Tensor, ids, seed: int) -> torch.Tensor:
+    """Ink of each item's pen, a radius between two of PEN_RADII mixed by a random weight."""
+    inks = _pens(path, PEN_RADII)
+    draw = rng.uniform(ids, seed, "sketch/pen-width") * (len(PEN_RADII) - 1)
+    lower = draw.floor().long().clamp(max=len(PEN_RADII) - 2)
+    weight = (draw - lower).view(-1, 1, 1)
+    rows = torch.arange(len(path))
+    return ((1 - weight) * inks[rows, lower] + weight * inks[rows, lower + 1])[:, None]
+
+
+def _coarsen(ink: torch.Tensor, ids, seed: int) -> torch.Tensor:
+    """Items drawn small on the canvas have few pixels: pooled down to a share of the size (the
+    darkest pixel of each cell, as a fine line survives on a screen) and read back up."""
+    choice = (rng.uniform(ids, seed, "sketch/resolution") * len(RESOLUTIONS)).long()
+    size = ink.shape[-1]
+    out = ink.clone()
+    for level, share in enumerate(RESOLUTIONS):
+        rows = choice == level
+        if share == 1.0 or not rows.any():
+            continue
+        small = F.adaptive_max_pool2d(ink[rows], round(size * share))
+        out[rows] = F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)
+    return out
+
+
 def render_sketch(images: np.ndarray, ids, seed: int, gap: float, strokes: str) -> torch.Tensor:
-    """(N, 28, 28) uint8 glyphs -> (N, 1, 32, 32) uint8 sketches, dark ink on white paper."""
+    """(N, 28, 28) uint8 glyphs -> (N, 1, 32, 32) uint8 sketches, dark ink on white paper, as the
+    app reads a person's drawing (`redraw` after `crop_to_glyph_box`)."""
     glyph = geometry.jitter(geometry.to_canvas(images), ids, seed, "sketch/jitter")
+    if strokes == "skeleton":
+        glyph = _hand(glyph, ids, seed)
     path = digit_strokes(glyph) if strokes == "skeleton" else outline_strokes(glyph)
 
     ends = rng.uniform(ids, seed, "sketch/ends", (2,))
@@ -156,12 +245,9 @@ def render_sketch(images: np.ndarray, ids, seed: int, gap: float, strokes: str) 
     path = path * (keep >= 0.45 * gap).float()
 
     amplitude = 1.5 + 6.0 * gap * rng.uniform(ids, seed, "sketch/wobble-amount")
-    path = _wobble(path, ids, seed, amplitude)
-    pen = rng.uniform(ids, seed, "sketch/pen", (2,))
-    thin_ink, thick_ink = _pens(path, (1.2, 2.6)).split(1, dim=1)
-    pressure = geometry.smooth_noise(ids, seed, "sketch/pressure", cells=4, size=path.shape[-1])
-    width_mix = (pen[:, 0].view(-1, 1, 1, 1) * (1 - gap) + pressure * gap).clamp(0, 1)
-    ink = F.avg_pool2d(thin_ink + width_mix * (thick_ink - thin_ink), 2)
-    darkness = 0.75 + 0.25 * pen[:, 1].view(-1, 1, 1, 1)
-    paper = 0.97 - 0.03 * geometry.smooth_noise(ids, seed, "sketch/paper", cells=8)
-    return geometry.to_uint8(paper * (1 - darkness * ink))
+    path = (_wobble(path, ids, seed, amplitude) > 0.2).float()  # resampling fades the line
+    ink = _coarsen(_people_pens(path, ids, seed), ids, seed)
+    blank = ink.flatten(1).amax(1) <= 0.3  # everything dropped: keep the paper blank
+    sketches = redraw(crop_to_glyph_box(ink))
+    sketches[blank] = PAPER
+    return geometry.to_uint8(sketches)

@@ -1,13 +1,16 @@
-"""Synthetic spoken digits from espeak-ng, called through ctypes, and a cached bank of clips.
+"""Synthetic spoken digits from espeak-ng (through ctypes), flite and festival, in a cached bank.
 
-A voice is an English accent plus a voice variant ("en-gb-scotland+f2"). The bank is split by
-accent, so no voice heard in training (same accent, any variant) is heard in validation or test.
+An espeak voice is an English accent plus a voice variant ("en-gb-scotland+f2"); its speaker is the
+accent. flite and festival voices are recordings of real people, warped to make more speakers
+(cmcd.data.renderers.voices). The bank is split by speaker, so no voice heard in training (same
+accent or person, any variant or warp) is heard in validation or test.
 """
 
 from __future__ import annotations
 
 import ctypes
 import itertools
+import json
 import logging
 import os
 import subprocess
@@ -22,6 +25,7 @@ import torch
 import torchaudio
 
 from cmcd.data.cache import load_cached, save_tensors
+from cmcd.data.renderers import voices as engines
 from cmcd.paths import cache_dir
 
 SAMPLE_RATE = 16000
@@ -36,7 +40,7 @@ ACCENT_SPLITS = {
     "test": ["en-gb-scotland", "en-029"],
 }
 VARIANTS = ("f1", "f2", "f3", "f4", "m1", "m2", "m3", "m4", "m7", "croak", "klatt", "whisper")
-RATES = (110, 135, 160)  # words per minute; isolated digits are spoken slowly
+RATES = (115, 150)  # words per minute; isolated digits are spoken slowly
 PITCHES = (35, 65)  # espeak's 0..100 scale
 
 SILENCE_THRESHOLD_DB = -35.0  # frames this far below the loudest frame count as silence
@@ -207,6 +211,7 @@ class ClipBank:
     labels: torch.Tensor
     voices: list[str]
     splits: list[str]
+    speakers: list[str]
 
     def select(self, split: str, label: int) -> torch.Tensor:
         """Indices of the clips of `label` spoken by voices of `split`."""
@@ -225,30 +230,65 @@ def bank_recipe() -> list[tuple[str, str, int, int, int]]:
     ]
 
 
-def _synthesize_bank() -> ClipBank:
+def _espeak_clips() -> tuple[list[np.ndarray], list[tuple[str, str, str, int]]]:
+    """espeak's clips and their (split, speaker, voice, digit)."""
     recipe = bank_recipe()
     clips = []
     for start in range(0, len(recipe), 90):
         batch = recipe[start : start + 90]
         clips += synthesize_many([(DIGIT_WORDS[d], v, r, p) for _, v, r, p, d in batch])
+    return clips, [(split, voice.split("+")[0], voice, d) for split, voice, _, _, d in recipe]
+
+
+def _engine_clips() -> tuple[list[np.ndarray], list[tuple[str, str, str, int]]]:
+    """flite's and festival's clips, each warped by every warp factor of its speaker's split."""
+    spoken = engines.synthesize_engines()
+    unwarped = [peak_normalise(trim_silence(_to_sample_rate(samples, rate)))
+                for *_, samples, rate in spoken]
+    clips, described = [], []
+    for split, factors in engines.WARPS.items():
+        rows = [row for row, (speaker, *_) in enumerate(spoken) if engines.split_of(speaker) == split]
+        padded = torch.zeros(len(rows), max(len(unwarped[row]) for row in rows))
+        for position, row in enumerate(rows):
+            padded[position, : len(unwarped[row])] = torch.from_numpy(unwarped[row])
+        for factor in factors:
+            warped = engines.warp(padded, factor).numpy()
+            clips += [peak_normalise(trim_silence(wave)) for wave in warped]
+            described += [(split, spoken[row][0], f"{spoken[row][1]}:w{factor}", spoken[row][2])
+                          for row in rows]
+    return clips, described
+
+
+def _to_sample_rate(samples: np.ndarray, rate: int) -> np.ndarray:
+    return resample(torch.from_numpy(np.ascontiguousarray(samples)), rate).numpy()
+
+
+def _synthesize_bank() -> ClipBank:
+    espeak_clips, espeak_described = _espeak_clips()
+    engine_clips, engine_described = _engine_clips()
+    clips, described = espeak_clips + engine_clips, espeak_described + engine_described
     return ClipBank(
         waveforms=torch.from_numpy(np.stack([fit_to_clip(clip) for clip in clips])),
-        labels=torch.tensor([d for *_, d in recipe], dtype=torch.int64),
-        voices=[v for _, v, *_ in recipe],
-        splits=[s for s, *_ in recipe],
+        labels=torch.tensor([d for *_, d in described], dtype=torch.int64),
+        voices=[v for _, _, v, _ in described],
+        splits=[s for s, *_ in described],
+        speakers=[speaker for _, speaker, *_ in described],
     )
 
 
 def _bank_settings() -> dict:
-    """What the bank was built from; a cached bank built from other settings is rebuilt."""
-    return {
+    """What the bank was built from; a cached bank built from other settings is rebuilt. As read
+    back from the file's JSON metadata (tuples become lists)."""
+    return json.loads(json.dumps({
         "accent_splits": ACCENT_SPLITS, "variants": list(VARIANTS), "rates": list(RATES),
         "pitches": list(PITCHES), "silence_threshold_db": SILENCE_THRESHOLD_DB,
-    }
+        "engine_voices": engines.ENGINE_VOICES, "speaker_splits": engines.SPEAKER_SPLITS,
+        "warps": engines.WARPS, "tempos": engines.TEMPOS, "flite_pitches": engines.FLITE_PITCHES,
+    }))
 
 
 def _bank_path() -> Path:
-    return cache_dir() / "speech-bank.safetensors"
+    return cache_dir() / "speech-bank-v2.safetensors"
 
 
 def _build_bank_file(path: str) -> None:
@@ -256,7 +296,8 @@ def _build_bank_file(path: str) -> None:
     save_tensors(
         Path(path),
         {"waveforms": bank.waveforms, "labels": bank.labels},
-        {"voices": bank.voices, "splits": bank.splits, "settings": _bank_settings()},
+        {"voices": bank.voices, "splits": bank.splits, "speakers": bank.speakers,
+         "settings": _bank_settings()},
     )
 
 
@@ -267,7 +308,8 @@ def _build_bank_in_fresh_process(path: Path) -> None:
     import_paths = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, import_paths))}
     code = f"from cmcd.data.renderers.speech import _build_bank_file; _build_bank_file({str(path)!r})"
-    log.info(f"synthesising {len(bank_recipe())} spoken-digit clips ...")
+    engines.check_installed()  # before the fresh process, so a missing package says so plainly
+    log.info("synthesising the spoken-digit clips (espeak-ng, flite, festival) ...")
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     log.info(f"spoken-digit clips done in {time.perf_counter() - started:.1f} s")
@@ -281,7 +323,8 @@ def _load_bank(path: Path) -> ClipBank | None:
     tensors, meta = cached
     if meta.get("settings") != _bank_settings():
         return None
-    return ClipBank(tensors["waveforms"], tensors["labels"], meta["voices"], meta["splits"])
+    return ClipBank(tensors["waveforms"], tensors["labels"], meta["voices"], meta["splits"],
+                    meta["speakers"])
 
 
 @lru_cache(maxsize=1)
