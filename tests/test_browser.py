@@ -158,7 +158,7 @@ def test_concurrent_visitors_download_every_gallery_picture_whole(app_url):
         files = []
         for _ in range(3):
             _, gallery, _ = client.predict("digits-depth", "target→source", 7, 16, api_name="/retrieve")
-            _, nearest = client.predict("digits-depth", handle_file(example), api_name="/classify_depth")
+            _, nearest, *_ = client.predict("digits-depth", handle_file(example), api_name="/classify_depth")
             files += [item["image"] for item in gallery + nearest]
         return files
 

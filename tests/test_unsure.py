@@ -115,7 +115,7 @@ def test_letters_and_digits_are_drawn_as_dark_strokes_on_white_paper():
     assert letter.shape == (200, 300) and letter.max() == 1.0 and letter.min() == 0.0
     assert 0.01 < (letter < 0.5).mean() < 0.2
     for label in range(10):
-        digit = drawn_styles.draw_in_style("strokes, thin pen", np.zeros((28, 28), np.uint8), label, 0, label)
+        digit = drawn_styles.draw_in_style("thin pen strokes", np.zeros((28, 28), np.uint8), label, 0, label)
         assert 0.0 <= digit.min() < 0.5 < digit.max() <= 1.0
 
 

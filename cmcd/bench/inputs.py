@@ -32,8 +32,8 @@ from cmcd.eval.records import ZERO_LABEL_HEAD
 
 BENCH_JUNK_SEED = 2  # calibration fits on FIT_JUNK_SEED
 JUNK_PER_KIND = 30
-TEST_FILES = 300  # test items written as files and read back
-STYLE_ITEMS = 100  # per style, 10 per class
+TEST_FILES = 200  # test items written as files and read back
+STYLE_ITEMS = 60  # per style, 6 per class
 STYLE_SEED = 2
 ECE_BINS = 10
 

@@ -103,9 +103,9 @@ def stroke_marker(label, rng):
 # name -> (what it draws from: "glyph" (a 28x28 MNIST item) or "label"), the style
 STYLES: dict[str, tuple[str, Callable]] = {
     "fat marker": ("glyph", fat_marker), "slanted": ("glyph", slanted),
-    "small, off-centre": ("glyph", small_off_centre), "wobbly": ("glyph", wobbly),
+    "small and off-centre": ("glyph", small_off_centre), "wobbly": ("glyph", wobbly),
     "pencil": ("glyph", pencil), "chalk on a board": ("glyph", chalk),
-    "strokes, thin pen": ("label", thin_pen), "strokes, fat marker": ("label", stroke_marker),
+    "thin pen strokes": ("label", thin_pen), "fat marker strokes": ("label", stroke_marker),
 }
 
 

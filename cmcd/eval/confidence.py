@@ -128,7 +128,7 @@ class Calibration:
     score: str | None = None  # None: never "not sure"
     threshold: float = -math.inf  # scores below it are "not sure"
     prototypes: torch.Tensor | None = None  # (classes, d), for the prototype score
-    detector: dict[str, torch.Tensor] | None = field(default=None)  # mean, scale, weights, bias
+    detector: dict[str, torch.Tensor] | None = None  # mean, scale, weights, bias
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return F.softmax(logits.double() / self.temperature, dim=1).float()
@@ -162,10 +162,8 @@ class Calibration:
 
 
 def _rounded(tensor: torch.Tensor):
-    values = tensor.tolist()
-    if isinstance(values, float):
-        return round(values, 6)
-    return [_rounded(torch.tensor(row)) if isinstance(row, list) else round(row, 6) for row in values]
+    """A tensor as (nested) lists of numbers rounded to 6 decimals, for JSON."""
+    return np.round(tensor.double().numpy(), 6).tolist()
 
 
 # --- fitting ---------------------------------------------------------------------------------------
