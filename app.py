@@ -144,7 +144,7 @@ def try_it_column(modality, pairs_here: list[str]):
         label = gr.Label(num_top_classes=3, label="Student's prediction (calibrated probabilities)")
         nearest = gr.Gallery(label="Nearest test photos, by the teacher's embeddings", columns=5,
                              height=140, object_fit="contain")
-        with gr.Accordion("The answer as `cmcd classify --json` gives it", open=False):
+        with gr.Accordion("The answer as cmcd classify --json gives it", open=False):
             answer = gr.JSON(label="Answer")
         pair.change(tryit.student_summary, pair, summary, api_visibility="private")
         classify_events(modality, button, pair, value, [label, nearest, verdict, answer])
