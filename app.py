@@ -140,11 +140,14 @@ def try_it_column(modality, pairs_here: list[str]):
             gr.Examples([[Path(path).name.split("__")[0], path] for path in examples],
                         [pair, value], label="Examples (test items, not seen in training)")
         button = gr.Button("Classify", variant="primary")
-        label = gr.Label(num_top_classes=3, label="Student's prediction")
+        verdict = gr.Markdown()  # "6 (93 %)" or "Not sure — closest: 6 (41 %)"
+        label = gr.Label(num_top_classes=3, label="Student's prediction (calibrated probabilities)")
         nearest = gr.Gallery(label="Nearest test photos, by the teacher's embeddings", columns=5,
                              height=140, object_fit="contain")
+        with gr.Accordion("The answer as cmcd classify --json gives it", open=False):
+            answer = gr.JSON(label="Answer")
         pair.change(tryit.student_summary, pair, summary, api_visibility="private")
-        classify_events(modality, button, pair, value, [label, nearest])
+        classify_events(modality, button, pair, value, [label, nearest, verdict, answer])
 
 
 # The Temperature slider sets `temperature`; every other option of every method has a control of
@@ -442,6 +445,7 @@ def build_demo() -> gr.Blocks:
             theory_tab()
         with gr.Tab("About"):
             gr.Markdown(ABOUT, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+            gr.Markdown(tryit.real_inputs_summary())
         with gr.Tab("Data") as tab:
             data_tab(tab)
     return demo

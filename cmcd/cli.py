@@ -141,7 +141,11 @@ def cmd_distill(args) -> int:
         check_run_folder(Path(args.out))  # before training, not after
     run = distill(config, progress=_distill_progress)
     if args.out:
-        save_run(run, Path(args.out))
+        from cmcd.eval.confidence import calibrate_student
+
+        log.info("calibrating the student's confidence and 'not sure' on validation items and junk")
+        calibration = calibrate_student(run.student, config.pair, config.teacher, config.gap)
+        save_run(run, Path(args.out), calibration)
         log.info(f"wrote {args.out}")
     if args.json:
         _print_json(run.metrics)
@@ -174,7 +178,7 @@ def cmd_methods(args) -> int:
 
 
 def cmd_classify(args) -> int:
-    from cmcd.eval.classify import classify_files
+    from cmcd.eval.classify import classify_files, describe
 
     results = classify_files(args.pair, [Path(f) for f in args.files], args.run_dir)
     failed = [r for r in results if "error" in r]
@@ -183,7 +187,7 @@ def cmd_classify(args) -> int:
     if len(results) == 1:
         if failed:
             return 1
-        output = {"label": results[0]["label"], "probs": results[0]["probs"]}
+        output = {key: value for key, value in results[0].items() if key != "file"}
     else:
         output = {"results": results}
     if args.json:
@@ -191,7 +195,7 @@ def cmd_classify(args) -> int:
     else:
         for entry in results:
             if "label" in entry:
-                print(f"{entry['file']}: {entry['label']} ({max(entry['probs'].values()):.2f})")
+                print(f"{entry['file']}: {describe(entry)}")
     return 1 if len(failed) == len(results) else 0
 
 
@@ -211,6 +215,7 @@ def cmd_bench(args) -> int:
              "resume": args.resume, "report_only": args.report_only,
              "command": _bench_command(args), "device": args.device}
     options = {"data": {"cache_root": args.cache}, "speed": {"device": args.device}, "app": {},
+               "inputs": {"out": args.out},
                "paper": study, "theory": study}
     module = importlib.import_module(f"cmcd.bench.{args.what}")
     report = module.run(**options[args.what])
@@ -277,9 +282,10 @@ def _add_classify_parser(subcommands) -> None:
 def _add_bench_parser(subcommands) -> None:
     p = subcommands.add_parser("bench", help="measure: paper (methods x pairs x budgets x teachers over "
                        "seeds), theory (error against TV distance), data (build and load times), "
-                       "speed, app (start-up, classify latency)")
-    p.add_argument("what", choices=["paper", "theory", "data", "speed", "app"])
-    p.add_argument("--out", default="results", help="paper, theory: folder for the results")
+                       "speed, app (start-up, classify latency), inputs (real recordings, drawing "
+                       "styles, junk and 'not sure')")
+    p.add_argument("what", choices=["paper", "theory", "data", "speed", "app", "inputs"])
+    p.add_argument("--out", default="results", help="paper, theory, inputs: folder for the results")
     p.add_argument("--quick", action="store_true", help="paper, theory: tiny runs that check the "
                    "pipeline and file formats (numbers mean nothing)")
     p.add_argument("--seeds", type=int, default=None, help="paper, theory: seeds per setting "

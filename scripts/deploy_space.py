@@ -27,6 +27,7 @@ ALLOW_PATTERNS = (
     "app.py", "README.md", "LICENSE", "requirements.txt", "packages.txt",
     "cmcd/*",  # the package with its shipped data, teachers, default students and examples
     "results/paper.json", "results/theory.json",  # what the Compare and Theory tabs read
+    "results/inputs.json",  # the real-input figures of the Try-it and About tabs
     "assets/*.png", "results/figures/*.png",  # the pictures the README shows
 )
 # A second guard: what builds up inside the allowed folders, or would match a broader allow-list.

@@ -27,10 +27,44 @@ def _drawn_one(transparent: bool) -> np.ndarray:
 
 @pytest.mark.parametrize("transparent", [True, False])
 def test_drawing_a_one_is_read_as_a_one(transparent):
-    probs, _ = tryit.look_up_drawing("digits-sketch", {"composite": _drawn_one(transparent),
-                                                     "background": None, "layers": []})
-    assert max(probs, key=probs.get) == "1"
+    probs, _, verdict, answer = tryit.look_up_drawing(
+        "digits-sketch", {"composite": _drawn_one(transparent), "background": None, "layers": []})
+    assert max(probs, key=probs.get) == "1" == answer["label"] == answer["closest"]
     assert abs(sum(probs.values()) - 1) < 1e-3
+    assert verdict.endswith(f"1 ({round(100 * answer['confidence'])} %)")
+
+
+def test_a_drawing_of_no_digit_is_not_sure_and_names_the_closest():
+    from cmcd.data import strokes
+
+    if not shipped.classifier("digits-sketch").metadata.get("calibration"):
+        pytest.skip("the shipped student has no calibration")
+    rng = np.random.default_rng(0)
+    for letter in ("L", "X", "H"):
+        grey = strokes.draw(strokes.LETTERS[letter], strokes.Pen(canvas=(280, 280), width=12), rng)
+        probs, _, verdict, answer = tryit.look_up_drawing("digits-sketch", {"composite": grey * 255})
+        assert answer["unsure"] is True, letter
+        closest = max(probs, key=probs.get)
+        assert verdict == f"### Not sure — closest: {closest} ({round(100 * probs[closest])} %)"
+
+
+def test_the_real_input_figures_come_from_the_inputs_benchmark(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("CMCD_RESULTS", str(tmp_path))
+    assert "Not measured yet" in tryit.real_inputs_summary()
+    entry = {"student_digest": shipped.student_digest("digits-audio"), "junk_caught": 0.875,
+             "real_samples": {"what": "a real person", "correct": 8, "n": 10,
+                              "unsure_items": [False] * 9 + [True]},
+             "synthetic_test": {"rendered": {"accuracy": 0.99},
+                                "as_files": {"accuracy": 0.98, "unsure": 0.05}}}
+    stale = {**entry, "student_digest": "another student"}
+    (tmp_path / "inputs.json").write_text(json.dumps({"pairs": {"digits-audio": entry,
+                                                                "digits-depth": stale}}))
+    assert "**8/10** read right, 1 \"not sure\"" in tryit.student_summary("digits-audio")
+    assert "88% caught" in tryit.student_summary("digits-audio")
+    assert "Real inputs" not in tryit.student_summary("digits-depth")  # measured on another student
+    assert "`digits-audio`: synthetic test 99.0%" in tryit.real_inputs_summary()
 
 
 def test_empty_or_blank_sketch_pad_is_a_readable_error():
@@ -59,7 +93,7 @@ def test_the_sketch_pad_takes_a_picture_and_refuses_one_it_cannot_decode_in_one_
     pad = app.WIDGETS["sketchpad"](get_modality("sketch").try_it)
     assert "upload" in pad.sources
     [seven] = [path for path in tryit.examples("digits-sketch") if "__7__" in path]
-    probs, photos = tryit.look_up_drawing("digits-sketch", pad.preprocess(_pad_value(seven)))
+    probs, photos, *_ = tryit.look_up_drawing("digits-sketch", pad.preprocess(_pad_value(seven)))
     assert max(probs, key=probs.get) == "7" and len(photos) == 5
     svg = tmp_path / "drawing.svg"
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><line x1="4" '
@@ -90,8 +124,8 @@ def test_the_sketch_panel_offers_the_shipped_sketch_examples():
 def test_uploads_are_classified_and_bad_ones_refused(tmp_path):
     depth = [path for path in tryit.examples("digits-depth") if "__7__" in path and path.endswith(".npy")]
     speech = [path for path in tryit.examples("digits-audio") if "__3__" in path]
-    depth_probs, _ = tryit.look_up_upload("digits-depth", depth[0])
-    speech_probs, _ = tryit.look_up_upload("digits-audio", speech[0])
+    depth_probs, *_ = tryit.look_up_upload("digits-depth", depth[0])
+    speech_probs, *_ = tryit.look_up_upload("digits-audio", speech[0])
     assert max(depth_probs, key=depth_probs.get) == "7"
     assert max(speech_probs, key=speech_probs.get) == "3"
     broken = tmp_path / "broken.npy"
@@ -208,7 +242,7 @@ def test_retrieval_marks_its_own_pair_and_its_class():
 
 
 def test_own_input_finds_photos_of_its_class():
-    probs, photos = tryit.look_up_drawing("digits-sketch", {"composite": _drawn_one(False)})
+    probs, photos, *_ = tryit.look_up_drawing("digits-sketch", {"composite": _drawn_one(False)})
     assert max(probs, key=probs.get) == "1"
     assert len(photos) == 5 and [caption for _, caption in photos].count("1") >= 3
 
@@ -218,7 +252,7 @@ def test_gallery_pictures_are_files_written_once_and_whole():
     which cut concurrent downloads short); the same picture is one file, written once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    _, photos = tryit.look_up_drawing("digits-sketch", {"composite": _drawn_one(False)})
+    _, photos, *_ = tryit.look_up_drawing("digits-sketch", {"composite": _drawn_one(False)})
     for path, _ in photos:
         with Image.open(path) as image:
             image.load()

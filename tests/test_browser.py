@@ -5,6 +5,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -158,7 +159,7 @@ def test_concurrent_visitors_download_every_gallery_picture_whole(app_url):
         files = []
         for _ in range(3):
             _, gallery, _ = client.predict("digits-depth", "target→source", 7, 16, api_name="/retrieve")
-            _, nearest = client.predict("digits-depth", handle_file(example), api_name="/classify_depth")
+            _, nearest, *_ = client.predict("digits-depth", handle_file(example), api_name="/classify_depth")
             files += [item["image"] for item in gallery + nearest]
         return files
 
@@ -171,26 +172,41 @@ def test_concurrent_visitors_download_every_gallery_picture_whole(app_url):
             assert picture.size == (96, 96)
 
 
-def test_drawing_a_seven_in_the_browser(page):
+def _draw_on_the_pad(page, points):
+    """One stroke through `points` (shares of the pad's drawing area), with the mouse."""
     page.get_by_role("button", name="Brush").first.click()
     box = page.locator("canvas").first.bounding_box()
     side = min(box["width"], box["height"]) * 0.7
     left, top = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
-    corners = [(left + u * side, top + v * side) for u, v in ((0.25, 0.2), (0.75, 0.2), (0.4, 0.85))]
+    corners = [(left + u * side, top + v * side) for u, v in points]
     page.mouse.move(*corners[0])
     page.mouse.down()
     for (x0, y0), (x1, y1) in itertools.pairwise(corners):
         for i in range(1, 16):
             page.mouse.move(x0 + (x1 - x0) * i / 15, y0 + (y1 - y0) * i / 15)
     page.mouse.up()
+
+
+def test_drawing_a_seven_in_the_browser(page):
+    _draw_on_the_pad(page, ((0.25, 0.2), (0.75, 0.2), (0.4, 0.85)))
     page.get_by_role("button", name="Classify").first.click()
     label = page.locator('[data-testid="label-output-value"]').first
     label.wait_for(timeout=120_000)  # the first look-up may wait for the data build
     assert label.inner_text().strip() == "7"
+    verdict = page.get_by_role("heading", name=re.compile(r"^7 \(\d+ %\)$")).filter(visible=True)
+    verdict.first.wait_for(timeout=30_000)  # "7 (NN %)", not "Not sure — closest: 7 (NN %)"
     photos = page.locator("img").filter(visible=True)
     page.wait_for_function("() => [...document.images].every(image => image.complete)")
     assert photos.count() >= 5  # the nearest test photos
     page.screenshot(path=str(ARTIFACTS / "app-drawn-seven.png"))
+
+
+def test_a_drawn_letter_is_not_sure_in_the_browser(page):
+    _draw_on_the_pad(page, ((0.3, 0.1), (0.3, 0.9), (0.75, 0.9)))  # an L
+    page.get_by_role("button", name="Classify").first.click()
+    verdict = page.get_by_role("heading", name=re.compile(r"^Not sure — closest: \d \(\d+ %\)$"))
+    verdict.filter(visible=True).first.wait_for(timeout=120_000)
+    page.screenshot(path=str(ARTIFACTS / "app-not-sure.png"))
 
 
 def _sketch_prediction(page) -> str:

@@ -154,6 +154,9 @@ def test_cli_distill_json_matches_the_contract(tmp_path):
     for direction in ("target_to_source", "source_to_target"):
         assert set(metrics["retrieval"][direction]) == {"r1", "r5", "r10", "map"}
     assert (tmp_path / "run" / "student.safetensors").exists()
+    calibration = json.loads((tmp_path / "run" / "student.json").read_text())["calibration"]
+    assert calibration["temperature"] > 0 and calibration["score"] in ("max_softmax", "energy",
+                                                                       "prototype", "detector")
 
 
 # --- inputs --------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ SCRIPT = ROOT / "scripts" / "deploy_space.py"
 NEEDED = ("app.py", "README.md", "LICENSE", "requirements.txt", "packages.txt", "cmcd/__init__.py",
           "cmcd/shipped/checkpoints/teacher-digits-ft.safetensors",
           "cmcd/shipped/checkpoints/student-digits-depth.json", "cmcd/shipped/data/mnist.npz",
-          "cmcd/shipped/data/fashion-subset.npz", "results/paper.json", "results/theory.json")
+          "cmcd/shipped/data/fashion-subset.npz", "results/paper.json", "results/theory.json",
+          "results/inputs.json")
 JUNK = ("cmcd/__pycache__/paths.cpython-312.pyc", "cmcd/shipped/data/.mnist.npz.x1.tmp",
         ".venv/lib/site.py", "runs/mine/student.safetensors", "test-artifacts/shot.png",
         "build/lib/cmcd/paths.py", "cmcd.egg-info/PKG-INFO", ".git/HEAD", ".pytest_cache/v/x",

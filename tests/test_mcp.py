@@ -135,6 +135,8 @@ def test_an_assistant_classifies_a_sketch_over_mcp_without_the_app_reaching_out(
     assert sorted(listed) == sorted(TOOL_PARAMETERS)
     assert not result.isError, result.content
     [text] = [item.text for item in result.content if item.type == "text"]
-    label, nearest = ast.literal_eval(text)  # the Label's and the Gallery's values
+    label, nearest, verdict, answer = ast.literal_eval(text)  # the panel's outputs' values
     assert label["label"] == "7" and len(nearest) == 5
+    assert answer["label"] == "7" and answer["unsure"] is False and 0 < answer["confidence"] <= 1
+    assert verdict.endswith(f"7 ({round(100 * answer['confidence'])} %)")
     assert proxy.connections == 0  # nothing went anywhere but localhost

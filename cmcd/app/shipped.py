@@ -23,7 +23,7 @@ import torch
 from cmcd import paths
 from cmcd.app.once import once_per_key
 from cmcd.data import cache, pairs
-from cmcd.eval.classify import Classifier, student_stem
+from cmcd.eval.classify import Classifier, weights_digest
 from cmcd.modalities import RenderRequest
 from cmcd.models.embed import embed
 from cmcd.train.teacher_cache import teacher_embeddings
@@ -52,8 +52,7 @@ def spread(count: int, points: int) -> np.ndarray:
 
 def student_digest(pair: str) -> str:
     """A checksum of the pair's student weights, which the shipped embeddings were made with."""
-    weights = student_stem(pair).with_suffix(".safetensors")
-    return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    return weights_digest(pair)
 
 
 @once_per_key

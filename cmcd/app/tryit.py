@@ -9,12 +9,20 @@ from pathlib import Path
 import numpy as np
 
 from cmcd import paths
-from cmcd.app.shipped import classifier, item_photos, picture, picture_file, shipped_test_embeddings
+from cmcd.app.shipped import (
+    classifier,
+    item_photos,
+    picture,
+    picture_file,
+    shipped_test_embeddings,
+    student_digest,
+)
 from cmcd.data import pairs
 from cmcd.data.inputs import InputError, drawing_array
-from cmcd.eval.classify import has_shipped_student
+from cmcd.eval.classify import describe, has_shipped_student
 from cmcd.eval.metrics import nearest_neighbours
 from cmcd.eval.records import ZERO_LABEL_HEAD
+from cmcd.eval.results import read_results
 from cmcd.modalities import Modality
 from cmcd.models.embed import embed
 
@@ -54,18 +62,20 @@ def nearest_photos(pair: str, sample, k: int = 5) -> list:
             for h in hits]
 
 
-def _look_up(pair: str, sample) -> tuple[dict, list]:
-    """The shipped student's class probabilities for one sample, and the nearest test photos."""
-    return classifier(pair).predict(sample)["probs"], nearest_photos(pair, sample)
+def _look_up(pair: str, sample) -> tuple[dict, list, str, dict]:
+    """The shipped student's answer for one sample: calibrated class probabilities, the nearest
+    test photos, the verdict in words ("6 (93 %)" or "Not sure — closest: 6 (41 %)"), and the
+    answer as `cmcd classify --json` gives it."""
+    result = classifier(pair).predict(sample)
+    return result["probs"], nearest_photos(pair, sample), f"### {describe(result)}", result
 
 
-def look_up_drawing(pair: str, editor_value) -> tuple[dict, list]:
-    """Try it, sketch pad (a dict with a 'composite' image, or an image): class probabilities
-    and the nearest test photos."""
+def look_up_drawing(pair: str, editor_value) -> tuple[dict, list, str, dict]:
+    """Try it, sketch pad (a dict with a 'composite' image, or an image): see _look_up."""
     return _look_up(pair, _drawing_sample(pair, editor_value))
 
 
-def look_up_upload(pair: str, path: str) -> tuple[dict, list]:
+def look_up_upload(pair: str, path: str) -> tuple[dict, list, str, dict]:
     """Classify a file of the pair's target modality with the pair's shipped student, and find the
     test photos nearest to it.
 
@@ -73,7 +83,10 @@ def look_up_upload(pair: str, path: str) -> tuple[dict, list]:
         pair: the pair whose shipped student reads the file
         path: the file
     Returns:
-        the probability of each class, and the five nearest test photos with their classes
+        the calibrated probability of each class, the five nearest test photos with their classes,
+        the answer in words ("6 (93 %)", or "Not sure — closest: 6 (41 %)" when the input looks
+        like none of the classes), and the answer as {"label", "confidence", "unsure", "closest",
+        "probs"}
     """
     return _look_up(pair, _upload_sample(pair, path))
 
@@ -81,43 +94,50 @@ def look_up_upload(pair: str, path: str) -> tuple[dict, list]:
 # The Try-it tools an assistant sees through the app's MCP server (and any API client): Gradio
 # takes each tool's name from the function's, and its description from the docstring's text and
 # its `Args:` lines (one line each). The pair's choices come from the panel's Pair dropdown.
-def classify_sketch(pair: str, sketch: str) -> tuple[dict[str, float], list]:
+def classify_sketch(pair: str, sketch: str) -> tuple[dict[str, float], list, str, dict]:
     """Classify a sketch (a PNG or JPEG picture of a line drawing, dark on light or light on dark)
     with the pair's shipped student, distilled from a photo teacher without a single sketch label,
-    and find the test photos nearest to it.
+    and find the test photos nearest to it; says "not sure" for a drawing that looks like no class.
 
     Args:
         pair: the pair whose student reads it: digits-sketch (digits 0-9) or fashion-sketch (clothing)
         sketch: the sketch, an image file (PNG or JPEG, up to 4096 pixels a side)
     Returns:
-        the probability of each class, and the five nearest test photos with their classes
+        the calibrated probability of each class, the five nearest test photos with their
+        classes, the answer in words, and the answer as {"label", "confidence", "unsure",
+        "closest", "probs"}: "unsure" is true when the input looks like none of the classes
     """
     return look_up_upload(pair, sketch)
 
 
-def classify_depth_map(pair: str, depth_map: str) -> tuple[dict[str, float], list]:
+def classify_depth_map(pair: str, depth_map: str) -> tuple[dict[str, float], list, str, dict]:
     """Classify a depth map with the pair's shipped student, distilled from a photo teacher
-    without a single depth label, and find the test photos nearest to it.
+    without a single depth label, and find the test photos nearest to it; says "not sure" for a
+    depth map that looks like no class.
 
     Args:
         pair: the pair whose student reads it: digits-depth (digits 0-9) or fashion-depth (clothing)
         depth_map: a .npy array (H, W) or an 8/16-bit PNG file; larger is farther, 0 no reading
     Returns:
-        the probability of each class, and the five nearest test photos with their classes
+        the calibrated probability of each class, the five nearest test photos with their
+        classes, the answer in words, and the answer as {"label", "confidence", "unsure",
+        "closest", "probs"}: "unsure" is true when the input looks like none of the classes
     """
     return look_up_upload(pair, depth_map)
 
 
-def classify_recording(pair: str, recording: str) -> tuple[dict[str, float], list]:
+def classify_recording(pair: str, recording: str) -> tuple[dict[str, float], list, str, dict]:
     """Classify a recording of a spoken digit (English, zero to nine) with the pair's shipped
     student, distilled from a photo teacher without a single audio label, and find the test photos
-    of the digit nearest to it.
+    of the digit nearest to it; says "not sure" for a sound that is no spoken digit.
 
     Args:
         pair: the pair whose student listens, e.g. digits-audio
-        recording: the recording, an audio file: WAV, FLAC or OGG, one spoken digit, up to 10 s
+        recording: one spoken digit, up to 10 s: a WAV, FLAC, OGG, MP3, M4A or WebM file
     Returns:
-        the probability of each digit, and the five nearest test photos with their classes
+        the calibrated probability of each digit, the five nearest test photos with their
+        classes, the answer in words, and the answer as {"label", "confidence", "unsure",
+        "closest", "probs"}: "unsure" is true when the input looks like none of the digits
     """
     return look_up_upload(pair, recording)
 
@@ -126,12 +146,55 @@ def classify_recording(pair: str, recording: str) -> tuple[dict[str, float], lis
 TOOLS = {"sketch": classify_sketch, "depth": classify_depth_map, "audio": classify_recording}
 
 
+def measured_inputs(pair: str) -> dict | None:
+    """The pair's figures from `cmcd bench inputs` (results/inputs.json), if they were measured
+    on the student shipped now."""
+    found = (read_results("inputs") or {}).get("pairs", {}).get(pair)
+    return found if found and found.get("student_digest") == student_digest(pair) else None
+
+
+def _real_samples_words(found: dict) -> str:
+    real = found.get("real_samples")
+    if not real:
+        return ""
+    return (f" Real inputs ({real['what']}): **{real['correct']}/{real['n']}** read right, "
+            f"{sum(real['unsure_items'])} \"not sure\".")
+
+
 def student_summary(pair: str) -> str:
-    """One line on the shipped student: method, how it was chosen, its test accuracy."""
+    """A few lines on the shipped student: method, how it was chosen, its synthetic test accuracy
+    and, measured by `cmcd bench inputs`, its accuracy on real inputs and the junk it catches."""
     meta = classifier(pair).metadata
     accuracy = ZERO_LABEL_HEAD.read(meta["metrics"])
-    return (f"Shipped `{pair}` student: **{meta['method']}** (best on validation), zero-label "
-            f"test accuracy {accuracy:.1%} through the teacher's head, with no target labels.")
+    line = (f"Shipped `{pair}` student: **{meta['method']}** (best on validation), zero-label "
+            f"synthetic test accuracy {accuracy:.1%} through the teacher's head, with no target labels.")
+    found = measured_inputs(pair)
+    if found:
+        line += _real_samples_words(found)
+        line += f" Inputs that are no class: {found['junk_caught']:.0%} caught (\"not sure\" or refused)."
+    return line
+
+
+def real_inputs_summary() -> str:
+    """The About tab's section on real inputs, from `cmcd bench inputs` (results/inputs.json)."""
+    report = read_results("inputs")
+    heading = "### Real inputs\n"
+    if not report:
+        return heading + "Not measured yet: `cmcd bench inputs` writes results/inputs.json."
+    lines = [heading, "Measured by `cmcd bench inputs` on the students shipped when it ran; every "
+             "input goes through the same file reader as yours.", ""]
+    for pair, found in report["pairs"].items():
+        test = found["synthetic_test"]
+        line = (f"- `{pair}`: synthetic test {test['rendered']['accuracy']:.1%} "
+                f"({test['as_files']['accuracy']:.1%} read back from files, "
+                f"{test['as_files']['unsure']:.0%} of them \"not sure\").")
+        line += _real_samples_words(found)
+        styles = found.get("drawn_styles")
+        if styles:
+            mean = sum(row["accuracy"] for row in styles.values()) / len(styles)
+            line += f" Digits drawn in {len(styles)} other styles: {mean:.0%} read right."
+        lines.append(line + f" Junk caught: {found['junk_caught']:.0%}.")
+    return "\n".join(lines)
 
 
 def examples(pair: str) -> list[str]:

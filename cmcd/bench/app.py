@@ -90,7 +90,7 @@ def cold_start_seconds(root: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="cmcd-cold-") as cache:
         with served_app(root, {"CMCD_CACHE": cache}) as (url, started):
             page_s = time.perf_counter() - started
-            label, _ = Client(url, verbose=False).predict(
+            label, *_ = Client(url, verbose=False).predict(
                 "digits-audio", handle_file(example), api_name="/classify_audio")
             answer_s = time.perf_counter() - started
     return {"page_s": round(page_s, 2), "first_answer_s": round(answer_s, 2),
@@ -112,7 +112,7 @@ def _example(pair: str) -> str:
     return next((path for path in found if f"__{TIMED_LABEL}__" in Path(path).name), found[0])
 
 
-def _look_up_example(pair: str, example: str) -> tuple[dict, list]:
+def _look_up_example(pair: str, example: str) -> tuple:
     """What the app's Classify button does for that input: a sketch pad hands over an image,
     the other inputs a file."""
     if pairs.get_spec(pair).target.try_it.widget == "sketchpad":

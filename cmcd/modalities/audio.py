@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cmcd.data import junk, person_files, recordings
 from cmcd.data.inputs import InputError, check_file
 from cmcd.modalities.base import Modality, RenderRequest, TryIt
 from cmcd.models.encoders import ImageEncoder, conv_bn_relu
@@ -56,15 +57,27 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def load_file(path: Path) -> torch.Tensor:
-    """WAV, FLAC or OGG at any sample rate, mono or stereo (resampled, mixed down, silence
-    trimmed; see cmcd.data.renderers.audio.load_audio_file)."""
+    """WAV, FLAC, OGG, MP3, M4A or WebM at any sample rate, mono or stereo (converted to WAV by
+    cmcd.data.recordings, then resampled, mixed down, silence trimmed; see
+    cmcd.data.renderers.audio.load_audio_file)."""
     from cmcd.data.renderers import audio
 
     path = check_file(path)
     try:
-        return torch.as_tensor(audio.features_from_file(path)).float()
+        with recordings.as_wav(path, audio.MAX_FILE_SECONDS) as wav:
+            return torch.as_tensor(audio.features_from_file(wav)).float()
     except ValueError as error:  # its message already names the file
         raise InputError(str(error)) from None
+
+
+def write_files(request: RenderRequest, folder: Path) -> list[Path]:
+    """Each item's recording (before log-mel features) as a 16-bit WAV."""
+    from cmcd.data.renderers import audio
+
+    waves = audio.render_waveforms(request.labels, request.ids, VOICES_OF_SPLIT[request.split],
+                                   request.seed, request.gap)
+    return [person_files.write_sound(wave.numpy(), audio.SAMPLE_RATE, Path(folder) / f"item-{item_id}")
+            for item_id, wave in zip(request.ids.tolist(), waves, strict=True)]
 
 
 def to_picture(sample: torch.Tensor) -> np.ndarray:
@@ -76,7 +89,8 @@ def to_picture(sample: torch.Tensor) -> np.ndarray:
 
 
 def real_samples():
-    """The digits 0-9 recorded by a real person, when Debian's asterisk sounds are installed."""
+    """Asterisk's "Allison", a real person, saying the digits 0-9, when Debian's
+    asterisk-core-sounds-en-wav is installed."""
     from cmcd.data.renderers import audio
 
     return audio.real_recordings()
@@ -87,5 +101,6 @@ AUDIO = Modality(
     to_picture=to_picture, load_file=load_file, augment=augment,
     gap_meaning="noise level (SNR 30 dB at 0 down to 0 dB at 1), reverberation, telephone band",
     try_it=TryIt("Say or upload a digit", "recorder",
-                 "Spoken digit (WAV, FLAC or OGG, up to 10 s)"),
-    real_samples=real_samples)
+                 f"Spoken digit ({recordings.FORMATS}, up to 10 s)"),
+    real_samples=real_samples,
+    write_files=write_files, junk=junk.SOUNDS)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from cmcd.data.inputs import InputError
+from cmcd.data.junk import JunkKinds
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class Modality:
     try_it: TryIt | None = None
     real_samples: Callable[[], tuple[torch.Tensor, torch.Tensor] | None] | None = None
     # real-world samples with labels (evaluation only), or None when not installed
+    write_files: Callable[[RenderRequest, Path], list[Path]] | None = None
+    # the request's items rendered and written into a folder as a person's files (one per item,
+    # in order), so checks can see what load_file makes of real items
+    junk: JunkKinds | None = None  # inputs that show no class, as files: what "not sure" must catch
 
     def __str__(self) -> str:
         return self.name

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cmcd.data import junk, person_files
 from cmcd.data.inputs import InputError, check_file, open_image
 from cmcd.data.renderers.depth import render_depth
 from cmcd.modalities.base import Modality, RenderRequest, TryIt
@@ -94,6 +95,12 @@ def load_file(path: Path) -> torch.Tensor:
     return depth_from_array(np.asarray(image))
 
 
+def write_files(request: RenderRequest, folder: Path) -> list[Path]:
+    """Each depth map as a float .npy array."""
+    return [person_files.write_depth(depth[0].numpy(), Path(folder) / f"item-{item_id}")
+            for item_id, depth in zip(request.ids.tolist(), render(request), strict=True)]
+
+
 def to_picture(sample: torch.Tensor) -> np.ndarray:
     """Near is bright, stretched over the valid readings; missing readings in red, as depth
     viewers show them."""
@@ -112,4 +119,5 @@ DEPTH = Modality(
     to_picture=to_picture, load_file=load_file, augment=augment,
     gap_meaning="sensor noise, holes and edge dropout",
     try_it=TryIt("Upload a depth map", "file",
-                 "Depth map (8/16-bit PNG or .npy; 0 = no reading)", (".png", ".npy")))
+                 "Depth map (8/16-bit PNG or .npy; 0 = no reading)", (".png", ".npy")),
+    write_files=write_files, junk=junk.DEPTH_MAPS)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from cmcd.data import junk, person_files
 from cmcd.data.inputs import InputError, check_file, open_image
 from cmcd.data.renderers import sketch as renderer
 from cmcd.modalities.base import Modality, RenderRequest, TryIt
@@ -84,6 +85,13 @@ def load_file(path: Path) -> torch.Tensor:
     return sketch_from_array(grey)
 
 
+def write_files(request: RenderRequest, folder: Path) -> list[Path]:
+    """Each sketch upscaled to a 256x256 8-bit PNG, as a sketch pad saves a drawing."""
+    big = F.interpolate(render(request), size=(256, 256), mode="bilinear")[:, 0].clamp(0, 1).numpy()
+    return [person_files.write_picture(grey, Path(folder) / f"item-{item_id}")
+            for item_id, grey in zip(request.ids.tolist(), big, strict=True)]
+
+
 def to_picture(sample: torch.Tensor) -> np.ndarray:
     grey = (sample[0].float().clamp(0, 1) * 255).round().byte()
     return grey[..., None].repeat(1, 1, 3).numpy()
@@ -93,4 +101,5 @@ SKETCH = Modality(
     name="sketch", render=render, adapter=SketchInput, encoder=ImageEncoder,
     to_picture=to_picture, load_file=load_file, read_drawing=sketch_from_array, augment=augment,
     gap_meaning="stroke dropout, wobble and strokes that stop short",
-    try_it=TryIt("Draw a sketch", "sketchpad", "Sketch pad (draw, or upload a picture)"))
+    try_it=TryIt("Draw a sketch", "sketchpad", "Sketch pad (draw, or upload a picture)"),
+    write_files=write_files, junk=junk.PICTURES)

@@ -62,3 +62,13 @@ def load_student(stem: Path) -> tuple[nn.Module, dict]:
         raise cache.DamagedFile(f"{stem}.safetensors and {stem.name}.json do not make a student "
                                 f"encoder ({type(error).__name__}: {cache.first_line(error)})") from None
     return student.eval(), metadata
+
+
+def update_student_metadata(stem: Path, **fields) -> dict:
+    """Add or replace metadata fields of a saved student (its JSON alone; the weights stay
+    byte for byte)."""
+    path = Path(stem).with_suffix(".json")
+    metadata = _read_metadata(path)
+    metadata.update(fields)
+    cache.atomic_write_json(path, metadata)
+    return metadata

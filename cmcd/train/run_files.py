@@ -27,17 +27,18 @@ def run_record(run: DistillRun) -> RunRecord:
     return RunRecord(run.config.to_dict(), run.metrics, run.history, run.val_history)
 
 
-def save_run(run: DistillRun, out: Path) -> Path:
+def save_run(run: DistillRun, out: Path, calibration: dict | None = None) -> Path:
     """config.json, metrics.json, history.json, student.safetensors (+ .json), embeddings.npz,
     written into a temporary sibling folder that is renamed to `out` once complete, so that an
-    interrupted save leaves no half run; a run already at `out` is replaced whole."""
+    interrupted save leaves no half run; a run already at `out` is replaced whole. `calibration`
+    (cmcd.eval.confidence.calibrate_student) goes into the student's JSON."""
     out = Path(out)
     check_run_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         os.chmod(staging, 0o755)  # mkdtemp makes folders private; a run is an ordinary folder
-        _write_run(run, staging)
+        _write_run(run, staging, calibration)
         _move_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -56,7 +57,7 @@ def check_run_folder(out: Path) -> None:
         raise ValueError(f"{out} exists and is not a run folder; choose another folder for the run")
 
 
-def _write_run(run: DistillRun, folder: Path) -> None:
+def _write_run(run: DistillRun, folder: Path, calibration: dict | None) -> None:
     record = run_record(run)
     cache.atomic_write_json(folder / "config.json", record.config)
     cache.atomic_write_json(folder / "metrics.json", record.metrics)
@@ -64,7 +65,7 @@ def _write_run(run: DistillRun, folder: Path) -> None:
                                                       "epochs": record.val_history})
     save_student(folder / "student", run.student, {
         "pair": run.config.pair, "method": run.config.method, "teacher": run.config.teacher,
-        "metrics": run.metrics})
+        "metrics": run.metrics, **({"calibration": calibration} if calibration else {})})
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **run.embeddings)
     cache.atomic_write_bytes(folder / "embeddings.npz", buffer.getvalue())

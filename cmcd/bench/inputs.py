@@ -1,0 +1,204 @@
+"""`cmcd bench inputs`: the shipped students on inputs as people give them.
+
+For every pair with a shipped student, everything goes through the modality's file reader (or
+the sketch pad's), as a visitor's input does:
+- synthetic test split: accuracy on the rendered test items (what `cmcd distill` reports), and
+  accuracy, "not sure" rate and calibration error (ECE, before and after the temperature) on
+  test items written as files and read back;
+- real samples, where the modality has them installed (Asterisk's "Allison" saying the digits
+  0-9: a real person, never used for training, calibration or any choice): accuracy and "not sure";
+- digits drawn in other styles (cmcd.data.drawn_styles: fat marker, slant, small and off-centre,
+  wobble, pencil, chalk, a thin pen and a fat marker over pen strokes), through the sketch pad's
+  reader: accuracy and "not sure" rate per style;
+- junk (cmcd.data.junk, drawn with a seed calibration never saw): per kind, the share flagged "not
+  sure" or refused by the reader with a clear error ("caught");
+- the shipped examples (cmcd/shipped/examples): correct and "not sure".
+Writes OUT/inputs.json; the README's and the app's real-input figures are read from it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cmcd import paths
+from cmcd.data import cache, drawn_styles, pairs
+from cmcd.eval import confidence
+from cmcd.eval.classify import Classifier, has_shipped_student, weights_digest
+from cmcd.eval.records import ZERO_LABEL_HEAD
+
+BENCH_JUNK_SEED = 2  # calibration fits on FIT_JUNK_SEED
+JUNK_PER_KIND = 30
+TEST_FILES = 200  # test items written as files and read back
+STYLE_ITEMS = 60  # per style, 6 per class
+STYLE_SEED = 2
+ECE_BINS = 10
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean |accuracy - confidence| over ECE_BINS equal-width confidence bins, weighted by size."""
+    confidence_, predicted = probs.max(1)
+    right = (predicted == labels).double()
+    bins = torch.clamp((confidence_ * ECE_BINS).long(), max=ECE_BINS - 1)
+    error = 0.0
+    for b in range(ECE_BINS):
+        members = bins == b
+        if members.any():
+            gap = float(right[members].mean() - confidence_[members].double().mean())
+            error += abs(gap) * int(members.sum())
+    return round(error / len(labels), 4)
+
+
+def _rates(results: list[dict], labels: list | None = None) -> dict:
+    unsure = [r["unsure"] for r in results]
+    found = {"n": len(results), "unsure": round(float(np.mean(unsure)), 4) if results else 0.0}
+    if labels is not None:
+        right = [r["label"] == label for r, label in zip(results, labels, strict=True)]
+        found |= {"accuracy": round(float(np.mean(right)), 4), "correct": int(sum(right)),
+                  "accuracy_when_sure": round(float(np.mean([g for g, u in zip(right, unsure, strict=True)
+                                                              if not u] or [0.0])), 4)}
+    return found
+
+
+def synthetic_test(model: Classifier) -> dict:
+    """Accuracy on the rendered test split, and on test items read back from files."""
+    spec = model.spec
+    data = pairs.load_pair(spec.name, progress=lambda message: None)
+    rendered = model.predict_many(data.test.target)
+    read = confidence.items_read_back(spec, "test", confidence.spread_rows(spec, "test", TEST_FILES),
+                                      data.gap)
+    outputs = confidence.student_outputs(model.student, model.teacher, read.samples)
+    labels = torch.tensor(read.tags)
+    names = [model.class_names[label] for label in read.tags]
+    uncalibrated = confidence.Calibration().probabilities(outputs.logits)
+    return {"rendered": {"n": len(rendered), "accuracy": _rates(rendered, [model.class_names[int(v)]
+                                                                  for v in data.test.labels])["accuracy"]},
+            "as_files": {**_rates(model.predict_many(read.samples), names),
+                         "refused": sum(read.refused.values()),
+                         "ece": {"before": expected_calibration_error(uncalibrated, labels),
+                                 "after": expected_calibration_error(
+                                     model.calibration.probabilities(outputs.logits), labels)}}}
+
+
+def real_samples(model: Classifier) -> dict | None:
+    modality = model.spec.target
+    found = modality.real_samples() if modality.real_samples else None
+    if found is None:
+        return None
+    features, labels = found
+    results = model.predict_many(features)
+    what = " ".join((modality.real_samples.__doc__ or "real samples").split()).split(", when")[0]
+    return {"what": what, **_rates(results, [model.class_names[int(v)] for v in labels]),
+            "predicted": [r["label"] for r in results], "unsure_items": [r["unsure"] for r in results]}
+
+
+def drawn_styles_of(model: Classifier) -> dict | None:
+    """Digits drawn in other styles, read as the sketch pad's drawings are."""
+    spec = model.spec
+    if spec.dataset != "digits" or spec.target.read_drawing is None:
+        return None
+    source = pairs.source_images(spec.dataset)
+    rows = confidence.spread_rows(spec, "test", STYLE_ITEMS)
+    found = {}
+    for style in drawn_styles.STYLES:
+        drawings = [drawn_styles.draw_in_style(style, source.images[row], int(source.labels[row]),
+                                               STYLE_SEED, index) for index, row in enumerate(rows)]
+        samples = torch.stack([spec.target.read_drawing_of(grey) for grey in drawings])
+        found[style] = _rates(model.predict_many(samples),
+                              [model.class_names[int(source.labels[row])] for row in rows])
+    return found
+
+
+def junk_of(model: Classifier, read: confidence.ReadBack) -> dict:
+    """Per junk kind: the share refused by the reader, flagged "not sure", and either ("caught")."""
+    results = model.predict_many(read.samples) if read.samples is not None else []
+    found = {}
+    for kind, made in read.made.items():
+        flagged = sum(r["unsure"] for r, tag in zip(results, read.tags, strict=True) if tag == kind)
+        refused = read.refused[kind]
+        found[kind] = {"n": made, "refused": round(refused / made, 4), "unsure": round(flagged / made, 4),
+                       "caught": round((refused + flagged) / made, 4)}
+    return found
+
+
+def examples_of(model: Classifier) -> dict:
+    files = sorted(path for path in paths.examples_dir().glob(f"{model.spec.name}__*")
+                   if path.suffix in (".png", ".npy", ".wav"))
+    results = [model.predict_file(path) for path in files]
+    by_file_name = {name.replace("/", "-"): name for name in model.class_names}
+    labels = [by_file_name[path.name.split("__")[1]] for path in files]
+    return {**_rates(results, labels), "files": [path.name for path in files]}
+
+
+def _calibration_summary(model: Classifier) -> dict | None:
+    stored = model.metadata.get("calibration")
+    if not stored:
+        return None
+    scores = stored["validation"]["scores"]
+    return {"score": stored["score"], "temperature": stored["temperature"],
+            "validation_nll": stored["validation"]["nll"],
+            "validation_junk_flagged": {kind: row["junk_flagged"] for kind, row in scores.items()},
+            "validation_auroc": {kind: row["auroc"] for kind, row in scores.items()}}
+
+
+def bench_pair(pair: str, junk: confidence.ReadBack) -> dict:
+    model = Classifier(pair)
+    entry = {"student_digest": weights_digest(pair), "method": model.metadata.get("method"),
+             "test_accuracy_recorded": ZERO_LABEL_HEAD.read(model.metadata["metrics"]),
+             "calibration": _calibration_summary(model), "synthetic_test": synthetic_test(model),
+             "junk": junk_of(model, junk), "examples": examples_of(model)}
+    caught = [row["caught"] * row["n"] for row in entry["junk"].values()]
+    entry["junk_caught"] = round(sum(caught) / sum(row["n"] for row in entry["junk"].values()), 4)
+    for name, measure in (("real_samples", real_samples), ("drawn_styles", drawn_styles_of)):
+        found = measure(model)
+        if found is not None:
+            entry[name] = found
+    return entry
+
+
+def run(out: str = "results") -> dict:
+    started = time.perf_counter()
+    names = [name for name in pairs.PAIRS if has_shipped_student(name)]
+    junk: dict[str, confidence.ReadBack] = {}
+    report = {"pairs": {}, "junk_seed": BENCH_JUNK_SEED, "junk_per_kind": JUNK_PER_KIND,
+              "style_items": STYLE_ITEMS, "test_files": TEST_FILES}
+    for name in names:
+        modality = pairs.get_spec(name).target
+        if modality.name not in junk:
+            junk[modality.name] = confidence.junk_read_back(modality, BENCH_JUNK_SEED, JUNK_PER_KIND)
+        report["pairs"][name] = bench_pair(name, junk[modality.name])
+    report["wall_s"] = round(time.perf_counter() - started, 1)
+    path = Path(out) / "inputs.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache.atomic_write_json(path, report)
+    return report
+
+
+def _pair_lines(name: str, entry: dict) -> list[str]:
+    test = entry["synthetic_test"]
+    files = test["as_files"]
+    lines = [f"{name}: synthetic test {test['rendered']['accuracy']:.3f} rendered, "
+             f"{files['accuracy']:.3f} as files ({files['unsure']:.1%} not sure; ECE "
+             f"{files['ece']['before']:.3f} -> {files['ece']['after']:.3f}); junk caught "
+             f"{entry['junk_caught']:.1%}; examples {entry['examples']['correct']}/"
+             f"{entry['examples']['n']} right, {entry['examples']['unsure']:.0%} not sure"]
+    caught = ", ".join(f"{kind} {row['caught']:.0%}" for kind, row in entry["junk"].items())
+    lines.append(f"    junk caught: {caught}")
+    if "real_samples" in entry:
+        real = entry["real_samples"]
+        lines.append(f"    real recordings: {real['correct']}/{real['n']} right, "
+                     f"{sum(real['unsure_items'])} not sure (read as {' '.join(real['predicted'])})")
+    for style, row in entry.get("drawn_styles", {}).items():
+        lines.append(f"    drawn {style:22s} accuracy {row['accuracy']:.2f}, not sure {row['unsure']:.0%}")
+    return lines
+
+
+def format_report(report: dict) -> str:
+    lines = []
+    for name, entry in report["pairs"].items():
+        lines += _pair_lines(name, entry)
+    lines.append(f"({report['wall_s']} s)")
+    return "\n".join(lines)
