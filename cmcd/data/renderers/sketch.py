@@ -40,16 +40,15 @@ def _removable(step: int) -> torch.Tensor:
 _REMOVABLE = (_removable(0), _removable(1))
 
 
-_CODE_WEIGHTS = torch.zeros(1, 1, 3, 3)
-for _bit, (_dy, _dx) in enumerate(_RING):
-    _CODE_WEIGHTS[0, 0, 1 + _dy, 1 + _dx] = 2.0**_bit
-
-
 def _neighbour_codes(mask: torch.Tensor) -> torch.Tensor:
-    """8-bit code of each pixel's occupied neighbours (bit i set when neighbour _RING[i] is ink):
-    one convolution with weights 2**i, exact in float32 for sums below 256."""
-    codes = F.conv2d((mask > 0).float(), _CODE_WEIGHTS, padding=1)
-    return codes.round_().to(torch.uint8)
+    """8-bit code of each pixel's occupied neighbours (bit i set when neighbour _RING[i] is ink).
+    Eight shifted ORs: on the CPU several times faster than one 3x3 convolution."""
+    padded = F.pad((mask > 0).to(torch.uint8), (1, 1, 1, 1))
+    h, w = mask.shape[-2:]
+    codes = torch.zeros(mask.shape, dtype=torch.uint8)
+    for bit, (dy, dx) in enumerate(_RING):
+        codes |= padded[:, :, 1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w] << bit
+    return codes
 
 
 def thin(mask: torch.Tensor, max_iterations: int = 40) -> torch.Tensor:
