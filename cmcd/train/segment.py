@@ -1,0 +1,196 @@
+"""Segmentation by dense cross-modality distillation (`cmcd distill --task segmentation`).
+
+Step 1 is the dense teacher (`cmcd.train.dense_teacher`): the frozen photo encoder's hypercolumns
+with a dense head trained on source photos' masks. Step 2 trains a dense student on the target
+modality so that its feature map at each location lands where the teacher puts the paired photo
+at the same location (a dense loss of the registry: dense-cmc, dense-cmd or dense-l2), from
+unlabeled pairs only. Step 3, on the test split: zero-label segmentation (the teacher's dense head
+on the student's features, upsampled to 32x32) and few-label segmentation (student and head
+fine-tuned on k labelled target maps per class), scored by mIoU and pixel accuracy. The teacher's
+own scores on the test photos are reported beside them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cmcd import runtime
+from cmcd.data import masks
+from cmcd.eval.segmentation import FEW_LABEL_KS, few_label_rows, segmentation_scores
+from cmcd.modalities import build_encoder
+from cmcd.models.dense import DenseEncoder, DenseHead, predict_masks, upsample_logits
+from cmcd.models.init import initialise
+from cmcd.train.dense_teacher import DenseTeacher, load_dense_teacher, teacher_dense_embeddings
+from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, StepDone, train_loop, warmup_cosine
+from cmcd.train.segment_config import SegmentConfig, loss_class
+
+FEW_LABEL_DRAWS = 2  # labelled sets drawn per k; scores are their mean
+FINE_TUNE_STEPS = 30  # full-batch steps on the k labelled maps per class
+FINE_TUNE_LR = 1e-3
+LOG_STEPS = 10  # history entries per run
+
+
+@dataclass
+class SegmentRun:
+    config: SegmentConfig
+    metrics: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    student: nn.Module | None = None  # a DenseEncoder, on the CPU, in eval mode
+    head: DenseHead | None = None  # the teacher's dense head, which reads the student zero-label
+    cancelled: bool = False
+
+
+@dataclass
+class _Setup:
+    config: SegmentConfig
+    device: torch.device
+    seg: masks.SegmentationData
+    teacher: DenseTeacher
+    student: DenseEncoder
+    loss: nn.Module
+    chosen: torch.Tensor  # positions of the training pairs
+    generator: torch.Generator
+    targets: torch.Tensor  # the chosen pairs' target inputs, on the device
+    teacher_maps: torch.Tensor  # their teacher dense embeddings (float16), on the device
+
+
+def build_student(target, width: int, out_dim: int) -> DenseEncoder:
+    return DenseEncoder(build_encoder(target, width=width), out_dim)
+
+
+def _choose_pairs(total: int, n_pairs: int | None, seed: int) -> torch.Tensor:
+    if n_pairs is None or n_pairs >= total:
+        return torch.arange(total)
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    return order[:n_pairs].sort().values
+
+
+def _prepare(config: SegmentConfig, progress: Callable[[str], None]) -> _Setup:
+    device = runtime.resolve_device(config.device)
+    seg = masks.load_segmentation(config.pair, gap=config.gap, progress=progress)
+    teacher = load_dense_teacher(seg, config.teacher, progress=progress)
+    chosen = _choose_pairs(len(seg.data.pairs), config.n_pairs, config.seed)
+    subset = None if len(chosen) == len(seg.data.pairs) else chosen
+    teacher_maps = teacher_dense_embeddings(seg, teacher, config.registered, device, subset)
+    generator = runtime.generator(device, config.seed)
+    weights = runtime.generator(torch.device("cpu"), config.seed)
+    student = build_student(seg.data.spec.target, config.width, teacher.head.config["channels"])
+    student = initialise(student, weights).to(device)
+    loss = loss_class(config.method).build(config.loss, generator)
+    return _Setup(config, device, seg, teacher, student, loss, chosen, generator,
+                  seg.data.pairs.target[chosen].to(device), teacher_maps.to(device))
+
+
+def _train(setup: _Setup, run: SegmentRun, progress, should_stop) -> float:
+    """Train the student; returns the seconds it took."""
+    config, started = setup.config, time.perf_counter()
+    sampler = BatchSampler(len(setup.chosen), config.batch_size, setup.generator)
+    settings = LoopSettings([setup.student], config.lr, weight_decay=5e-4, device=setup.device,
+                            max_steps=config.steps,
+                            lr_factor=warmup_cosine(config.steps, warmup=min(50, config.steps // 10)))
+
+    def step(index: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = setup.student(setup.targets[index]).float()
+        return setup.loss(features, setup.teacher_maps[index].float())
+
+    def on_step(done: StepDone) -> None:
+        if done.step % max(1, config.steps // LOG_STEPS) and done.step != config.steps:
+            return
+        entry = {"step": done.step, "total_steps": config.steps, "epoch": done.epoch,
+                 "loss": round(done.loss.item(), 5),
+                 "elapsed_s": round(time.perf_counter() - started, 2)}
+        run.history.append(entry)
+        if progress:
+            progress({"kind": "step", **entry})
+
+    result = train_loop(step, sampler, math.ceil(config.steps / len(sampler)), settings,
+                        Hooks(on_step=on_step, should_stop=should_stop))
+    run.cancelled = result.cancelled
+    return time.perf_counter() - started
+
+
+def fine_tune(student: nn.Module, head: DenseHead, inputs: torch.Tensor, label_maps: torch.Tensor,
+              steps: int = FINE_TUNE_STEPS, lr: float = FINE_TUNE_LR, seed: int = 0):
+    """Copies of `student` and `head` fine-tuned together on a few labelled maps (full batch)."""
+    student, head = copy.deepcopy(student), copy.deepcopy(head).requires_grad_(True)
+    device = next(student.parameters()).device
+    inputs, targets = inputs.to(device), label_maps.long().to(device)
+
+    def step(index: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = upsample_logits(head(student(inputs[index]))).float()
+        return {"ce": F.cross_entropy(logits, targets[index])}
+
+    sampler = BatchSampler(len(inputs), len(inputs), runtime.generator(device, seed))
+    settings = LoopSettings([student, head], lr, weight_decay=5e-4, device=device, max_steps=steps,
+                            lr_factor=warmup_cosine(steps))
+    train_loop(step, sampler, steps, settings)
+    return student.eval(), head.eval()
+
+
+def _few_label(setup: _Setup, student: nn.Module, head: DenseHead) -> dict[str, dict[str, float]]:
+    """Mean test mIoU and pixel accuracy over FEW_LABEL_DRAWS labelled sets, per k."""
+    pool, labels = setup.targets.cpu(), setup.seg.data.pairs.labels[setup.chosen]
+    pool_masks = setup.seg.split("pairs").target_masks[setup.chosen]
+    test, truth = setup.seg.data.test.target, setup.seg.split("test").target_masks
+    scores = {"miou": {}, "pixel_acc": {}}
+    for k in FEW_LABEL_KS:
+        draws = []
+        for draw in range(FEW_LABEL_DRAWS):
+            rows = few_label_rows(labels, k, draw, setup.config.seed)
+            tuned = fine_tune(student, head, pool[rows], pool_masks[rows], seed=setup.config.seed)
+            draws.append(segmentation_scores(predict_masks(*tuned, test)[0], truth, masks.NUM_CLASSES))
+        for name in scores:
+            scores[name][str(k)] = round(sum(d[name] for d in draws) / len(draws), 4)
+    return scores
+
+
+def _scores(encoder: nn.Module, head: DenseHead, inputs: torch.Tensor, truth: torch.Tensor) -> dict:
+    return segmentation_scores(predict_masks(encoder, head, inputs)[0], truth, masks.NUM_CLASSES)
+
+
+def evaluate_segmentation(setup: _Setup) -> dict:
+    """Zero-label (test and val), few-label and the teacher's own scores on the test photos."""
+    seg, head, student = setup.seg, setup.teacher.head, setup.student
+    zero = _scores(student, head, seg.data.test.target, seg.split("test").target_masks)
+    val = _scores(student, head, seg.data.val.target, seg.split("val").target_masks)
+    teacher = _scores(setup.teacher.features.to(setup.device), head.to(setup.device),
+                      seg.data.test.source, seg.split("test").source_masks)
+    few = _few_label(setup, student, head)
+    return {"miou_zero_label": zero["miou"], "pixel_acc": zero["pixel_acc"],
+            "iou_zero_label": zero["iou"], "val_miou_zero_label": val["miou"],
+            "miou_few_label": few["miou"], "pixel_acc_few_label": few["pixel_acc"],
+            "teacher_miou": teacher["miou"], "teacher_pixel_acc": teacher["pixel_acc"]}
+
+
+def _run_facts(setup: _Setup, train_s: float, wall_s: float) -> dict:
+    config, data = setup.config, setup.seg.data
+    samples = config.steps * min(config.batch_size, len(setup.chosen))
+    return {"task": "segmentation", "pair": config.pair, "method": config.method,
+            "loss": config.loss_name, "teacher": config.teacher, "seed": config.seed,
+            "device": str(setup.device), "steps": config.steps, "n_pairs": len(setup.chosen),
+            "gap": data.gap, "registered": config.registered, "wall_s": round(wall_s, 2),
+            "train_s": round(train_s, 2), "pairs_per_s": round(samples / max(train_s, 1e-9), 1)}
+
+
+def segment_distill(config: SegmentConfig, progress: Callable[[dict], None] | None = None,
+                    should_stop: Callable[[], bool] | None = None,
+                    log: Callable[[str], None] = lambda message: None) -> SegmentRun:
+    """Distil a dense student for `config.pair` and evaluate it on the test split."""
+    started = time.perf_counter()
+    setup = _prepare(config, log)
+    run = SegmentRun(config)
+    train_s = _train(setup, run, progress, should_stop)
+    setup.student.eval()
+    metrics = evaluate_segmentation(setup)
+    run.metrics = {**_run_facts(setup, train_s, time.perf_counter() - started), **metrics,
+                   "cancelled": run.cancelled}
+    run.student, run.head = setup.student.cpu(), setup.teacher.head.cpu()
+    return run
