@@ -20,6 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cmcd.data import cache
+from cmcd.modalities import build_encoder
+from cmcd.models.checkpoints import load_checkpoint, save_checkpoint
 from cmcd.models.encoders import ImageEncoder
 
 FEATURE_STAGES = (1, 2)  # trunk stages (counted from 0) whose maps make the hypercolumn
@@ -57,6 +60,12 @@ class DenseEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(feature_map(self.encoder, x))
+
+    @classmethod
+    def from_config(cls, config: dict) -> DenseEncoder:
+        """A fresh encoder of this shape (load a state dict into it after)."""
+        return cls(build_encoder(config["modality"], config["width"], config["embed_dim"]),
+                   config["out_dim"])
 
 
 class DenseHead(nn.Module):
@@ -104,3 +113,27 @@ def predict_masks(encoder: nn.Module, head: DenseHead, inputs: torch.Tensor,
         encoder.train(was_training)
     probabilities = torch.cat(parts)
     return probabilities.argmax(dim=1), probabilities
+
+
+def save_segmenter(stem, student: DenseEncoder, head: DenseHead, metadata: dict):
+    """A segmentation student and the dense head that reads it, as one checkpoint (STEM.safetensors
+    and STEM.json, as `cmcd.models.checkpoints` writes them)."""
+    return save_checkpoint(stem, {"encoder": student, "head": head},
+                           {"encoder": student.config, "head": head.config}, metadata)
+
+
+def load_segmenter(stem) -> tuple[DenseEncoder, DenseHead, dict]:
+    """(student, head, metadata) of a checkpoint written by `save_segmenter`, in eval mode."""
+    states, metadata = load_checkpoint(stem)
+    modules = metadata.pop("modules")
+    try:
+        if modules["encoder"]["class"] != DenseEncoder.__name__:
+            raise ValueError(f"its encoder is a {modules['encoder']['class']}")
+        student = DenseEncoder.from_config(modules["encoder"])
+        student.load_state_dict(states["encoder"])
+        head = DenseHead(**modules["head"])
+        head.load_state_dict(states["head"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise cache.DamagedFile(f"{stem} is not a segmentation student "
+                                f"({type(error).__name__}: {cache.first_line(error)})") from None
+    return student.eval(), head.eval(), metadata

@@ -17,23 +17,23 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cmcd import runtime
-from cmcd.data import masks
+from cmcd.data import cache, masks
 from cmcd.eval.segmentation import FEW_LABEL_KS, few_label_rows, segmentation_scores
 from cmcd.modalities import build_encoder
-from cmcd.models.dense import DenseEncoder, DenseHead, predict_masks, upsample_logits
+from cmcd.models.dense import DenseEncoder, DenseHead, predict_masks, save_segmenter, upsample_logits
 from cmcd.models.init import initialise
 from cmcd.train.dense_teacher import DenseTeacher, load_dense_teacher, teacher_dense_embeddings
 from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, StepDone, train_loop, warmup_cosine
+from cmcd.train.run_files import check_run_folder
 from cmcd.train.segment_config import SegmentConfig, loss_class
 
-FEW_LABEL_DRAWS = 2  # labelled sets drawn per k; scores are their mean
-FINE_TUNE_STEPS = 30  # full-batch steps on the k labelled maps per class
 FINE_TUNE_LR = 1e-3
 LOG_STEPS = 10  # history entries per run
 
@@ -76,7 +76,7 @@ def _choose_pairs(total: int, n_pairs: int | None, seed: int) -> torch.Tensor:
 def _prepare(config: SegmentConfig, progress: Callable[[str], None]) -> _Setup:
     device = runtime.resolve_device(config.device)
     seg = masks.load_segmentation(config.pair, gap=config.gap, progress=progress)
-    teacher = load_dense_teacher(seg, config.teacher, progress=progress)
+    teacher = load_dense_teacher(seg, config.teacher, config.head_steps, progress)
     chosen = _choose_pairs(len(seg.data.pairs), config.n_pairs, config.seed)
     subset = None if len(chosen) == len(seg.data.pairs) else chosen
     teacher_maps = teacher_dense_embeddings(seg, teacher, config.registered, device, subset)
@@ -118,7 +118,7 @@ def _train(setup: _Setup, run: SegmentRun, progress, should_stop) -> float:
 
 
 def fine_tune(student: nn.Module, head: DenseHead, inputs: torch.Tensor, label_maps: torch.Tensor,
-              steps: int = FINE_TUNE_STEPS, lr: float = FINE_TUNE_LR, seed: int = 0):
+              steps: int, lr: float = FINE_TUNE_LR, seed: int = 0):
     """Copies of `student` and `head` fine-tuned together on a few labelled maps (full batch)."""
     student, head = copy.deepcopy(student), copy.deepcopy(head).requires_grad_(True)
     device = next(student.parameters()).device
@@ -136,16 +136,17 @@ def fine_tune(student: nn.Module, head: DenseHead, inputs: torch.Tensor, label_m
 
 
 def _few_label(setup: _Setup, student: nn.Module, head: DenseHead) -> dict[str, dict[str, float]]:
-    """Mean test mIoU and pixel accuracy over FEW_LABEL_DRAWS labelled sets, per k."""
+    """Mean test mIoU and pixel accuracy over `few_label_draws` labelled sets, per k."""
     pool, labels = setup.targets.cpu(), setup.seg.data.pairs.labels[setup.chosen]
     pool_masks = setup.seg.split("pairs").target_masks[setup.chosen]
     test, truth = setup.seg.data.test.target, setup.seg.split("test").target_masks
     scores = {"miou": {}, "pixel_acc": {}}
     for k in FEW_LABEL_KS:
         draws = []
-        for draw in range(FEW_LABEL_DRAWS):
+        for draw in range(setup.config.few_label_draws):
             rows = few_label_rows(labels, k, draw, setup.config.seed)
-            tuned = fine_tune(student, head, pool[rows], pool_masks[rows], seed=setup.config.seed)
+            tuned = fine_tune(student, head, pool[rows], pool_masks[rows], setup.config.fine_tune_steps,
+                              seed=setup.config.seed)
             draws.append(segmentation_scores(predict_masks(*tuned, test)[0], truth, masks.NUM_CLASSES))
         for name in scores:
             scores[name][str(k)] = round(sum(d[name] for d in draws) / len(draws), 4)
@@ -194,3 +195,22 @@ def segment_distill(config: SegmentConfig, progress: Callable[[dict], None] | No
                    "cancelled": run.cancelled}
     run.student, run.head = setup.student.cpu(), setup.teacher.head.cpu()
     return run
+
+
+SEGMENT_RUN_FILES = ("config.json", "metrics.json", "history.json", "student.safetensors",
+                     "student.json")
+
+
+def save_segment_run(run: SegmentRun, out: Path) -> Path:
+    """config.json, metrics.json, history.json and student.safetensors (+ .json: the dense student
+    with the teacher's dense head, see `cmcd.models.dense.load_segmenter`) in `out`."""
+    out = Path(out)
+    check_run_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache.atomic_write_json(out / "config.json", run.config.to_dict())
+    cache.atomic_write_json(out / "metrics.json", run.metrics)
+    cache.atomic_write_json(out / "history.json", {"steps": run.history})
+    save_segmenter(out / "student", run.student, run.head, {
+        "pair": run.config.pair, "method": run.config.method, "loss": run.config.loss_name,
+        "teacher": run.config.teacher, "task": "segmentation", "metrics": run.metrics})
+    return out

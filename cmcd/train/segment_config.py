@@ -45,6 +45,12 @@ class SegmentConfig:
     gap: float | None = setting(None, "modality gap 0..1 (default: the pair's)", minimum=0, maximum=1)
     seed: int = setting(0, "random seed", minimum=0, maximum=2 ** 32 - 1)
     device: str = setting("auto", "training device", choices=DEVICES)
+    head_steps: int = setting(600, "steps that train the teacher's dense head (once, then cached)",
+                              minimum=1)
+    fine_tune_steps: int = setting(30, "few-label fine-tuning steps on the k labelled maps",
+                                   minimum=1)
+    few_label_draws: int = setting(2, "labelled sets drawn per k for few-label scores (their mean)",
+                                   minimum=1)
     registered: bool = setting(True, "pair each target location with the same point of the item "
                                "(photos drawn in the target's geometry), not the same pixel")
     loss: MethodOptions | None = None  # the dense loss's options; None: its defaults
