@@ -34,7 +34,6 @@ from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, StepDone, train_l
 from cmcd.train.run_files import check_run_folder
 from cmcd.train.segment_config import SegmentConfig, loss_class
 
-FINE_TUNE_LR = 1e-3
 LOG_STEPS = 10  # history entries per run
 
 
@@ -117,8 +116,24 @@ def _train(setup: _Setup, run: SegmentRun, progress, should_stop) -> float:
     return time.perf_counter() - started
 
 
+class _KeptNorms(nn.Module):
+    """Student and head for fine-tuning on a few maps: every weight trains, but batch norm keeps
+    the statistics of distillation (a few maps are too few to estimate them again)."""
+
+    def __init__(self, student: nn.Module, head: DenseHead):
+        super().__init__()
+        self.student, self.head = student, head
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+        return self
+
+
 def fine_tune(student: nn.Module, head: DenseHead, inputs: torch.Tensor, label_maps: torch.Tensor,
-              steps: int, lr: float = FINE_TUNE_LR, seed: int = 0):
+              steps: int, lr: float, seed: int = 0):
     """Copies of `student` and `head` fine-tuned together on a few labelled maps (full batch)."""
     student, head = copy.deepcopy(student), copy.deepcopy(head).requires_grad_(True)
     device = next(student.parameters()).device
@@ -129,24 +144,26 @@ def fine_tune(student: nn.Module, head: DenseHead, inputs: torch.Tensor, label_m
         return {"ce": F.cross_entropy(logits, targets[index])}
 
     sampler = BatchSampler(len(inputs), len(inputs), runtime.generator(device, seed))
-    settings = LoopSettings([student, head], lr, weight_decay=5e-4, device=device, max_steps=steps,
-                            lr_factor=warmup_cosine(steps))
+    settings = LoopSettings([_KeptNorms(student, head)], lr, weight_decay=5e-4, device=device,
+                            max_steps=steps, lr_factor=warmup_cosine(steps))
     train_loop(step, sampler, steps, settings)
     return student.eval(), head.eval()
 
 
-def _few_label(setup: _Setup, student: nn.Module, head: DenseHead) -> dict[str, dict[str, float]]:
-    """Mean test mIoU and pixel accuracy over `few_label_draws` labelled sets, per k."""
+def few_label_scores(setup: _Setup, student: nn.Module, head: DenseHead,
+                     split: str = "test") -> dict[str, dict[str, float]]:
+    """Mean mIoU and pixel accuracy on `split` over `few_label_draws` labelled sets of the
+    training pairs' targets, per k."""
     pool, labels = setup.targets.cpu(), setup.seg.data.pairs.labels[setup.chosen]
     pool_masks = setup.seg.split("pairs").target_masks[setup.chosen]
-    test, truth = setup.seg.data.test.target, setup.seg.split("test").target_masks
+    test, truth = setup.seg.data.split(split).target, setup.seg.split(split).target_masks
     scores = {"miou": {}, "pixel_acc": {}}
     for k in FEW_LABEL_KS:
         draws = []
         for draw in range(setup.config.few_label_draws):
             rows = few_label_rows(labels, k, draw, setup.config.seed)
             tuned = fine_tune(student, head, pool[rows], pool_masks[rows], setup.config.fine_tune_steps,
-                              seed=setup.config.seed)
+                              setup.config.fine_tune_lr, setup.config.seed)
             draws.append(segmentation_scores(predict_masks(*tuned, test)[0], truth, masks.NUM_CLASSES))
         for name in scores:
             scores[name][str(k)] = round(sum(d[name] for d in draws) / len(draws), 4)
@@ -157,16 +174,22 @@ def _scores(encoder: nn.Module, head: DenseHead, inputs: torch.Tensor, truth: to
     return segmentation_scores(predict_masks(encoder, head, inputs)[0], truth, masks.NUM_CLASSES)
 
 
+def validation_miou(setup: _Setup) -> float:
+    """Zero-label mIoU on the validation split (what settings are chosen by)."""
+    seg = setup.seg
+    return _scores(setup.student, setup.teacher.head, seg.data.val.target,
+                   seg.split("val").target_masks)["miou"]
+
+
 def evaluate_segmentation(setup: _Setup) -> dict:
     """Zero-label (test and val), few-label and the teacher's own scores on the test photos."""
     seg, head, student = setup.seg, setup.teacher.head, setup.student
     zero = _scores(student, head, seg.data.test.target, seg.split("test").target_masks)
-    val = _scores(student, head, seg.data.val.target, seg.split("val").target_masks)
     teacher = _scores(setup.teacher.features.to(setup.device), head.to(setup.device),
                       seg.data.test.source, seg.split("test").source_masks)
-    few = _few_label(setup, student, head)
+    few = few_label_scores(setup, student, head)
     return {"miou_zero_label": zero["miou"], "pixel_acc": zero["pixel_acc"],
-            "iou_zero_label": zero["iou"], "val_miou_zero_label": val["miou"],
+            "iou_zero_label": zero["iou"], "val_miou_zero_label": validation_miou(setup),
             "miou_few_label": few["miou"], "pixel_acc_few_label": few["pixel_acc"],
             "teacher_miou": teacher["miou"], "teacher_pixel_acc": teacher["pixel_acc"]}
 
@@ -181,18 +204,28 @@ def _run_facts(setup: _Setup, train_s: float, wall_s: float) -> dict:
             "train_s": round(train_s, 2), "pairs_per_s": round(samples / max(train_s, 1e-9), 1)}
 
 
+def train_segmenter(config: SegmentConfig, progress: Callable[[dict], None] | None = None,
+                    should_stop: Callable[[], bool] | None = None,
+                    log: Callable[[str], None] = lambda message: None) -> tuple[_Setup, SegmentRun, float]:
+    """Prepare and train, without evaluating: (setup, run so far, training seconds)."""
+    setup = _prepare(config, log)
+    run = SegmentRun(config)
+    train_s = _train(setup, run, progress, should_stop)
+    setup.student.eval()
+    return setup, run, train_s
+
+
 def segment_distill(config: SegmentConfig, progress: Callable[[dict], None] | None = None,
                     should_stop: Callable[[], bool] | None = None,
                     log: Callable[[str], None] = lambda message: None) -> SegmentRun:
     """Distil a dense student for `config.pair` and evaluate it on the test split."""
     started = time.perf_counter()
-    setup = _prepare(config, log)
-    run = SegmentRun(config)
-    train_s = _train(setup, run, progress, should_stop)
-    setup.student.eval()
+    setup, run, train_s = train_segmenter(config, progress, should_stop, log)
+    evaluated = time.perf_counter()
     metrics = evaluate_segmentation(setup)
-    run.metrics = {**_run_facts(setup, train_s, time.perf_counter() - started), **metrics,
-                   "cancelled": run.cancelled}
+    done = time.perf_counter()
+    run.metrics = {**_run_facts(setup, train_s, done - started), **metrics,
+                   "eval_s": round(done - evaluated, 2), "cancelled": run.cancelled}
     run.student, run.head = setup.student.cpu(), setup.teacher.head.cpu()
     return run
 

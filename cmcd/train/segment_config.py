@@ -49,6 +49,7 @@ class SegmentConfig:
                               minimum=1)
     fine_tune_steps: int = setting(30, "few-label fine-tuning steps on the k labelled maps",
                                    minimum=1)
+    fine_tune_lr: float = setting(1e-3, "few-label fine-tuning learning rate", above=0)
     few_label_draws: int = setting(2, "labelled sets drawn per k for few-label scores (their mean)",
                                    minimum=1)
     registered: bool = setting(True, "pair each target location with the same point of the item "
