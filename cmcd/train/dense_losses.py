@@ -36,7 +36,7 @@ SEGMENTATION_TASK = "segmentation"
 
 
 def locations_setting():
-    return setting(16, "locations drawn per image as anchors (of 64 on an 8x8 map)", minimum=1)
+    return setting(8, "locations drawn per image as anchors (of 64 on an 8x8 map)", minimum=1)
 
 
 def sample_locations(student: Tensor, teacher: Tensor, count: int,

@@ -37,22 +37,24 @@ class SegmentConfig:
     method: str = setting("cmc", "dense loss: cmc, cmd or l2 (dense-cmc, dense-cmd, dense-l2)")
     teacher: str = setting("ft", "teacher: SimCLR with a linear head (ssl) or fine-tuned (ft)",
                            choices=("ssl", "ft"))
-    steps: int = setting(400, "optimiser steps", minimum=1)
+    # steps, lr, locations and the fine-tuning schedule: chosen on validation
+    # (scripts/tune_segmentation.py, results/segmentation-tuning.json)
+    steps: int = setting(300, "optimiser steps", minimum=1)
     n_pairs: int | None = setting(None, "unlabeled pairs to train on (default: all)", minimum=1)
     batch_size: int = setting(64, "pairs per optimiser step", minimum=1)
-    lr: float = setting(3e-3, "peak learning rate (AdamW, cosine schedule)", above=0)
+    lr: float = setting(0.012, "peak learning rate (AdamW, cosine schedule)", above=0)
     width: int = setting(16, "channel width of the student encoder", minimum=1)
     gap: float | None = setting(None, "modality gap 0..1 (default: the pair's)", minimum=0, maximum=1)
     seed: int = setting(0, "random seed", minimum=0, maximum=2 ** 32 - 1)
     device: str = setting("auto", "training device", choices=DEVICES)
     head_steps: int = setting(600, "steps that train the teacher's dense head (once, then cached)",
                               minimum=1)
-    fine_tune_steps: int = setting(30, "few-label fine-tuning steps on the k labelled maps",
+    fine_tune_steps: int = setting(20, "few-label fine-tuning steps on the k labelled maps",
                                    minimum=1)
     fine_tune_lr: float = setting(1e-3, "few-label fine-tuning learning rate", above=0)
     few_label_draws: int = setting(2, "labelled sets drawn per k for few-label scores (their mean)",
                                    minimum=1)
-    registered: bool = setting(True, "pair each target location with the same point of the item "
+    registered: bool = setting(False, "pair each target location with the same point of the item "
                                "(photos drawn in the target's geometry), not the same pixel")
     loss: MethodOptions | None = None  # the dense loss's options; None: its defaults
 
