@@ -31,10 +31,15 @@ def segmentation_settings() -> dict[str, object]:
 
 
 def add_segmentation_settings(parser, existing: set[str], add_setting) -> None:
-    """Flags for the segmentation settings that recognition does not have already."""
-    group = parser.add_argument_group("segmentation settings (--task segmentation; --method cmc, "
-                                      "cmd or l2 means the dense loss)")
-    for name, info in segmentation_settings().items():
+    """Flags for the segmentation settings that recognition does not have already; the shared
+    ones keep their flags, with the segmentation defaults named in the group's description."""
+    settings = segmentation_settings()
+    shared = ", ".join(f"{name.replace('_', '-')} {info.default}" for name, info in settings.items()
+                       if name in existing and info.default is not None)
+    group = parser.add_argument_group(
+        "segmentation settings (--task segmentation; --method cmc, cmd or l2 means the dense "
+        "loss)", f"Segmentation defaults of the shared settings: {shared}.")
+    for name, info in settings.items():
         if name not in existing:
             default = "" if info.default is None else f" (default: {info.default})"
             add_setting(group, info, info.help + default)

@@ -206,3 +206,26 @@ def test_bench_segmentation_quick_writes_runs_teacher_and_verdicts(tmp_path):
     assert {row["method"] for row in saved["verdicts"]} == {"cmc"}
     assert "teacher on the test photos" in (tmp_path / "segmentation.md").read_text()
     assert report["written"]
+
+
+# --- the app -------------------------------------------------------------------------------------
+
+def test_the_data_tab_shows_masks_of_depth_pairs_only(seg):
+    from cmcd.app import segment
+
+    sheet = segment.mask_sheet("digits-depth")
+    assert sheet.width > sheet.height > 0
+    assert segment.mask_sheet("digits-sketch") is None
+
+
+def test_the_try_it_depth_panel_masks_an_upload_with_the_shipped_segmenter():
+    from cmcd.app import segment
+    from cmcd.eval.segment_files import has_shipped_segmenter
+
+    if not has_shipped_segmenter("digits-depth"):
+        pytest.skip("no shipped segmentation student")
+    example = paths.examples_dir() / "digits-depth__3__test3147.npy"
+    picture, caption = segment.segment_upload("digits-depth", str(example))
+    assert picture.shape == (256, 256, 3) and picture.dtype == np.uint8
+    assert "**3**" in caption
+    assert segment.segment_upload("fashion-depth", str(example))[0] is None  # none ships for it

@@ -102,6 +102,7 @@ def predict_masks(encoder: nn.Module, head: DenseHead, inputs: torch.Tensor,
     """(labels (N, 32, 32) int64, probabilities (N, classes, 32, 32)) of raw inputs, computed in
     eval mode on the encoder's device, returned on the CPU."""
     device = next(encoder.parameters()).device
+    head.to(device)
     was_training = encoder.training
     encoder.eval()
     parts = []

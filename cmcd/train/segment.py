@@ -135,8 +135,9 @@ class _KeptNorms(nn.Module):
 def fine_tune(student: nn.Module, head: DenseHead, inputs: torch.Tensor, label_maps: torch.Tensor,
               steps: int, lr: float, seed: int = 0):
     """Copies of `student` and `head` fine-tuned together on a few labelled maps (full batch)."""
-    student, head = copy.deepcopy(student), copy.deepcopy(head).requires_grad_(True)
+    student = copy.deepcopy(student)
     device = next(student.parameters()).device
+    head = copy.deepcopy(head).to(device).requires_grad_(True)
     inputs, targets = inputs.to(device), label_maps.long().to(device)
 
     def step(index: torch.Tensor) -> dict[str, torch.Tensor]:
