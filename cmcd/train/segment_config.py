@@ -42,7 +42,7 @@ class SegmentConfig:
     steps: int = setting(300, "optimiser steps", minimum=1)
     n_pairs: int | None = setting(None, "unlabeled pairs to train on (default: all)", minimum=1)
     batch_size: int = setting(64, "pairs per optimiser step", minimum=1)
-    lr: float = setting(0.012, "peak learning rate (AdamW, cosine schedule)", above=0)
+    lr: float = setting(0.02, "peak learning rate (AdamW, cosine schedule)", above=0)
     width: int = setting(16, "channel width of the student encoder", minimum=1)
     gap: float | None = setting(None, "modality gap 0..1 (default: the pair's)", minimum=0, maximum=1)
     seed: int = setting(0, "random seed", minimum=0, maximum=2 ** 32 - 1)
