@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 from PIL import UnidentifiedImageError  # noqa: E402
 
-from cmcd.app import compare, explore, shipped, training, tryit  # noqa: E402
+from cmcd.app import compare, explore, segment, shipped, training, tryit  # noqa: E402
 from cmcd.data import pairs  # noqa: E402
 from cmcd.data.inputs import InputError, check_file, open_image  # noqa: E402
 from cmcd.train.config import DistillConfig  # noqa: E402
@@ -148,6 +148,12 @@ def try_it_column(modality, pairs_here: list[str]):
             answer = gr.JSON(label="Answer")
         pair.change(tryit.student_summary, pair, summary, api_visibility="private")
         classify_events(modality, button, pair, value, [label, nearest, verdict, answer])
+        if segment.segments(pairs_here):
+            mask = gr.Image(type="numpy", interactive=False, height=260,
+                            label="Student's mask: a label for every pixel (segmentation)")
+            caption = gr.Markdown()
+            button.click(friendly(segment.segment_upload), [pair, value], [mask, caption],
+                         api_visibility="private")
 
 
 # The Temperature slider sets `temperature`; every other option of every method has a control of
@@ -338,6 +344,29 @@ def distill_tab(demo: gr.Blocks, session_runs: gr.State):
     method.change(show_options_of, method, [temperature, *options.values()], api_visibility="private")
     pair.change(explore.pair_strip, pair, preview, api_visibility="private")
     demo.load(explore.pair_strip, pair, preview, api_visibility="private")
+    segmentation_distill(demo)
+
+
+def segmentation_distill(demo: gr.Blocks):
+    """A segmentation distillation (dense losses, depth pairs), on the CPU."""
+    with gr.Accordion("Segmentation: distil a dense student (depth pairs)", open=False):
+        gr.Markdown("The student learns a feature map that the teacher's dense head reads as a "
+                    "label per pixel (background or the item's class), from unlabeled pairs only; "
+                    "scored on the test split by mIoU. The first run builds the masks and the "
+                    "teacher's dense head (a minute or two); later ones take about a minute.")
+        with gr.Row():
+            pair = gr.Dropdown(list(segment.masks.SEGMENTATION_PAIRS), value="digits-depth",
+                               label="Pair")
+            method = gr.Dropdown(["cmc", "cmd", "l2"], value="cmc", label="Dense loss")
+            steps = gr.Slider(20, 1000, value=segment.SegmentConfig().steps, step=20, label="Steps")
+            seed = gr.Number(0, precision=0, label="Seed")
+        start = gr.Button("Distill for segmentation", variant="primary")
+        with gr.Row():
+            result = gr.Markdown()
+            example = gr.Image(type="numpy", interactive=False, height=200,
+                               label="Your student's mask of a test depth map")
+    start.click(segment.distill_segmentation, [pair, method, steps, seed], [result, example],
+                api_visibility="private", concurrency_limit=1, concurrency_id="training")
 
 
 def alignment_tab(demo: gr.Blocks):
@@ -420,9 +449,13 @@ def data_tab(tab: gr.Tab):
     caption = gr.Markdown("Building the pair's data the first time takes a while…")
     sheet = gr.Image(label="Contact sheet: a row per class, each photo next to its target",
                      type="pil", interactive=False)
+    masks = gr.Image(label="Item masks (segmentation pairs): photos, their masks, the depth "
+                     "maps, theirs; each drawn in its own geometry", type="pil", interactive=False)
     choice.change(explore.data_sheet, choice, [sheet, caption], api_name="contact_sheet",
                   api_visibility="undocumented")
     tab.select(explore.data_sheet, choice, [sheet, caption], api_visibility="private")
+    for event in (choice.change, tab.select):
+        event(segment.mask_sheet, choice, masks, api_visibility="private")
 
 
 def build_demo() -> gr.Blocks:

@@ -125,14 +125,20 @@ def add_distill_settings(parser) -> None:
 
 
 def cmd_distill(args) -> int:
+    from cmcd import cli_segmentation
     from cmcd.eval.records import summary_line
     from cmcd.train.config import DistillConfig
     from cmcd.train.distill import distill
     from cmcd.train.parallel import is_main_process
     from cmcd.train.run_files import check_run_folder, save_run
 
+    if args.task == "segmentation":
+        return cli_segmentation.cmd_distill(args, _flag)
     names = {info.name for info in _run_settings()} | set(_loss_settings())
     given = {name: value for name, value in vars(args).items() if name in names}
+    segmentation_only = set(vars(args)) & (set(cli_segmentation.segmentation_settings()) - names)
+    if segmentation_only:
+        raise ValueError(f"{_flag(min(segmentation_only))} is a setting of --task segmentation")
     config = DistillConfig.from_flat(spell=_flag, **given)
     if not is_main_process():  # under torchrun, only rank 0 reports and writes the run
         distill(config)
@@ -178,8 +184,13 @@ def cmd_methods(args) -> int:
 
 
 def cmd_classify(args) -> int:
+    from cmcd import cli_segmentation
     from cmcd.eval.classify import classify_files, describe
 
+    if args.task == "segmentation":
+        return cli_segmentation.cmd_classify(args)
+    if args.out:
+        raise ValueError("--out (a mask file) needs --task segmentation")
     results = classify_files(args.pair, [Path(f) for f in args.files], args.run_dir)
     failed = [r for r in results if "error" in r]
     for entry in failed:
@@ -216,7 +227,7 @@ def cmd_bench(args) -> int:
              "command": _bench_command(args), "device": args.device}
     options = {"data": {"cache_root": args.cache}, "speed": {"device": args.device}, "app": {},
                "inputs": {"out": args.out},
-               "paper": study, "theory": study}
+               "paper": study, "theory": study, "segmentation": study}
     module = importlib.import_module(f"cmcd.bench.{args.what}")
     report = module.run(**options[args.what])
     if args.json:
@@ -257,8 +268,14 @@ def _add_pretrain_parser(subcommands) -> None:
 
 
 def _add_distill_parser(subcommands) -> None:
+    from cmcd.cli_segmentation import TASKS, add_segmentation_settings
+
     p = subcommands.add_parser("distill", help="distil a student for a pair")
+    p.add_argument("--task", default="recognition", choices=TASKS,
+                   help="recognition (default) or segmentation (dense losses; depth pairs)")
     add_distill_settings(p)
+    existing = {info.name for info in _run_settings()} | set(_loss_settings())
+    add_segmentation_settings(p, existing, _add_setting)
     p.add_argument("--out", default=None, help="write the run here (runs/NAME)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_distill)
@@ -271,8 +288,13 @@ def _add_methods_parser(subcommands) -> None:
 
 
 def _add_classify_parser(subcommands) -> None:
-    p = subcommands.add_parser("classify", help="classify target files with a distilled student")
+    p = subcommands.add_parser("classify", help="classify (or segment) target files with a "
+                               "distilled student")
     p.add_argument("--pair", required=True)
+    p.add_argument("--task", default="recognition", choices=["recognition", "segmentation"],
+                   help="segmentation: a label per pixel (depth pairs)")
+    p.add_argument("--out", default=None, help="segmentation: write the mask of the one FILE as a "
+                   "palette PNG (each pixel's value its label: 0 background, class + 1)")
     p.add_argument("--run", dest="run_dir", default=None, help="a run folder (default: the shipped student)")
     p.add_argument("files", nargs="+")
     p.add_argument("--json", action="store_true")
@@ -281,20 +303,22 @@ def _add_classify_parser(subcommands) -> None:
 
 def _add_bench_parser(subcommands) -> None:
     p = subcommands.add_parser("bench", help="measure: paper (methods x pairs x budgets x teachers over "
-                       "seeds), theory (error against TV distance), data (build and load times), "
+                       "seeds), theory (error against TV distance), segmentation (dense "
+                       "distillation on the depth pairs), data (build and load times), "
                        "speed, app (start-up, classify latency), inputs (real recordings, drawing "
                        "styles, junk and 'not sure')")
-    p.add_argument("what", choices=["paper", "theory", "data", "speed", "app", "inputs"])
-    p.add_argument("--out", default="results", help="paper, theory, inputs: folder for the results")
-    p.add_argument("--quick", action="store_true", help="paper, theory: tiny runs that check the "
+    p.add_argument("what", choices=["paper", "theory", "segmentation", "data", "speed", "app", "inputs"])
+    studies = "paper, theory, segmentation"
+    p.add_argument("--out", default="results", help=f"{studies}, inputs: folder for the results")
+    p.add_argument("--quick", action="store_true", help=f"{studies}: tiny runs that check the "
                    "pipeline and file formats (numbers mean nothing)")
-    p.add_argument("--seeds", type=int, default=None, help="paper, theory: seeds per setting "
-                   "(default: 3 for paper, 3 for theory)")
-    p.add_argument("--workers", type=int, default=1, help="paper, theory: runs at once, each in a "
+    p.add_argument("--seeds", type=int, default=None, help=f"{studies}: seeds per setting "
+                   "(default: 3 for paper, theory and segmentation)")
+    p.add_argument("--workers", type=int, default=1, help=f"{studies}: runs at once, each in a "
                    "process of its own (use several on a GPU or a many-core CPU)")
-    p.add_argument("--resume", action="store_true", help="paper, theory: keep finished runs of an "
+    p.add_argument("--resume", action="store_true", help=f"{studies}: keep finished runs of an "
                    "interrupted benchmark in --out and do the rest")
-    p.add_argument("--report-only", action="store_true", help="paper, theory: rewrite the tables "
+    p.add_argument("--report-only", action="store_true", help=f"{studies}: rewrite the tables "
                    "and figures from the results file, without training")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--cache", default=None, help="cache folder (default: a new empty one)")

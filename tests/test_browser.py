@@ -298,3 +298,17 @@ def test_retrieval_theory_and_thumbnails_in_the_browser(page):
     page.wait_for_selector("text=What the paper's bound says", timeout=30_000)
     page.locator(".js-plotly-plot").filter(visible=True).first.wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "app-theory.png"), full_page=True)
+
+
+@pytest.mark.skipif(not (checkpoint_root() / "segmenter-digits-depth.safetensors").exists(),
+                    reason="no shipped segmentation student")
+def test_an_uploaded_depth_map_gets_its_mask_in_the_browser(page):
+    example = ROOT / "cmcd" / "shipped" / "examples" / "digits-depth__3__test3147.npy"
+    page.locator('input[type="file"][accept*=".npy"]').first.set_input_files(str(example))
+    page.get_by_role("button", name="Classify").nth(1).click()  # the depth panel's
+    mask = page.locator(".block").filter(has_text="Student's mask").locator("img")
+    mask.first.wait_for(timeout=120_000)
+    page.wait_for_function("() => [...document.images].every(image => image.complete)")
+    assert mask.first.evaluate("image => image.naturalWidth") >= 32
+    page.get_by_text("Each pixel labelled").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "app-depth-mask.png"), full_page=True)

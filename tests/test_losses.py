@@ -33,7 +33,7 @@ def bank_holding(teacher, bank_size=300, seed=1):
 
 
 def test_registry_lists_every_loss():
-    assert set(LOSSES) == ALL_LOSSES
+    assert {name for name, loss in LOSSES.items() if loss.task == "recognition"} == ALL_LOSSES
     for name in LOSSES:
         assert build_loss(name).name == name
 

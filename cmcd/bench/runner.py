@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -42,8 +43,9 @@ def default_steps(pair: str) -> int:
     return config.epochs * (n_pairs // config.batch_size)
 
 
-def run_key(study: str, config: DistillConfig | dict) -> str:
-    fields = config.to_dict() if isinstance(config, DistillConfig) else config
+def run_key(study: str, config) -> str:
+    """A run's identity: its study and settings (a config, such as a DistillConfig, or its dict)."""
+    fields = config if isinstance(config, dict) else config.to_dict()
     return json.dumps({"study": study, **fields}, sort_keys=True)
 
 
@@ -118,6 +120,21 @@ def _distill_metrics(config: dict) -> dict:
     return distill(DistillConfig.from_dict(config)).metrics
 
 
+@dataclass(frozen=True)
+class RunKind:
+    """What a benchmark's runs are: `run` trains and evaluates one from its config as a dict and
+    returns its metrics (a module-level function, so worker processes can take it), `prepare`
+    builds the data every planned run needs, `result` words a finished run's headline number."""
+
+    run: Callable[[dict], dict]
+    prepare: Callable[[list, ProcessPoolExecutor | None], None]
+    result: Callable[[dict], str]
+
+
+DISTILLATION = RunKind(_distill_metrics, prepare,
+                       lambda metrics: f"head {metrics['zero_label_acc']['head']:.3f}")
+
+
 def _device_queue(device: str, workers: int):
     """A queue holding each worker's device name, for `_init_worker`."""
     devices = get_context("spawn").Queue()
@@ -134,9 +151,10 @@ def on_device(planned: list[tuple[str, DistillConfig]], device: str) -> list[tup
 
 
 def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, workers: int = 1,
-            resume: bool = False, device: str = "auto") -> dict:
+            resume: bool = False, device: str = "auto", kind: RunKind = DISTILLATION) -> dict:
     """Run every planned (study, config) not yet in `path` (when resuming), saving after each;
-    on `device`, with several workers spread over the GPUs (see `worker_devices`)."""
+    on `device`, with several workers spread over the GPUs (see `worker_devices`). The configs
+    are DistillConfigs, or another `kind` of run's configs."""
     path = Path(path)
     planned = on_device(planned, device)
     earlier = json.loads(path.read_text()) if resume and path.exists() else {}
@@ -157,22 +175,22 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
         count = len(report["runs"]) - len(done)
         left = elapsed / count * (len(todo) - count)
         log.info(f"[{count}/{len(todo)}] {study} {config.pair} {config.method} {config.teacher} "
-                 f"n={metrics['n_pairs']} gap={metrics['gap']} seed={config.seed}: head "
-                 f"{metrics['zero_label_acc']['head']:.3f} ({metrics['wall_s']:.1f} s; about "
+                 f"n={metrics['n_pairs']} gap={metrics['gap']} seed={config.seed}: "
+                 f"{kind.result(metrics)} ({metrics['wall_s']:.1f} s; about "
                  f"{left / 60:.0f} min left)")
 
     failures: list[str] = []
     if workers <= 1:
-        prepare(todo)
+        kind.prepare(todo, None)
         for study, config in todo:
-            record(study, config, distill(config).metrics)
+            record(study, config, kind.run(config.to_dict()))
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         with _worker_logs() as log_args, ProcessPoolExecutor(
                 workers, mp_context=get_context("spawn"), initializer=_init_worker,
                 initargs=(threads, *log_args, _device_queue(device, workers))) as pool:
-            prepare(todo, pool)
-            futures = {pool.submit(_distill_metrics, config.to_dict()): (study, config)
+            kind.prepare(todo, pool)
+            futures = {pool.submit(kind.run, config.to_dict()): (study, config)
                        for study, config in todo}
             for future in as_completed(futures):
                 try:
@@ -197,11 +215,13 @@ def choose_plan(full, quick_plan, quick: bool, seeds: int | None):
 
 def load_or_execute(name: str, plan, planned_runs: Callable, out: Path, *, quick: bool,
                     workers: int, resume: bool, report_only: bool, command: str,
-                    settings: dict | None = None, device: str = "auto") -> dict:
+                    settings: dict | None = None, device: str = "auto",
+                    kind: RunKind = DISTILLATION) -> dict:
     """The benchmark's report: read back from out/NAME.json (report_only) or run (see execute)."""
     path = Path(out) / f"{name}.json"
     if report_only:
         return json.loads(path.read_text())
     header = {"benchmark": name, "command": command, "quick": quick,
               "settings": settings or dataclasses.asdict(plan)}
-    return execute(planned_runs(plan), path, header, workers=workers, resume=resume, device=device)
+    return execute(planned_runs(plan), path, header, workers=workers, resume=resume, device=device,
+                   kind=kind)

@@ -67,6 +67,7 @@ class DistillationLoss(nn.Module):
     name = "base"
     Options: type[MethodOptions] = MethodOptions
     uses_bank = False  # True when forward needs `index` and `bank`
+    task = "recognition"  # or "segmentation": dense losses on feature maps (cmcd.train.dense_losses)
 
     @classmethod
     def build(cls, options: MethodOptions, generator: torch.Generator | None = None):

@@ -98,7 +98,7 @@ def _loss_builder(loss: type[nn.Module]) -> Builder:
 
 
 OBJECTIVES: dict[str, Method] = {name: Method(loss.Options, _loss_builder(loss))
-                                 for name, loss in LOSSES.items()}
+                                 for name, loss in LOSSES.items() if loss.task == "recognition"}
 
 
 def register_reference(name: str, options: type[MethodOptions]):

@@ -15,6 +15,7 @@ from cmcd.data import rng
 from cmcd.data.renderers import geometry
 
 QUANTUM = 1 / 512  # the sensor's depth resolution
+JITTER_STREAM = "depth/jitter"  # the random stream of the depth map's affine jitter
 
 
 def _scene_depth(height: torch.Tensor, ids, seed: int) -> torch.Tensor:
@@ -39,7 +40,7 @@ def _invalid(depth: torch.Tensor, ids, seed: int, gap: float) -> torch.Tensor:
 
 def render_depth(images: np.ndarray, ids, seed: int, gap: float) -> torch.Tensor:
     """(N, 28, 28) uint8 glyphs -> (N, 1, 32, 32) float32 depth maps, 0 = no reading."""
-    glyph = geometry.jitter(geometry.to_canvas(images), ids, seed, "depth/jitter")
+    glyph = geometry.jitter(geometry.to_canvas(images), ids, seed, JITTER_STREAM)
     depth = _scene_depth(geometry.height_map(glyph), ids, seed)
     noise_scale = (0.004 + 0.05 * gap) * (depth / 0.7) ** 2
     noisy = depth + noise_scale * rng.normal(ids, seed, "depth/noise", (1, 32, 32))

@@ -15,6 +15,7 @@ from cmcd.data import rng
 from cmcd.data.renderers import geometry
 
 RELIEF_DEPTH = 4.0  # how strongly the height map bends surface normals
+JITTER_STREAM = "rgb/jitter"  # the random stream of the photo's affine jitter
 
 
 def _hsv_to_rgb(hue: torch.Tensor, sat: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
@@ -51,9 +52,10 @@ def _surface_normals(height: torch.Tensor) -> torch.Tensor:
     return normal / normal.norm(dim=1, keepdim=True)
 
 
-def render_rgb(images: np.ndarray, ids, seed: int) -> torch.Tensor:
-    """(N, 28, 28) uint8 glyphs -> (N, 3, 32, 32) uint8 photo-like renders."""
-    glyph = geometry.jitter(geometry.to_canvas(images), ids, seed, "rgb/jitter")
+def render_rgb(images: np.ndarray, ids, seed: int, jitter_stream: str = JITTER_STREAM) -> torch.Tensor:
+    """(N, 28, 28) uint8 glyphs -> (N, 3, 32, 32) uint8 photo-like renders. Another modality's
+    `jitter_stream` draws the photo in that modality's geometry (a registered pair)."""
+    glyph = geometry.jitter(geometry.to_canvas(images), ids, seed, jitter_stream)
     height = geometry.height_map(glyph)
     normals = _surface_normals(height)
     light = _light_directions(ids, seed)

@@ -1,0 +1,206 @@
+"""`cmcd bench segmentation`: dense CMCD (CMC, CMD) against dense L2 on the depth pairs.
+
+Every pair with item masks (digits-depth, fashion-depth) x cmc, cmd, l2 (the dense losses) x
+seeds, each run with the SegmentConfig defaults (chosen on the validation split, see
+scripts/tune_segmentation.py), scored on the test split: zero-label mIoU and pixel accuracy, and
+few-label mIoU with 1, 5 and 10 labelled maps per class. Each CMCD method is compared with L2 seed
+by seed: the mean of the paired differences with a 95 % t interval, a win or a loss only when the
+interval excludes 0. Writes results/segmentation.json and results/segmentation.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from scipy import stats
+
+from cmcd import runtime
+from cmcd.bench import runner as bench_runs
+from cmcd.data import masks
+from cmcd.data.cache import atomic_write_bytes, atomic_write_json
+from cmcd.eval.records import Metric
+from cmcd.eval.results import group, mean_std
+from cmcd.train.dense_teacher import load_dense_teacher, teacher_dense_embeddings
+from cmcd.train.segment import segment_distill
+from cmcd.train.segment_config import SegmentConfig
+
+NAME = "segmentation"
+METHODS = ("cmc", "cmd", "l2")
+CMCD = ("cmc", "cmd")
+BASELINE = "l2"
+CONFIDENCE = 0.95
+
+ZERO_LABEL_MIOU = Metric("miou_zero_label", "zero-label mIoU", "zero-label mIoU")
+PIXEL_ACC = Metric("pixel_acc", "zero-label pixel accuracy", "zero-label pixel accuracy")
+FEW_LABEL_MIOU = {k: Metric(f"miou_few_label.{k}", f"mIoU, {k} map{'s' if k > 1 else ''}/class",
+                            f"few-label mIoU, {k} per class") for k in (1, 5, 10)}
+TABLE = (ZERO_LABEL_MIOU, PIXEL_ACC, *FEW_LABEL_MIOU.values())
+VERDICT_METRICS = (ZERO_LABEL_MIOU, FEW_LABEL_MIOU[10])
+
+
+@dataclass(frozen=True)
+class Plan:
+    pairs: tuple[str, ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    overrides: tuple[tuple[str, object], ...] = ()  # SegmentConfig settings besides the defaults
+
+
+FULL = Plan(pairs=masks.SEGMENTATION_PAIRS, methods=METHODS, seeds=(0, 1, 2))
+# CI: the pipeline and the file format on tiny runs; its numbers mean nothing.
+QUICK = Plan(pairs=("digits-depth",), methods=("cmc", "l2"), seeds=(0,),
+             overrides=(("steps", 2), ("n_pairs", 32), ("head_steps", 2), ("fine_tune_steps", 1),
+                        ("few_label_draws", 1)))
+
+
+def planned_runs(plan: Plan) -> list[tuple[str, SegmentConfig]]:
+    return [("main", SegmentConfig(pair=pair, method=method, seed=seed, **dict(plan.overrides)))
+            for pair in plan.pairs for method in plan.methods for seed in plan.seeds]
+
+
+def _segment_metrics(config: dict) -> dict:
+    return segment_distill(SegmentConfig.from_dict(config)).metrics
+
+
+def _prepare_one(config: dict) -> None:
+    config = SegmentConfig.from_dict(config)
+    seg = masks.load_segmentation(config.pair, gap=config.gap)
+    teacher = load_dense_teacher(seg, config.teacher, config.head_steps)
+    if config.n_pairs is None:
+        teacher_dense_embeddings(seg, teacher, config.registered, runtime.resolve_device("auto"))
+
+
+def prepare(planned: list[tuple[str, SegmentConfig]], pool: ProcessPoolExecutor | None = None) -> None:
+    """Masks, the dense teacher and its embeddings, once per (pair, teacher, head, pairing)."""
+    jobs = {}
+    for _, config in planned:
+        key = (config.pair, config.gap, config.teacher, config.head_steps, config.registered,
+               config.n_pairs is None)
+        jobs.setdefault(key, config.to_dict())
+    if pool is None:
+        for job in jobs.values():
+            _prepare_one(job)
+    else:
+        for future in [pool.submit(_prepare_one, job) for job in jobs.values()]:
+            future.result()
+
+
+SEGMENTATION = bench_runs.RunKind(
+    _segment_metrics, prepare, lambda metrics: f"zero-label mIoU {metrics['miou_zero_label']:.3f}")
+
+
+# --- statistics -----------------------------------------------------------------------------------
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict | None:
+    """Mean of a[seed] − b[seed] over the seeds both have, with its t interval and the verdict."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    differences = [a[s] - b[s] for s in seeds]
+    mean = statistics.fmean(differences)
+    if len(differences) < 2:
+        low = high = math.nan
+    else:
+        half = stats.t.ppf(0.5 + CONFIDENCE / 2, len(differences) - 1) * \
+            statistics.stdev(differences) / math.sqrt(len(differences))
+        low, high = mean - half, mean + half
+    verdict = "beats" if low > 0 else "loses to" if high < 0 else "ties"
+    return {"difference": round(mean, 4), "ci_low": round(low, 4), "ci_high": round(high, 4),
+            "seeds": len(seeds), "verdict": verdict}
+
+
+def _by_seed(runs: list[dict], metric: Metric) -> dict[int, float]:
+    return {run["config"]["seed"]: metric.read(run["metrics"]) for run in runs}
+
+
+def verdicts(runs: list[dict]) -> list[dict]:
+    """Each CMCD method against L2, per pair, on zero-label and 10-label mIoU."""
+    rows = []
+    for (pair,), cell in group(runs, "pair").items():
+        by_method = group(cell, "method")
+        for method in CMCD:
+            for metric in VERDICT_METRICS:
+                if (method,) in by_method and (BASELINE,) in by_method:
+                    result = paired_difference(_by_seed(by_method[(method,)], metric),
+                                               _by_seed(by_method[(BASELINE,)], metric))
+                    if result:
+                        rows.append({"pair": pair, "method": method, "baseline": BASELINE,
+                                     "metric": metric.name, **result})
+    return rows
+
+
+def teacher_scores(runs: list[dict]) -> dict[str, dict[str, float]]:
+    """The dense teacher's own test scores on photos, per pair (the same in every run of a pair)."""
+    return {pair: {"miou": cell[0]["metrics"]["teacher_miou"],
+                   "pixel_acc": cell[0]["metrics"]["teacher_pixel_acc"]}
+            for (pair,), cell in group(runs, "pair").items()}
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+def _cell(values: list[float]) -> str:
+    mean, std = mean_std(values)
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def pair_table(runs: list[dict], pair: str, teacher: dict) -> str:
+    by_method = group([r for r in runs if r["config"]["pair"] == pair], "method")
+    lines = ["| method | " + " | ".join(m.heading for m in TABLE) + " |",
+             "| --- |" + " --- |" * len(TABLE)]
+    for method in [m for m in METHODS if (m,) in by_method]:
+        cells = [_cell([m.read(r["metrics"]) for r in by_method[(method,)]]) for m in TABLE]
+        lines.append(f"| {method} (dense-{method}) | " + " | ".join(cells) + " |")
+    rest = " | ".join(["–"] * (len(TABLE) - 2))
+    lines.append(f"| teacher on the test photos | {teacher['miou']:.3f} | {teacher['pixel_acc']:.3f} "
+                 f"| {rest} |")
+    return "\n".join(lines)
+
+
+def verdict_table(rows: list[dict]) -> str:
+    lines = [f"| pair | method − {BASELINE} | metric | difference | {CONFIDENCE:.0%} t interval | "
+             "seeds | verdict |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        lines.append(f"| {row['pair']} | {row['method']} − {row['baseline']} | {row['metric']} | "
+                     f"{row['difference']:+.3f} | [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] | "
+                     f"{row['seeds']} | {row['verdict']} |")
+    return "\n".join(lines)
+
+
+def markdown(report: dict) -> str:
+    runs = report["runs"]
+    seeds = len({r["config"]["seed"] for r in runs})
+    parts = [f"Device: {report['device']}; {len(runs)} runs in {report['wall_s'] / 60:.1f} min "
+             f"({report.get('workers', 1)} worker processes); mean ± standard deviation over "
+             f"{seeds} seed(s); test split; 11 labels (background and 10 classes).", ""]
+    for pair, teacher in report["teacher"].items():
+        parts += [f"#### {pair}", "", pair_table(runs, pair, teacher), ""]
+    parts += [f"#### Dense CMCD against dense L2, paired by seed (a win or a loss only where the "
+              f"{CONFIDENCE:.0%} t interval of the mean difference excludes 0; no correction for "
+              f"the several comparisons)", "", verdict_table(report["verdicts"]), ""]
+    return "\n".join(parts)
+
+
+def run(out: str = "results", quick: bool = False, seeds: int | None = None, workers: int = 1,
+        resume: bool = False, report_only: bool = False, command: str = "",
+        device: str = "auto") -> dict:
+    plan = bench_runs.choose_plan(FULL, QUICK, quick, seeds)
+    report = bench_runs.load_or_execute(
+        NAME, plan, planned_runs, out, quick=quick, workers=workers, resume=resume,
+        report_only=report_only, command=command, device=device, kind=SEGMENTATION,
+        settings={**dataclasses.asdict(plan), "defaults": SegmentConfig().to_dict()})
+    report["teacher"] = teacher_scores(report["runs"])
+    report["verdicts"] = verdicts(report["runs"])
+    written = [Path(out) / f"{NAME}.json", Path(out) / f"{NAME}.md"]
+    atomic_write_json(written[0], report)
+    atomic_write_bytes(written[1], markdown(report).encode())
+    report["written"] = [str(path) for path in written]
+    return report
+
+
+def format_report(report: dict) -> str:
+    return markdown(report) + "\nwrote " + ", ".join(report["written"])

@@ -1,0 +1,231 @@
+"""Segmentation: item masks, dense losses, dense distillation, its CLI and its benchmark."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cmcd import cli, paths
+from cmcd.bench import segmentation as bench
+from cmcd.data import masks, pairs
+from cmcd.data.renderers.depth import render_depth
+from cmcd.data.renderers.rgb import render_rgb
+from cmcd.eval.segmentation import confusion, few_label_rows, segmentation_scores
+from cmcd.models.dense import load_segmenter, predict_masks
+from cmcd.train.dense_losses import sample_locations
+from cmcd.train.losses import LOSSES, build_loss
+from cmcd.train.objectives import METHODS
+from cmcd.train.segment import save_segment_run, segment_distill
+from cmcd.train.segment_config import SegmentConfig
+
+TINY = {"steps": 2, "n_pairs": 32, "head_steps": 2, "fine_tune_steps": 1, "few_label_draws": 1}
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return masks.load_segmentation("digits-depth")
+
+
+# --- masks ---------------------------------------------------------------------------------------
+
+def test_default_renders_are_unchanged_by_the_mask_hooks():
+    """The bytes main rendered before segmentation existed (so existing caches stay valid)."""
+    source = pairs.source_images("digits")
+    rows = np.linspace(0, len(source.ids) - 1, 6).astype(int)
+    images, ids = source.images[rows], source.ids[rows]
+    photos, depth = render_rgb(images, ids, 0), render_depth(images, ids, 0, 0.3)
+    assert hashlib.sha256(photos.numpy().tobytes()).hexdigest()[:16] == "9f84815f9298be76"
+    assert hashlib.sha256(depth.numpy().tobytes()).hexdigest()[:16] == "b4f917a725be84ac"
+
+
+def test_masks_hold_background_and_the_item_class(seg):
+    split, labels = seg.split("test"), seg.data.test.labels
+    for maps in (split.source_masks, split.target_masks):
+        assert maps.shape == (len(labels), 32, 32) and maps.dtype == torch.uint8
+        item = maps > 0
+        assert torch.equal(torch.where(item, maps.long(), labels[:, None, None] + 1),
+                           (labels[:, None, None] + 1).expand_as(maps))
+        assert 0.05 < item.float().mean() < 0.4
+    assert masks.NUM_CLASSES == 11
+
+
+def _contrast(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """Per item: |mean inside the mask − mean outside| of a picture's grey values."""
+    grey = images.float().mean(dim=1)
+    item = (maps > 0).float()
+    inside = (grey * item).sum((1, 2)) / item.sum((1, 2))
+    outside = (grey * (1 - item)).sum((1, 2)) / (1 - item).sum((1, 2))
+    return (inside - outside).abs()
+
+
+def test_each_mask_lines_up_with_its_own_picture(seg):
+    split, test = seg.split("test"), seg.data.test
+    rows = torch.arange(200)
+    photos, depth = test.source[rows], test.target[rows]
+    # photos: the object stands out of the background under its own mask, less under the depth map's
+    own, other = _contrast(photos, split.source_masks[rows]), _contrast(photos, split.target_masks[rows])
+    assert own.mean() > 1.3 * other.mean()
+    # depth maps: the relief is nearer (smaller) inside the item; holes (0) left out
+    valid = depth[:, 0] > 0
+
+    def nearer(maps):
+        item = (maps > 0) & valid
+        background = (maps == 0) & valid
+        return ((depth[:, 0] * background).sum((1, 2)) / background.sum((1, 2))
+                - (depth[:, 0] * item).sum((1, 2)) / item.sum((1, 2)))
+
+    assert (nearer(split.target_masks[rows]) > 0).all()
+    assert nearer(split.target_masks[rows]).mean() > 1.3 * nearer(split.source_masks[rows]).mean()
+
+
+def test_registered_photos_are_drawn_in_the_target_geometry(seg):
+    rows = torch.arange(100)
+    registered = masks.registered_photos(seg, rows)
+    maps = seg.split("pairs")
+    own = _contrast(registered, maps.target_masks[rows])
+    assert own.mean() > 1.3 * _contrast(registered, maps.source_masks[rows]).mean()
+    assert torch.equal(masks.registered_photos(seg)[rows], registered)  # the cached file agrees
+
+
+def test_segmentation_needs_a_pair_with_masks():
+    with pytest.raises(ValueError, match="segmentation needs a pair"):
+        SegmentConfig(pair="digits-audio")
+    with pytest.raises(ValueError, match="segmentation methods"):
+        SegmentConfig(method="crd")
+
+
+# --- dense losses --------------------------------------------------------------------------------
+
+def test_dense_losses_share_the_registry_but_not_the_recognition_methods():
+    for name in ("dense-cmc", "dense-cmd", "dense-l2"):
+        assert LOSSES[name].task == "segmentation" and name not in METHODS
+    assert SegmentConfig(method="dense-cmd").method == "cmd"
+    assert SegmentConfig(method="l2").loss_name == "dense-l2"
+
+
+def test_sampled_locations_pair_the_same_location_on_both_sides():
+    teacher = torch.randn(3, 5, 4, 4)
+    v, u = sample_locations(teacher * 2, teacher, 6, torch.Generator().manual_seed(0))
+    assert v.shape == u.shape == (18, 5) and torch.allclose(v, 2 * u)
+    assert len({tuple(row.tolist()) for row in u}) == 18  # without replacement
+
+
+@pytest.mark.parametrize("name", ["dense-cmc", "dense-cmd", "dense-l2"])
+def test_dense_loss_is_lower_for_matching_features_and_trains_the_student(name):
+    torch.manual_seed(0)
+    teacher = torch.nn.functional.normalize(torch.randn(8, 16, 8, 8), dim=1)
+    shuffled = teacher.flatten(2)[:, :, torch.randperm(64)].reshape(teacher.shape)
+    loss = build_loss(name)
+    matching = loss(teacher.clone(), teacher)[name]
+    assert matching < loss(shuffled, teacher)[name]
+    student = shuffled.clone().requires_grad_(True)
+    loss(student, teacher)[name].backward()
+    assert student.grad is not None and student.grad.abs().sum() > 0
+
+
+# --- scores --------------------------------------------------------------------------------------
+
+def test_miou_and_pixel_accuracy():
+    truth = torch.tensor([[0, 0, 1, 1], [0, 0, 2, 2]])
+    assert segmentation_scores(truth, truth, 3)["miou"] == 1.0
+    predicted = torch.tensor([[0, 0, 1, 2], [0, 0, 2, 2]])
+    scores = segmentation_scores(predicted, truth, 3)
+    assert scores["pixel_acc"] == pytest.approx(7 / 8)
+    assert scores["iou"] == [1.0, 0.5, pytest.approx(2 / 3, abs=1e-4)]
+    assert scores["miou"] == pytest.approx((1 + 0.5 + 2 / 3) / 3, abs=1e-4)
+    assert confusion(predicted, truth, 3).sum() == 8
+
+
+def test_few_label_rows_take_k_per_class_and_repeat():
+    labels = torch.arange(10).repeat(20)
+    rows = few_label_rows(labels, 5, draw=0, seed=0)
+    assert torch.bincount(labels[rows]).tolist() == [5] * 10
+    assert torch.equal(rows, few_label_rows(labels, 5, draw=0, seed=0))
+    assert not torch.equal(rows, few_label_rows(labels, 5, draw=1, seed=0))
+
+
+def test_paired_difference_calls_a_win_only_when_the_interval_excludes_zero():
+    clear = bench.paired_difference({0: 0.6, 1: 0.62, 2: 0.61}, {0: 0.5, 1: 0.51, 2: 0.5})
+    assert clear["verdict"] == "beats" and clear["ci_low"] > 0
+    noisy = bench.paired_difference({0: 0.6, 1: 0.4, 2: 0.55}, {0: 0.5, 1: 0.5, 2: 0.5})
+    assert noisy["verdict"] == "ties" and noisy["ci_low"] < 0 < noisy["ci_high"]
+
+
+# --- distillation, CLI and benchmark -------------------------------------------------------------
+
+def test_tiny_segmentation_distillation_runs_and_its_student_loads_back(seg, tmp_path):
+    run = segment_distill(SegmentConfig(**TINY))
+    m = run.metrics
+    assert 0 <= m["miou_zero_label"] <= 1 and 0 <= m["pixel_acc"] <= 1
+    assert set(m["miou_few_label"]) == {"1", "5", "10"} and 0 < m["teacher_miou"] <= 1
+    assert m["n_pairs"] == 32 and m["steps"] == 2 and m["wall_s"] > 0
+    save_segment_run(run, tmp_path / "run")
+    student, head, metadata = load_segmenter(tmp_path / "run" / "student")
+    inputs = seg.data.test.target[:4]
+    reloaded, trained = predict_masks(student, head, inputs), predict_masks(run.student, run.head, inputs)
+    assert torch.equal(reloaded[0], trained[0])
+    assert metadata["pair"] == "digits-depth" and metadata["method"] == "cmc"
+
+
+def test_cli_distills_and_segments_a_depth_map(tmp_path, capsys):
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    assert cli.main(["distill", "--task", "segmentation", "--method", "cmd", *flags,
+                     "--out", str(tmp_path / "run"), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["loss"] == "dense-cmd" and "miou_zero_label" in metrics
+    example = paths.examples_dir() / "digits-depth__3__test3147.png"
+    out = tmp_path / "mask.png"
+    assert cli.main(["classify", "--task", "segmentation", "--pair", "digits-depth", "--run",
+                     str(tmp_path / "run"), str(example), "--json", "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"label", "classes", "mask"} <= set(result)
+    image = Image.open(out)
+    assert image.mode == "P" and image.size == (32, 32)
+    assert np.array_equal(np.asarray(image), np.array(result["mask"]))
+
+
+def test_cli_keeps_the_tasks_settings_apart(capsys):
+    assert cli.main(["distill", "--task", "segmentation", "--epochs", "2"]) == 2
+    assert "--epochs is not a setting of --task segmentation" in capsys.readouterr().err
+    assert cli.main(["distill", "--pair", "digits-depth", "--locations", "4"]) == 2
+    assert "--locations is a setting of --task segmentation" in capsys.readouterr().err
+
+
+def test_bench_segmentation_quick_writes_runs_teacher_and_verdicts(tmp_path):
+    report = bench.run(out=str(tmp_path), quick=True)
+    saved = json.loads((tmp_path / "segmentation.json").read_text())
+    assert saved["benchmark"] == "segmentation" and len(saved["runs"]) == 2
+    for run in saved["runs"]:
+        assert {"pair", "method", "seed"} <= set(run["config"])
+        assert {"miou_zero_label", "pixel_acc", "miou_few_label"} <= set(run["metrics"])
+        assert set(run["metrics"]["miou_few_label"]) == {"1", "5", "10"}
+    assert "miou" in saved["teacher"]["digits-depth"]
+    assert {row["method"] for row in saved["verdicts"]} == {"cmc"}
+    assert "teacher on the test photos" in (tmp_path / "segmentation.md").read_text()
+    assert report["written"]
+
+
+# --- the app -------------------------------------------------------------------------------------
+
+def test_the_data_tab_shows_masks_of_depth_pairs_only(seg):
+    from cmcd.app import segment
+
+    sheet = segment.mask_sheet("digits-depth")
+    assert sheet.width > sheet.height > 0
+    assert segment.mask_sheet("digits-sketch") is None
+
+
+def test_the_try_it_depth_panel_masks_an_upload_with_the_shipped_segmenter():
+    from cmcd.app import segment
+    from cmcd.eval.segment_files import has_shipped_segmenter
+
+    if not has_shipped_segmenter("digits-depth"):
+        pytest.skip("no shipped segmentation student")
+    example = paths.examples_dir() / "digits-depth__3__test3147.npy"
+    picture, caption = segment.segment_upload("digits-depth", str(example))
+    assert picture.shape == (256, 256, 3) and picture.dtype == np.uint8
+    assert "**3**" in caption
+    assert segment.segment_upload("fashion-depth", str(example))[0] is None  # none ships for it
