@@ -196,7 +196,8 @@ def cmd_classify(args) -> int:
 
 
 def _bench_command(args) -> str:
-    """The command line that reproduces a paper or theory benchmark (recorded in its results)."""
+    """The command line that reproduces a paper, theory or tuning benchmark (recorded in its
+    results)."""
     words = ["cmcd", "bench", args.what, *(["--quick"] if args.quick else [])]
     words += [] if args.seeds is None else ["--seeds", str(args.seeds)]
     words += [] if args.workers == 1 else ["--workers", str(args.workers)]
@@ -211,7 +212,7 @@ def cmd_bench(args) -> int:
              "resume": args.resume, "report_only": args.report_only,
              "command": _bench_command(args), "device": args.device}
     options = {"data": {"cache_root": args.cache}, "speed": {"device": args.device}, "app": {},
-               "paper": study, "theory": study}
+               "paper": study, "theory": study, "tuning": study}
     module = importlib.import_module(f"cmcd.bench.{args.what}")
     report = module.run(**options[args.what])
     if args.json:
@@ -275,21 +276,23 @@ def _add_classify_parser(subcommands) -> None:
 
 
 def _add_bench_parser(subcommands) -> None:
-    p = subcommands.add_parser("bench", help="measure: paper (methods x pairs x budgets x teachers over "
-                       "seeds), theory (error against TV distance), data (build and load times), "
-                       "speed, app (start-up, classify latency)")
-    p.add_argument("what", choices=["paper", "theory", "data", "speed", "app"])
-    p.add_argument("--out", default="results", help="paper, theory: folder for the results")
-    p.add_argument("--quick", action="store_true", help="paper, theory: tiny runs that check the "
-                   "pipeline and file formats (numbers mean nothing)")
+    p = subcommands.add_parser("bench", help="measure: tuning (every method's settings chosen on "
+                       "validation with the same budget), paper (methods x pairs over seeds, with "
+                       "the tuned settings), theory (error against TV distance), data (build and "
+                       "load times), speed, app (start-up, classify latency)")
+    p.add_argument("what", choices=["tuning", "paper", "theory", "data", "speed", "app"])
+    p.add_argument("--out", default="results", help="tuning, paper, theory: folder for the results")
+    p.add_argument("--quick", action="store_true", help="tuning, paper, theory: tiny runs that check "
+                   "the pipeline and file formats (numbers mean nothing; paper --quick uses the "
+                   "default settings instead of tuning.json)")
     p.add_argument("--seeds", type=int, default=None, help="paper, theory: seeds per setting "
-                   "(default: 3 for paper, 1 for theory)")
-    p.add_argument("--workers", type=int, default=1, help="paper, theory: runs at once, each in a "
-                   "process of its own (use several on a GPU or a many-core CPU)")
-    p.add_argument("--resume", action="store_true", help="paper, theory: keep finished runs of an "
-                   "interrupted benchmark in --out and do the rest")
-    p.add_argument("--report-only", action="store_true", help="paper, theory: rewrite the tables "
-                   "and figures from the results file, without training")
+                   "(default: 5 for paper's main table, 1 for theory; tuning has a seed of its own)")
+    p.add_argument("--workers", type=int, default=1, help="tuning, paper, theory: runs at once, each "
+                   "in a process of its own (use several on a GPU or a many-core CPU)")
+    p.add_argument("--resume", action="store_true", help="tuning, paper, theory: keep finished runs "
+                   "of an interrupted benchmark in --out and do the rest")
+    p.add_argument("--report-only", action="store_true", help="tuning, paper, theory: rewrite the "
+                   "tables and figures from the results file, without training")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--cache", default=None, help="cache folder (default: a new empty one)")
     p.add_argument("--json", action="store_true")

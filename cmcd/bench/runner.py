@@ -114,8 +114,16 @@ def _init_worker(threads: int, log_queue, log_level: int, devices=None) -> None:
         torch.cuda.set_device(runtime.resolve_device(device))
 
 
-def _distill_metrics(config: dict) -> dict:
+def distill_metrics(study: str, config: dict) -> dict:
+    """A benchmark run's job: distil, evaluate on the test split, return the metrics."""
     return distill(DistillConfig.from_dict(config)).metrics
+
+
+def _score(metrics: dict) -> str:
+    """A run's headline number for the progress line: test accuracy, or validation accuracy."""
+    if "accuracy" in metrics:
+        return f"accuracy {metrics['accuracy']:.3f}"
+    return f"validation accuracy {metrics.get('validation', {}).get('accuracy', float('nan')):.3f}"
 
 
 def _device_queue(device: str, workers: int):
@@ -134,9 +142,12 @@ def on_device(planned: list[tuple[str, DistillConfig]], device: str) -> list[tup
 
 
 def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, workers: int = 1,
-            resume: bool = False, device: str = "auto") -> dict:
+            resume: bool = False, device: str = "auto", job: Callable[[str, dict], dict] = distill_metrics
+            ) -> dict:
     """Run every planned (study, config) not yet in `path` (when resuming), saving after each;
-    on `device`, with several workers spread over the GPUs (see `worker_devices`)."""
+    on `device`, with several workers spread over the GPUs (see `worker_devices`). `job` turns a
+    study and a config (as a dict) into the run's metrics; it must pickle (a module-level
+    function, or a functools.partial of one)."""
     path = Path(path)
     planned = on_device(planned, device)
     earlier = json.loads(path.read_text()) if resume and path.exists() else {}
@@ -157,22 +168,21 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
         count = len(report["runs"]) - len(done)
         left = elapsed / count * (len(todo) - count)
         log.info(f"[{count}/{len(todo)}] {study} {config.pair} {config.method} {config.teacher} "
-                 f"n={metrics['n_pairs']} gap={metrics['gap']} seed={config.seed}: head "
-                 f"{metrics['zero_label_acc']['head']:.3f} ({metrics['wall_s']:.1f} s; about "
-                 f"{left / 60:.0f} min left)")
+                 f"n={config.n_pairs or 'all'} gap={config.gap} seed={config.seed}: {_score(metrics)} "
+                 f"({metrics['wall_s']:.1f} s; about {left / 60:.0f} min left)")
 
     failures: list[str] = []
     if workers <= 1:
         prepare(todo)
         for study, config in todo:
-            record(study, config, distill(config).metrics)
+            record(study, config, job(study, config.to_dict()))
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         with _worker_logs() as log_args, ProcessPoolExecutor(
                 workers, mp_context=get_context("spawn"), initializer=_init_worker,
                 initargs=(threads, *log_args, _device_queue(device, workers))) as pool:
             prepare(todo, pool)
-            futures = {pool.submit(_distill_metrics, config.to_dict()): (study, config)
+            futures = {pool.submit(job, study, config.to_dict()): (study, config)
                        for study, config in todo}
             for future in as_completed(futures):
                 try:
@@ -197,11 +207,13 @@ def choose_plan(full, quick_plan, quick: bool, seeds: int | None):
 
 def load_or_execute(name: str, plan, planned_runs: Callable, out: Path, *, quick: bool,
                     workers: int, resume: bool, report_only: bool, command: str,
-                    settings: dict | None = None, device: str = "auto") -> dict:
+                    settings: dict | None = None, device: str = "auto",
+                    job: Callable[[str, dict], dict] = distill_metrics) -> dict:
     """The benchmark's report: read back from out/NAME.json (report_only) or run (see execute)."""
     path = Path(out) / f"{name}.json"
     if report_only:
         return json.loads(path.read_text())
     header = {"benchmark": name, "command": command, "quick": quick,
               "settings": settings or dataclasses.asdict(plan)}
-    return execute(planned_runs(plan), path, header, workers=workers, resume=resume, device=device)
+    return execute(planned_runs(plan), path, header, workers=workers, resume=resume, device=device,
+                   job=job)
