@@ -286,7 +286,8 @@ def _add_bench_parser(subcommands) -> None:
                    "the pipeline and file formats (numbers mean nothing; paper --quick uses the "
                    "default settings instead of tuning.json)")
     p.add_argument("--seeds", type=int, default=None, help="paper, theory: seeds per setting "
-                   "(default: 5 for paper's main table, 1 for theory; tuning has a seed of its own)")
+                   "(paper: 5 for the main table, at most 3 for the ft ablation; tuning uses a seed "
+                   "of its own)")
     p.add_argument("--workers", type=int, default=1, help="tuning, paper, theory: runs at once, each "
                    "in a process of its own (use several on a GPU or a many-core CPU)")
     p.add_argument("--resume", action="store_true", help="tuning, paper, theory: keep finished runs "

@@ -76,7 +76,7 @@ class Plan:
 FULL = Plan(pairs=tuple(pairs.PAIRS), methods=(*DISTILLATION, *REFERENCES), seeds=tuple(range(5)),
             ablation_methods=DISTILLATION, ablation_seeds=tuple(range(3)))
 # CI: the whole pipeline and the file formats on tiny runs; its numbers mean nothing.
-QUICK = Plan(pairs=("digits-depth",), methods=(*DISTILLATION, *REFERENCES), seeds=(0, 1),
+QUICK = Plan(pairs=("digits-depth",), methods=("cmc", "l2", "cmc+l2", *REFERENCES), seeds=(0,),
              ablation_methods=("cmc", "l2"), ablation_seeds=(0,), steps=3, cost_steps=2)
 QUICK_FINETUNE = {"steps": 1, "lr": 1e-4}
 
