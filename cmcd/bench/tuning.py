@@ -44,15 +44,15 @@ CANDIDATES: dict[str, tuple[dict, ...]] = {
             {"teacher_temperature": 0.1, "student_temperature": 0.5}, {"negatives": "bank"},
             {"lr": 1e-3}),
     "l2": ({}, {"lr": 1e-3}, {"lr": 2e-3}, {"lr": 6e-3}, {"lr": 1e-2}, {"normalize": False}),
-    "crd": ({}, {"temperature": 0.1}, {"temperature": 0.5}, {"num_negatives": 256},
-            {"num_negatives": 256, "temperature": 0.1}, {"lr": 1e-3}),
+    "crd": ({}, {"num_negatives": 256}, {"num_negatives": 256, "temperature": 0.1},
+            {"num_negatives": 256, "temperature": 0.5}, {"num_negatives": 256, "lr": 1e-3},
+            {"num_negatives": 64}),
     "socket": ({}, {"stats_weight": 0.0}, {"stats_weight": 0.3}, {"stats_weight": 3.0},
                {"stats_weight": 10.0}, {"lr": 1e-3}),
     "cmc+l2": ({}, {"l2_weight": 0.5}, {"l2_weight": 2.0}, {"temperature": 0.2},
                {"temperature": 0.5}, {"lr": 1e-3}),
 }
-SCHEDULES = (Schedule(10, 1e-4), Schedule(10, 3e-4), Schedule(10, 1e-3), Schedule(20, 3e-5),
-             Schedule(20, 1e-4), Schedule(20, 3e-4))
+SCHEDULES = (Schedule(10, 1e-4), Schedule(10, 3e-4), Schedule(20, 3e-5), Schedule(20, 1e-4))
 
 
 @dataclass(frozen=True)

@@ -408,20 +408,22 @@ def distill(config: DistillConfig,
     """Distil a student for `config.pair` and evaluate it: `train_student` then
     `evaluate_student`, on one prepared setup. `progress` gets a dict per logged step and per
     epoch, `should_stop` is polled every step (cancelling still evaluates what was trained)."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     setup = _prepare(config)
     trained = _train_prepared(setup, started, progress, should_stop)
     setup.strategy.close()
     if not parallel.is_main_process():
         return DistillRun(config, trained.device, trained.history, student=setup.student,
                           cancelled=trained.cancelled)
-    return _evaluate_prepared(setup, trained, time.perf_counter())
+    run = _evaluate_prepared(setup, trained, time.perf_counter())
+    run.metrics["cpu_s"] = round(time.process_time() - cpu_started, 1)  # this process, all threads
+    return run
 
 
 def validation_run(config: DistillConfig, schedules: tuple[Schedule, ...] = ()) -> dict:
     """Train a student and score it on the validation split only (for choosing settings; the test
     split is never read): the last validation, and few-label fine-tuning under each schedule."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     setup = _prepare(config)
     trained = _train_prepared(setup, started, None, None)
     metrics = {"pair": config.pair, "method": config.method, "seed": config.seed,
@@ -432,4 +434,5 @@ def validation_run(config: DistillConfig, schedules: tuple[Schedule, ...] = ()) 
         metrics["few_label_ft_val"] = {f"{s.steps}@{s.lr:g}": finetune_accuracy(setup, s, setup.data.val)
                                        for s in schedules}
     metrics["wall_s"] = round(time.perf_counter() - started, 2)
+    metrics["cpu_s"] = round(time.process_time() - cpu_started, 1)
     return metrics

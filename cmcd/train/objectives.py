@@ -135,7 +135,7 @@ class TargetSSLOptions(MethodOptions):
 
 @dataclass(frozen=True)
 class SupervisedOptions(MethodOptions):
-    patience: int = setting(5, "stop after this many validations (one per epoch) without a better "
+    patience: int = setting(8, "stop after this many validations (one per epoch) without a better "
                                "validation accuracy", minimum=1)
 
 
