@@ -30,15 +30,29 @@ def test_tuning_gives_every_method_the_same_budget_at_the_benchmarks_step_count(
     plan = bench_tuning.FULL
     runs = bench_tuning.planned_runs(plan)
     sweep = [config for study, config in runs if study == "sweep"]
-    counts = {method: sum(c.method == method for c in sweep) for method in plan.methods}
-    assert set(counts) == {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2"}
-    assert len(set(counts.values())) == 1  # the same number of configurations each
+    assert set(plan.methods) == {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2"}
+    assert {len(bench_tuning.candidates(plan, method)) for method in plan.methods} == {6}
     assert {c.teacher for c in sweep} == {"ssl"}
     assert all(c.steps == runner.default_steps(c.pair) for c in sweep)  # the paper's step count
     paper = bench_paper.FULL
     assert not {c.seed for _, c in runs} & set(paper.seeds + paper.ablation_seeds)
-    assert any(c.method == "socket" and c.loss.stats_weight == 0 for c in sweep)
-    assert len(runs) <= 120 and bench_tuning.plan_size(plan).startswith(f"{len(runs)} runs")
+    assert len(runs) + 6 * len(plan.pairs) <= 120 and bench_tuning.plan_size(plan).startswith("111 runs")
+
+
+def test_socket_starts_from_what_l2_chose_so_it_never_scores_below_it():
+    plan = bench_tuning.FULL
+    scores = {1e-3: 0.5, 6e-3: 0.7}  # L2's best learning rate: 0.006
+    l2_runs = [{"study": "sweep",
+                "config": bench_tuning.config_of(plan, pair, "l2", seed, settings).to_dict(),
+                "metrics": {"validation": {"accuracy": scores.get(settings.get("lr"), 0.6)}}}
+               for settings in bench_tuning.candidates(plan, "l2") for pair in plan.pairs
+               for seed in plan.seeds]
+    report = {"runs": l2_runs}
+    socket = bench_tuning.candidates(plan, "socket", report)
+    assert len(socket) == 6 and all(settings["lr"] == 6e-3 for settings in socket)
+    assert {"lr": 6e-3, "stats_weight": 0.0} in socket  # L2's own winner
+    derived = [c for study, c in bench_tuning.planned_runs(plan, report) if c.method == "socket"]
+    assert len(derived) == 6 * len(plan.pairs)
 
 
 def test_quick_tuning_scores_on_validation_and_records_every_configuration(tmp_path):
@@ -52,10 +66,11 @@ def test_quick_tuning_scores_on_validation_and_records_every_configuration(tmp_p
         assert "zero_label_acc" not in run["metrics"]
     for method in plan.methods:
         rows = report["candidates"][method]
-        assert [row["settings"] for row in rows] == list(bench_tuning.candidates(plan, method))
+        assert [row["settings"] for row in rows] == list(bench_tuning.candidates(plan, method, report))
         assert all(set(row["validation_accuracy"]) == set(plan.pairs) for row in rows)
         best = max(row["mean"] for row in rows)
         assert report["chosen"][method] == next(r["settings"] for r in rows if r["mean"] == best)
+    assert report["candidates"]["socket"][1]["settings"] == {**report["chosen"]["l2"], "stats_weight": 0.0}
     schedules = report["finetune"]["schedules"]
     assert len(schedules) == len(plan.schedules) and report["finetune"]["chosen"] in [
         {"steps": row["steps"], "lr": row["lr"]} for row in schedules]

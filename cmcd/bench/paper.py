@@ -51,7 +51,8 @@ OURS = ("cmc+l2",)
 DISTILLATION = (*PAPER_LOSSES, *BASELINES, *OURS)
 REFERENCES = {"random": "no training", "supervised": "all target labels, own head: upper bound"}
 # Families of verdicts: (name, methods, baselines)
-FAMILIES = (("paper's losses", PAPER_LOSSES, BASELINES), ("ours", OURS, (*BASELINES, *PAPER_LOSSES)))
+# (ours against cmc: does the L2 term add anything to CMC?)
+FAMILIES = (("paper's losses", PAPER_LOSSES, BASELINES), ("ours", OURS, (*BASELINES, "cmc")))
 VERDICT_METRICS = (records.ACCURACY, records.FEW_LABEL_FT_10)
 SUPERVISED_BUDGET = 4  # x the distillation steps, with the best validation epoch kept
 STUDIES = {"main": "ssl", "ablation": "ft"}  # study -> its teacher
@@ -295,14 +296,15 @@ def cost_of_finetuning(runs: list[dict]) -> str:
 def _study_section(report: dict, study: str, heading: str) -> list[str]:
     runs, rows = report["runs"], [r for r in report["verdicts"] if r["teacher"] == STUDIES[study]]
     seeds = len({r["config"]["seed"] for r in study_runs(runs, study)})
-    parts = [f"### {heading}", "", f"Mean ± 95% t half-width over {seeds} seeds.", ""]
+    parts = [f"### {heading}", "", f"Mean ± 95% t half-width over {seeds} seed{'s' * (seeds != 1)}; "
+             f"accuracy: {records.ACCURACY.label}.", ""]
     for pair in pairs_of(runs, study):
         parts += [f"#### {pair} (teacher {STUDIES[study]})", "", results_table(runs, study, pair), ""]
     for family, methods, baselines in FAMILIES:
         for metric in VERDICT_METRICS:
             chosen = [r for r in rows if r["family"] == family and r["metric"] == metric.name]
             if chosen:
-                parts += [f"#### Verdicts, {family}: {metric.label} (points; Holm over "
+                parts += [f"#### Verdicts, {family}: {metric.heading} (points; Holm over "
                           f"{len(chosen)} cells)", "", verdict_table(chosen, methods, baselines), "",
                           family_summary(chosen, methods, baselines), ""]
     return parts
@@ -357,7 +359,10 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
         resume: bool = False, report_only: bool = False, command: str = "",
         device: str = "auto") -> dict:
     plan = with_seeds(QUICK if quick else FULL, seeds)
-    chosen, finetune = ({}, QUICK_FINETUNE) if quick else tuning.chosen_settings(out)
+    if quick or report_only:  # --report-only: the results file holds the settings the runs used
+        chosen, finetune = {}, QUICK_FINETUNE
+    else:
+        chosen, finetune = tuning.chosen_settings(out)
     report = bench_runs.load_or_execute(
         "paper", plan, lambda p: planned_runs(p, chosen, finetune), out, quick=quick, workers=workers,
         resume=resume, report_only=report_only, command=command, device=device,

@@ -6,8 +6,11 @@ of each list is its default), trained with the ssl teacher for exactly the step 
 benchmark's runs, on three pairs (one per target modality, both datasets), with a seed of its own
 (TUNING_SEED, never a test seed). A configuration's score is its zero-label head accuracy on the
 *validation* split after training, averaged over the pairs; the test split is never read. The best
-score wins (ties: the earlier configuration). SOCKET's list includes a spread weight of 0, which is
-L2 itself.
+score wins (ties: the earlier configuration).
+
+SOCKET is L2 plus a spread term, so it is tuned the way an added regulariser is: it starts from the
+settings L2 chose and spends its six configurations on the spread weight, 0 included (L2 itself),
+so it can never score below L2 on validation. Its runs therefore follow the others'.
 
 The same command chooses step 3's fine-tuning schedule (lr, steps of `few_label_ft_acc`): a CMC
 student per tuning pair, fine-tuned under each candidate schedule on 1/5/10 labels per class and
@@ -47,11 +50,11 @@ CANDIDATES: dict[str, tuple[dict, ...]] = {
     "crd": ({}, {"num_negatives": 256}, {"num_negatives": 256, "temperature": 0.1},
             {"num_negatives": 256, "temperature": 0.5}, {"num_negatives": 256, "lr": 1e-3},
             {"num_negatives": 64}),
-    "socket": ({}, {"stats_weight": 0.0}, {"stats_weight": 0.3}, {"stats_weight": 3.0},
-               {"stats_weight": 10.0}, {"lr": 1e-3}),
     "cmc+l2": ({}, {"l2_weight": 0.5}, {"l2_weight": 2.0}, {"temperature": 0.2},
                {"temperature": 0.5}, {"lr": 1e-3}),
 }
+DERIVED = {"socket": ("l2", "stats_weight", (1.0, 0.0, 0.1, 0.3, 3.0, 10.0))}
+# method -> (the method whose chosen settings it starts from, its own knob, that knob's values)
 SCHEDULES = (Schedule(10, 1e-4), Schedule(10, 3e-4), Schedule(20, 3e-5), Schedule(20, 1e-4))
 
 
@@ -65,15 +68,20 @@ class Plan:
     steps: int | None = None  # None: the paper benchmark's (a default run's on all pairs)
 
 
-FULL = Plan(pairs=("digits-depth", "digits-audio", "fashion-sketch"), methods=tuple(CANDIDATES),
-            candidates=6, schedules=SCHEDULES)
+FULL = Plan(pairs=("digits-depth", "digits-audio", "fashion-sketch"),
+            methods=("cmc", "cmd", "l2", "crd", "socket", "cmc+l2"), candidates=6, schedules=SCHEDULES)
 # CI: the pipeline and the file format on tiny runs; its choices mean nothing.
 QUICK = Plan(pairs=("digits-depth",), methods=("l2", "socket"), candidates=2,
              schedules=(Schedule(1, 1e-4), Schedule(1, 1e-3)), steps=3)
 
 
-def candidates(plan: Plan, method: str) -> tuple[dict, ...]:
-    return CANDIDATES[method][:plan.candidates]
+def candidates(plan: Plan, method: str, report: dict | None = None) -> tuple[dict, ...]:
+    """A method's configurations; a derived method's (SOCKET's) need the runs its base chose from."""
+    if method not in DERIVED:
+        return CANDIDATES[method][:plan.candidates]
+    base, knob, values = DERIVED[method]
+    start = choose(_rows(report, plan, base)) if report else {}
+    return tuple({**start, knob: value} for value in values[:plan.candidates])
 
 
 def config_of(plan: Plan, pair: str, method: str, seed: int, settings: dict) -> DistillConfig:
@@ -82,9 +90,12 @@ def config_of(plan: Plan, pair: str, method: str, seed: int, settings: dict) -> 
                                    **settings)
 
 
-def planned_runs(plan: Plan) -> list[tuple[str, DistillConfig]]:
+def planned_runs(plan: Plan, report: dict | None = None) -> list[tuple[str, DistillConfig]]:
+    """Every run: without `report`, those of the methods that need no other's choice (and the
+    fine-tuning study); with it, the derived methods' too."""
+    methods = [m for m in plan.methods if report is not None or m not in DERIVED]
     runs = [("sweep", config_of(plan, pair, method, seed, settings))
-            for method in plan.methods for settings in candidates(plan, method)
+            for method in methods for settings in candidates(plan, method, report)
             for pair in plan.pairs for seed in plan.seeds]
     runs += [("finetune", config_of(plan, pair, "cmc", seed, {}))
              for pair in plan.pairs for seed in plan.seeds]
@@ -102,18 +113,19 @@ def _matches(run: dict, plan: Plan, method: str, settings: dict) -> bool:
     return run["study"] == "sweep" and {**run["config"], "device": config["device"]} == config
 
 
+def _rows(report: dict, plan: Plan, method: str) -> list[dict]:
+    """Each configuration of `method` with its validation accuracy per pair and their mean."""
+    rows = []
+    for settings in candidates(plan, method, report):
+        runs = [r for r in report["runs"] if _matches(r, plan, method, settings)]
+        scores = {r["config"]["pair"]: r["metrics"]["validation"]["accuracy"] for r in runs}
+        rows.append({"settings": settings, "validation_accuracy": scores,
+                     "mean": round(statistics.fmean(scores.values()), 4) if scores else None})
+    return rows
+
+
 def score_candidates(report: dict, plan: Plan) -> dict[str, list[dict]]:
-    """Per method, each configuration with its validation accuracy per pair and their mean."""
-    table = {}
-    for method in plan.methods:
-        rows = []
-        for settings in candidates(plan, method):
-            runs = [r for r in report["runs"] if _matches(r, plan, method, settings)]
-            scores = {r["config"]["pair"]: r["metrics"]["validation"]["accuracy"] for r in runs}
-            rows.append({"settings": settings, "validation_accuracy": scores,
-                         "mean": round(statistics.fmean(scores.values()), 4) if scores else None})
-        table[method] = rows
-    return table
+    return {method: _rows(report, plan, method) for method in plan.methods}
 
 
 def choose(rows: list[dict]) -> dict:
@@ -143,8 +155,8 @@ def summarise(report: dict, plan: Plan) -> dict:
 
 
 def plan_size(plan: Plan) -> str:
-    runs = planned_runs(plan)
-    return (f"{len(runs)} runs: {len(plan.methods)} methods x {plan.candidates} configurations x "
+    runs = len(plan.methods) * plan.candidates * len(plan.pairs) * len(plan.seeds) + len(plan.pairs)
+    return (f"{runs} runs: {len(plan.methods)} methods x {plan.candidates} configurations x "
             f"{len(plan.pairs)} pairs x {len(plan.seeds)} seed, and {len(plan.pairs)} CMC students "
             f"fine-tuned under {len(plan.schedules)} schedules")
 
@@ -157,13 +169,15 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
                          "seed; --seeds does not apply")
     plan = QUICK if quick else FULL
     bench_runs.log.info(f"tuning plan: {plan_size(plan)}")
-    job = functools.partial(validation_job, schedules=plan.schedules)
-    report = bench_runs.load_or_execute(
-        "tuning", plan, planned_runs, out, quick=quick, workers=workers, resume=resume,
-        report_only=report_only, command=command, device=device, job=job,
-        settings={**dataclasses.asdict(plan), "teacher": TEACHER, "score": "validation accuracy",
-                  "candidates": {m: list(candidates(plan, m)) for m in plan.methods},
-                  "schedules": [dataclasses.asdict(s) for s in plan.schedules]})
+    common = {"quick": quick, "workers": workers, "report_only": report_only, "command": command,
+              "device": device, "job": functools.partial(validation_job, schedules=plan.schedules),
+              "settings": {**dataclasses.asdict(plan), "teacher": TEACHER,
+                           "score": "validation accuracy", "derived": DERIVED,
+                           "schedules": [dataclasses.asdict(s) for s in plan.schedules]}}
+    report = bench_runs.load_or_execute("tuning", plan, planned_runs, out, resume=resume, **common)
+    if not report_only:  # then the methods that start from another's choice
+        report = bench_runs.load_or_execute("tuning", plan, lambda p: planned_runs(p, report), out,
+                                            resume=True, **common)
     report = summarise(report, plan)
     path = Path(out) / "tuning.json"
     atomic_write_json(path, report)

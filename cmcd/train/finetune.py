@@ -107,6 +107,7 @@ def few_label_finetune_accuracy(student: nn.Module, classifier: nn.Module, pool_
         scores = []
         for draw in range(draws):
             subset = torch.from_numpy(labeled_subset(pool_y, k, np.random.default_rng([seed, k, draw])))
+            subset = subset.to(pool_inputs.device)
             tuned = finetune(student, classifier, pool_inputs[subset], pool_labels[subset], schedule,
                              device)
             scores.append(accuracy(*tuned, eval_inputs, eval_labels))
