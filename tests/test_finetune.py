@@ -54,3 +54,16 @@ def test_selection_keeps_the_best_validation_weights_and_runs_out_of_patience():
     assert (selection.best, selection.best_epoch, selection.exhausted) == (0.7, 2, True)
     selection.restore()
     assert torch.all(module.weight == 0.7)
+
+
+def test_the_supervised_reference_trains_a_head_and_augmentation_of_its_own():
+    from cmcd.models.teacher import load_teacher
+    from cmcd.modalities import get_modality
+    from cmcd.train.config import DistillConfig
+    from cmcd.train.objectives import build_objective
+
+    teacher = load_teacher("digits", "ssl")
+    objective = build_objective(DistillConfig(method="supervised"), teacher, get_modality("depth"))
+    assert objective.head is not teacher.head and objective.head.weight.requires_grad
+    assert objective.head.weight.shape == teacher.head.weight.shape
+    assert objective.use_augment and objective.selects_on_validation and objective.patience == 8
