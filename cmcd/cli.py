@@ -211,7 +211,8 @@ def cmd_classify(args) -> int:
 
 
 def _bench_command(args) -> str:
-    """The command line that reproduces a paper or theory benchmark (recorded in its results)."""
+    """The command line that reproduces a paper, theory or tuning benchmark (recorded in its
+    results)."""
     words = ["cmcd", "bench", args.what, *(["--quick"] if args.quick else [])]
     words += [] if args.seeds is None else ["--seeds", str(args.seeds)]
     words += [] if args.workers == 1 else ["--workers", str(args.workers)]
@@ -227,7 +228,7 @@ def cmd_bench(args) -> int:
              "command": _bench_command(args), "device": args.device}
     options = {"data": {"cache_root": args.cache}, "speed": {"device": args.device}, "app": {},
                "inputs": {"out": args.out},
-               "paper": study, "theory": study, "segmentation": study}
+               "paper": study, "theory": study, "segmentation": study, "tuning": study}
     module = importlib.import_module(f"cmcd.bench.{args.what}")
     report = module.run(**options[args.what])
     if args.json:
@@ -302,18 +303,22 @@ def _add_classify_parser(subcommands) -> None:
 
 
 def _add_bench_parser(subcommands) -> None:
-    p = subcommands.add_parser("bench", help="measure: paper (methods x pairs x budgets x teachers over "
-                       "seeds), theory (error against TV distance), segmentation (dense "
-                       "distillation on the depth pairs), data (build and load times), "
+    p = subcommands.add_parser("bench", help="measure: tuning (every method's settings chosen on "
+                       "validation with the same budget), paper (methods x pairs over seeds, with "
+                       "the tuned settings), theory (error against TV distance), segmentation "
+                       "(dense distillation on the depth pairs), data (build and load times), "
                        "speed, app (start-up, classify latency), inputs (real recordings, drawing "
                        "styles, junk and 'not sure')")
-    p.add_argument("what", choices=["paper", "theory", "segmentation", "data", "speed", "app", "inputs"])
-    studies = "paper, theory, segmentation"
+    p.add_argument("what", choices=["tuning", "paper", "theory", "segmentation", "data", "speed", "app",
+                                    "inputs"])
+    studies = "tuning, paper, theory, segmentation"
     p.add_argument("--out", default="results", help=f"{studies}, inputs: folder for the results")
     p.add_argument("--quick", action="store_true", help=f"{studies}: tiny runs that check the "
-                   "pipeline and file formats (numbers mean nothing)")
-    p.add_argument("--seeds", type=int, default=None, help=f"{studies}: seeds per setting "
-                   "(default: 3 for paper, theory and segmentation)")
+                   "pipeline and file formats (numbers mean nothing; paper --quick uses the default "
+                   "settings instead of tuning.json)")
+    p.add_argument("--seeds", type=int, default=None, help="paper, theory, segmentation: seeds per "
+                   "setting (paper: 5 for the main table, at most 3 for the ft ablation; theory and "
+                   "segmentation: 3; tuning uses a seed of its own)")
     p.add_argument("--workers", type=int, default=1, help=f"{studies}: runs at once, each in a "
                    "process of its own (use several on a GPU or a many-core CPU)")
     p.add_argument("--resume", action="store_true", help=f"{studies}: keep finished runs of an "

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Everything that needs a CUDA GPU, in one go: the full paper and theory benchmarks, the CUDA tests
-# and the speed benchmark. Usage: scripts/gpu_checks.sh OUT_DIR [WORKERS]
-# Writes OUT_DIR/{paper.json,theory.json,bench-speed.json,gpu.log}; tables and figures are made
-# from the JSON files afterwards with `cmcd bench paper --report-only` (and theory).
+# Everything that needs a CUDA GPU, in one go: the tuning sweep, the full paper and theory
+# benchmarks, the CUDA tests and the speed benchmark. Usage: scripts/gpu_checks.sh OUT_DIR [WORKERS]
+# Writes OUT_DIR/{tuning.json,paper.json,theory.json,bench-speed.json,gpu.log}; tables and figures
+# are made from the JSON files afterwards with `cmcd bench paper --report-only` (and theory).
+# The paper benchmark reads the settings the tuning sweep chose (results dir's tuning.json).
 set -u
 out=${1:?usage: scripts/gpu_checks.sh OUT_DIR [WORKERS]}
 workers=${2:-8}
@@ -13,8 +14,11 @@ log="$out/gpu.log"
 step() { echo "=== $(date +%T) $*" | tee -a "$log"; }
 
 step "device"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$log" 2>&1
+step "bench tuning"
+timeout -k 5 240 python3 -m cmcd bench tuning --workers "$workers" --resume --out "$results" >>"$log" 2>&1
+echo "exit $?" >>"$log"; pkill -f multiprocessing.spawn; cp "$results/tuning.json" "$out/" 2>/dev/null
 step "bench paper"
-timeout -k 5 290 python3 -m cmcd bench paper --workers "$workers" --resume --out "$results" >>"$log" 2>&1
+timeout -k 5 420 python3 -m cmcd bench paper --workers "$workers" --resume --out "$results" >>"$log" 2>&1
 echo "exit $?" >>"$log"; pkill -f multiprocessing.spawn; cp "$results/paper.json" "$out/" 2>/dev/null
 step "bench theory"
 timeout -k 5 140 python3 -m cmcd bench theory --workers "$workers" --resume --out "$results" >>"$log" 2>&1

@@ -1,5 +1,6 @@
-"""`cmcd bench paper` and `cmcd bench theory` in --quick mode: the whole pipeline and the file
-formats (the numbers of such tiny runs mean nothing); and the verdict rules on made-up runs."""
+"""`cmcd bench tuning`, `paper` and `theory` in --quick mode: the whole pipeline and the file
+formats (the numbers of such tiny runs mean nothing); the plans (equal tuning budgets, the paper's
+setting, the tuned settings read back); and the verdicts on made-up runs."""
 
 import json
 import logging
@@ -11,33 +12,124 @@ import pytest
 from cmcd.bench import paper as bench_paper
 from cmcd.bench import runner
 from cmcd.bench import theory as bench_theory
+from cmcd.bench import tuning as bench_tuning
 from cmcd.cli import main, progress_on_stderr
-from cmcd.eval.records import ZERO_LABEL_HEAD
+from cmcd.data import pairs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def fake_run(method, head, seed, pair="digits-sketch", study="main"):
-    return {"study": study, "config": {"pair": pair, "method": method, "seed": seed, "teacher": "ft",
-                                       "n_pairs": None},
-            "metrics": {"zero_label_acc": {"head": head}}}
+def fake_run(method, accuracy, seed, pair="digits-sketch", study="main", ft10=None):
+    return {"study": study, "config": {"pair": pair, "method": method, "seed": seed,
+                                       "teacher": bench_paper.STUDIES[study], "n_pairs": None},
+            "metrics": {"accuracy": accuracy, "few_label_ft_acc": {"10": accuracy if ft10 is None
+                                                                   else ft10}}}
 
 
-def test_compare_calls_a_lead_within_the_seed_spread_a_tie():
-    runs = [fake_run("cmc", h, s) for s, h in enumerate([0.80, 0.82, 0.84])]
-    runs += [fake_run("l2", h, s) for s, h in enumerate([0.79, 0.80, 0.81])]
-    result = bench_paper.compare(runs, "cmc", "l2", ZERO_LABEL_HEAD)
-    assert result["difference"] == pytest.approx(0.02)
-    assert result["verdict"] == "ties"  # the lead (0.02) is within cmc's spread (0.02)
-    runs += [fake_run("cmd", h, s) for s, h in enumerate([0.70, 0.71, 0.72])]
-    assert bench_paper.compare(runs, "cmd", "l2", ZERO_LABEL_HEAD)["verdict"] == "loses to"
-    assert bench_paper.compare(runs, "cmc", "cmd", ZERO_LABEL_HEAD)["verdict"] == "beats"
+def test_tuning_gives_every_method_the_same_budget_at_the_benchmarks_step_count():
+    plan = bench_tuning.FULL
+    runs = bench_tuning.planned_runs(plan)
+    sweep = [config for study, config in runs if study == "sweep"]
+    assert set(plan.methods) == {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2"}
+    assert {len(bench_tuning.candidates(plan, method)) for method in plan.methods} == {6}
+    assert {c.teacher for c in sweep} == {"ssl"}
+    assert all(c.steps == runner.default_steps(c.pair) for c in sweep)  # the paper's step count
+    paper = bench_paper.FULL
+    assert not {c.seed for _, c in runs} & set(paper.seeds + paper.ablation_seeds)
+    assert len(runs) + 6 * len(plan.pairs) <= 120 and bench_tuning.plan_size(plan).startswith("111 runs")
 
 
-def test_the_best_of_a_column_is_marked_only_beyond_the_spread():
-    assert bench_paper._best_rows({"a": (0.9, 0.01), "b": (0.8, 0.02)}, False) == {"a"}
-    assert bench_paper._best_rows({"a": (0.9, 0.2), "b": (0.8, 0.02)}, False) == set()
-    assert bench_paper._best_rows({"a": (0.1, 0.01), "b": (0.5, 0.02)}, True) == {"a"}
+def test_socket_starts_from_what_l2_chose_so_it_never_scores_below_it():
+    plan = bench_tuning.FULL
+    scores = {1e-3: 0.5, 6e-3: 0.7}  # L2's best learning rate: 0.006
+    l2_runs = [{"study": "sweep",
+                "config": bench_tuning.config_of(plan, pair, "l2", seed, settings).to_dict(),
+                "metrics": {"validation": {"accuracy": scores.get(settings.get("lr"), 0.6)}}}
+               for settings in bench_tuning.candidates(plan, "l2") for pair in plan.pairs
+               for seed in plan.seeds]
+    report = {"runs": l2_runs}
+    socket = bench_tuning.candidates(plan, "socket", report)
+    assert len(socket) == 6 and all(settings["lr"] == 6e-3 for settings in socket)
+    assert {"lr": 6e-3, "stats_weight": 0.0} in socket  # L2's own winner
+    derived = [c for study, c in bench_tuning.planned_runs(plan, report) if c.method == "socket"]
+    assert len(derived) == 6 * len(plan.pairs)
+
+
+def test_quick_tuning_scores_on_validation_and_records_every_configuration(tmp_path):
+    out = tmp_path / "results"
+    assert main(["bench", "tuning", "--quick", "--out", str(out)]) == 0
+    report = json.loads((out / "tuning.json").read_text())
+    plan = bench_tuning.QUICK
+    assert report["benchmark"] == "tuning" and report["quick"]
+    for run in report["runs"]:  # validation only: no test metric was computed
+        assert "validation" in run["metrics"] and "accuracy" not in run["metrics"]
+        assert "zero_label_acc" not in run["metrics"]
+    for method in plan.methods:
+        rows = report["candidates"][method]
+        assert [row["settings"] for row in rows] == list(bench_tuning.candidates(plan, method, report))
+        assert all(set(row["validation_accuracy"]) == set(plan.pairs) for row in rows)
+        best = max(row["mean"] for row in rows)
+        assert report["chosen"][method] == next(r["settings"] for r in rows if r["mean"] == best)
+    assert report["candidates"]["socket"][1]["settings"] == {**report["chosen"]["l2"], "stats_weight": 0.0}
+    schedules = report["finetune"]["schedules"]
+    assert len(schedules) == len(plan.schedules) and report["finetune"]["chosen"] in [
+        {"steps": row["steps"], "lr": row["lr"]} for row in schedules]
+    with pytest.raises(ValueError, match="--quick"):  # the paper benchmark refuses it
+        bench_tuning.chosen_settings(out)
+
+
+def test_the_paper_benchmark_reads_the_tuned_settings_or_says_what_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cmcd bench tuning"):
+        bench_tuning.chosen_settings(tmp_path)
+    (tmp_path / "tuning.json").write_text(json.dumps({
+        "quick": False, "chosen": {"cmc": {"temperature": 0.2}, "socket": {"stats_weight": 0.0, "lr": 0.001}},
+        "finetune": {"chosen": {"steps": 7, "lr": 0.002}}}))
+    chosen, finetune = bench_tuning.chosen_settings(tmp_path)
+    plan = bench_paper.FULL
+    runs = bench_paper.planned_runs(plan, chosen, finetune)
+    main_runs = [c for study, c in runs if study == "main"]
+    ablation = [c for study, c in runs if study == "ablation"]
+    assert {c.teacher for c in main_runs} == {"ssl"} and {c.teacher for c in ablation} == {"ft"}
+    assert {c.seed for c in main_runs} == set(range(5)) and {c.seed for c in ablation} == set(range(3))
+    assert {c.pair for c in main_runs} == set(pairs.PAIRS)
+    assert {c.method for c in main_runs} == {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2", "random",
+                                             "supervised"}
+    assert all(c.loss.temperature == 0.2 for c in main_runs if c.method == "cmc")
+    assert all((c.loss.stats_weight, c.lr) == (0.0, 0.001) for c in main_runs if c.method == "socket")
+    assert all((c.finetune_steps, c.finetune_lr) == (7, 0.002) for c in main_runs + ablation)
+    for c in main_runs:
+        budget = runner.default_steps(c.pair) * (bench_paper.SUPERVISED_BUDGET if c.method == "supervised"
+                                                 else 1)
+        assert c.steps == budget
+    assert [c.method for study, c in runs if study == "cost"] == ["target-ssl"]
+
+
+def test_verdicts_pair_by_seed_hold_each_family_apart_and_agree_with_their_words():
+    runs = []
+    for seed in range(5):
+        noise = 0.01 * seed
+        runs += [fake_run("l2", 0.70 + noise, seed), fake_run("crd", 0.74 + noise, seed),
+                 fake_run("socket", 0.70 + noise, seed),
+                 fake_run("cmc", 0.75 + noise + 0.002 * (seed % 2), seed),  # beats l2, ties crd
+                 fake_run("cmd", 0.70 + noise + 0.003 * (-1) ** seed, seed),
+                 fake_run("cmc+l2", 0.76 + noise + 0.002 * (seed % 3), seed)]
+    rows = bench_paper.verdicts(runs)
+    keys = [(r["pair"], r["teacher"], r["metric"], r["method"], r["baseline"]) for r in rows]
+    assert len(keys) == len(set(keys))  # no cell counted twice
+    families = {family: {(r["method"], r["baseline"]) for r in rows if r["family"] == family}
+                for family in {r["family"] for r in rows}}
+    assert families["paper's losses"] == {(m, b) for m in ("cmc", "cmd") for b in ("l2", "crd", "socket")}
+    assert {m for m, _ in families["ours"]} == {"cmc+l2"}
+    by_cell = {(r["metric"], r["method"], r["baseline"]): r for r in rows}
+    assert by_cell[("accuracy", "cmc", "l2")]["verdict"] == "beats"
+    assert by_cell[("accuracy", "cmd", "l2")]["verdict"] == "ties"
+    for row in rows:
+        excludes_zero = row["ci_low"] > 0 or row["ci_high"] < 0
+        assert excludes_zero == (row["verdict"] != "ties"), row
+    accuracy = [r for r in rows if r["metric"] == "accuracy"]
+    assert bench_paper.verdict_sentence(accuracy, "cmc", "l2") \
+        == "cmc beats l2 on 1 of 1 pairs, ties on 0 and loses on 0"
+    assert "| digits-sketch | +5." in bench_paper.verdict_table(accuracy, ("cmc",), ("l2",))
 
 
 def _outputs(out, names):
@@ -53,26 +145,33 @@ def test_quick_paper_benchmark_writes_its_files_and_resumes(tmp_path, capsys):
     plan = bench_paper.QUICK
     main_runs = [r for r in report["runs"] if r["study"] == "main"]
     assert {r["config"]["method"] for r in main_runs} == set(plan.methods)
-    regime_runs = [r for r in report["runs"] if r["study"] == "regime"]
-    assert {(r["config"]["teacher"], r["config"]["n_pairs"]) for r in regime_runs} \
-        == {("ssl", 100), ("ssl", None), ("ft", 100)}  # (ft, all pairs) is the main table's
-    trained_runs = [r for r in report["runs"] if r["config"]["method"] != "random"]
-    assert all(r["metrics"]["steps"] == plan.steps for r in trained_runs)
-    for run in report["runs"]:
-        assert {"zero_label_acc", "few_label_acc", "retrieval", "tv_distance", "tv_distance_head",
-                "wall_s", "device"} <= set(run["metrics"])
-    _outputs(out, ["paper.md", "figures/paper-few-label.html", "figures/paper-budget.html",
+    assert {r["config"]["teacher"] for r in main_runs} == {"ssl"}
+    assert {r["config"]["teacher"] for r in report["runs"] if r["study"] == "ablation"} == {"ft"}
+    for run in main_runs:
+        metrics = run["metrics"]
+        assert {"accuracy", "zero_label_acc", "few_label_acc", "retrieval", "wall_s",
+                "finetune_s"} <= set(metrics)
+        assert set(metrics["few_label_ft_acc"]) == {"1", "5", "10"}
+        steps = plan.steps * (bench_paper.SUPERVISED_BUDGET if run["config"]["method"] == "supervised" else 1)
+        assert metrics["steps"] == (0 if run["config"]["method"] == "random" else steps)
+    [supervised] = [r["metrics"] for r in main_runs if r["config"]["method"] == "supervised"]
+    assert supervised["selected_epoch"] >= 1
+    assert {(r["method"], r["baseline"]) for r in report["verdicts"] if r["family"] == "paper's losses"} \
+        == {("cmc", "l2")}
+    assert all(set(r) >= {"pair", "teacher", "metric", "method", "baseline", "diff_mean", "ci_low",
+                          "ci_high", "p_holm", "verdict"} for r in report["verdicts"])
+    _outputs(out, ["paper.md", "figures/paper-few-label.html", "figures/paper-few-label-ft.html",
                    "figures/plotly.min.js"])
     assert (out / "figures" / "paper-few-label.png").read_bytes().startswith(PNG_MAGIC)
     markdown = (out / "paper.md").read_text()
-    assert "| cmc |" in markdown and "pair budget" in markdown and "| method vs l2 |" in markdown
+    assert "| cmc |" in markdown and "teacher ft" in markdown and "`target-ssl`" in markdown
 
     assert "runs to go (0 already done)" in capsys.readouterr().err  # progress lines on stderr
     assert main(["bench", "paper", "--quick", "--out", str(out), "--resume", "--json"]) == 0
     resumed = json.loads(capsys.readouterr().out)
     assert len(resumed["runs"]) == len(report["runs"])  # nothing was run twice
     (out / "paper.md").unlink()
-    assert main(["bench", "paper", "--out", str(out), "--report-only"]) == 0
+    assert main(["bench", "paper", "--quick", "--out", str(out), "--report-only"]) == 0
     assert (out / "paper.md").read_text() == markdown
 
 

@@ -149,14 +149,35 @@ def test_l2_by_hand():
     assert build_loss("l2", normalize=False)(student, teacher)["l2"].item() == pytest.approx(10.5)
 
 
-def test_socket_matches_mean_and_spread():
+def test_socket_is_l2_plus_a_spread_term_that_vanishes_where_spreads_agree():
     teacher = unit(32, 16)
     assert all(t.item() < 1e-6 for t in build_loss("socket")(teacher, teacher).values())
-    # a student at the teacher's reflection: per-channel means flip sign, spreads stay equal
+    # a student at the teacher's reflection: every pair 2 apart, per-channel spreads equal
     terms = build_loss("socket")(-teacher, teacher)
-    assert terms["mean"].item() == pytest.approx(4 * teacher.mean(0).pow(2).sum().item(), rel=1e-5)
-    assert terms["std"].item() == pytest.approx(0.0, abs=1e-6)
-    assert set(terms) == {"l2", "mean", "std"}
+    assert set(terms) == {"l2", "spread"}
+    assert terms["l2"].item() == pytest.approx(4.0, rel=1e-5)
+    assert terms["spread"].item() == pytest.approx(0.0, abs=1e-6)
+    # raw student at twice the teacher: each channel's spread doubles, so the gap is Σ σ_c²
+    doubled = build_loss("socket", normalize=False, stats_weight=0.5)(2 * teacher, teacher)
+    assert doubled["spread"].item() == pytest.approx(0.5 * teacher.var(0, correction=0).sum().item(),
+                                                     rel=1e-5)
+
+
+def test_socket_weighs_the_mean_gap_once_as_l2_does():
+    """L2 already holds the mean gap exactly (L2 = ‖μ_v − μ_u‖² + centred L2); the spread term
+    adds none of it: moving the whole batch changes only the L2 term. A second mean term made
+    students collapse onto the teacher's common direction (see SocketLoss)."""
+    student, teacher = torch.randn(64, 16), unit(64, 16, seed=4)
+    l2 = build_loss("l2", normalize=False)(student, teacher)["l2"]
+    centred = (student - student.mean(0)) - (teacher - teacher.mean(0))
+    mean_gap = (student.mean(0) - teacher.mean(0)).pow(2).sum()
+    assert l2.item() == pytest.approx((mean_gap + centred.pow(2).sum(1).mean()).item(), rel=1e-5)
+    loss = build_loss("socket", normalize=False, stats_weight=3.0)
+    shift = torch.randn(16)
+    assert loss(student + shift, teacher)["spread"].item() == pytest.approx(
+        loss(student, teacher)["spread"].item(), rel=1e-4)
+    plain = build_loss("socket", stats_weight=0.0)(student, teacher)
+    assert sum(plain.values()).item() == pytest.approx(build_loss("l2")(student, teacher)["l2"].item())
 
 
 def test_cmc_plus_l2_weights_its_l2_term():

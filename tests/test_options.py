@@ -28,7 +28,7 @@ OLD_EFFECTIVE = {
                "l2_weight": 1.0},
     "random": {},
     "target-ssl": {"temperature": 0.2},
-    "supervised": {},
+    "supervised": {"patience": 8},
 }
 
 BAD_SETTINGS = [  # (flat settings, the name the sentence must give)

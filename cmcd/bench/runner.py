@@ -117,7 +117,15 @@ def _init_worker(threads: int, log_queue, log_level: int, devices=None) -> None:
 
 
 def _distill_metrics(config: dict) -> dict:
+    """A benchmark run's job: distil, evaluate on the test split, return the metrics."""
     return distill(DistillConfig.from_dict(config)).metrics
+
+
+def _score(metrics: dict) -> str:
+    """A run's headline number for the progress line: test accuracy, or validation accuracy."""
+    if "accuracy" in metrics:
+        return f"accuracy {metrics['accuracy']:.3f}"
+    return f"validation accuracy {metrics.get('validation', {}).get('accuracy', float('nan')):.3f}"
 
 
 @dataclass(frozen=True)
@@ -131,8 +139,7 @@ class RunKind:
     result: Callable[[dict], str]
 
 
-DISTILLATION = RunKind(_distill_metrics, prepare,
-                       lambda metrics: f"head {metrics['zero_label_acc']['head']:.3f}")
+DISTILLATION = RunKind(_distill_metrics, prepare, _score)
 
 
 def _device_queue(device: str, workers: int):
@@ -175,7 +182,7 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
         count = len(report["runs"]) - len(done)
         left = elapsed / count * (len(todo) - count)
         log.info(f"[{count}/{len(todo)}] {study} {config.pair} {config.method} {config.teacher} "
-                 f"n={metrics['n_pairs']} gap={metrics['gap']} seed={config.seed}: "
+                 f"n={config.n_pairs or 'all'} gap={config.gap} seed={config.seed}: "
                  f"{kind.result(metrics)} ({metrics['wall_s']:.1f} s; about "
                  f"{left / 60:.0f} min left)")
 

@@ -111,7 +111,7 @@ def zero_label_accuracy(embeddings, labels, head, prototypes=None, normalize: bo
 # ------------------------------------------------------------------------------------ few labels
 
 
-def _labeled_subset(labels: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
+def labeled_subset(labels: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of `shots` random items of every class (all of a class that has fewer)."""
     picks = []
     for cls in np.unique(labels):
@@ -134,7 +134,7 @@ def few_label_accuracy(train_emb, train_labels, test_emb, test_labels, shots=(1,
         for k in shots:
             accuracies = []
             for draw in range(draws):
-                subset = _labeled_subset(train_y, k, np.random.default_rng([seed, k, draw]))
+                subset = labeled_subset(train_y, k, np.random.default_rng([seed, k, draw]))
                 probe = LogisticRegression(C=PROBE_C, solver="lbfgs", max_iter=1000)
                 probe.fit(train_x[subset], train_y[subset])
                 accuracies.append(np.mean(probe.predict(test_x) == test_y))

@@ -33,6 +33,10 @@ class DistillConfig:
     device: str = setting("auto", "training device", choices=DEVICES)
     # On validation, 5 epochs: no better for sketch, worse for depth.
     augment: bool = setting(False, "augment the target inputs in each batch")
+    # Step 3 by fine-tuning (few_label_ft_acc); the schedule is chosen by `cmcd bench tuning`.
+    finetune_steps: int = setting(0, "after distilling, fine-tune the whole student on 1/5/10 labels "
+                                     "per class for this many steps, five draws each (0: off)", minimum=0)
+    finetune_lr: float = setting(1e-4, "peak learning rate of that fine-tuning", above=0)
     loss: MethodOptions | None = None  # the method's options; None: its defaults
 
     def __post_init__(self):

@@ -31,6 +31,7 @@ from cmcd.models.init import initialise
 from cmcd.models.teacher import Teacher, load_teacher
 from cmcd.train import parallel
 from cmcd.train.config import DistillConfig
+from cmcd.train.finetune import NormalizedHead, Schedule, classifier_accuracy, few_label_finetune_accuracy
 from cmcd.train.loop import (
     BatchSampler,
     Hooks,
@@ -69,6 +70,35 @@ def _choose_pairs(total: int, n_pairs: int | None, seed: int) -> torch.Tensor:
 
 
 MAX_VALIDATIONS = 10  # per run: many tiny epochs (a small pair budget) are validated now and then
+
+
+@dataclass
+class _Selection:
+    """For an objective that selects its weights on validation (the supervised reference): the
+    weights of the best validation accuracy so far, and how many validations ago that was."""
+
+    modules: list[nn.Module]
+    patience: int
+    best: float = -1.0
+    best_epoch: int = 0
+    since_best: int = 0
+    states: list[dict] = field(default_factory=list)
+
+    def offer(self, accuracy: float, epoch: int) -> None:
+        if accuracy > self.best:
+            self.best, self.best_epoch, self.since_best = accuracy, epoch, 0
+            self.states = [{key: value.detach().clone() for key, value in module.state_dict().items()}
+                           for module in self.modules]
+        else:
+            self.since_best += 1
+
+    @property
+    def exhausted(self) -> bool:
+        return self.since_best >= self.patience
+
+    def restore(self) -> None:
+        for module, state in zip(self.modules, self.states, strict=True):
+            module.load_state_dict(state)
 
 
 @dataclass
@@ -155,6 +185,7 @@ class _Training:
     validation_s: float = 0.0
     train_s: float = 0.0  # validation excluded
     started: float = field(default_factory=time.perf_counter)
+    selection: _Selection | None = None  # when the objective selects its weights on validation
 
     def on_step(self, done: StepDone) -> None:
         if done.step % self.log_every and done.step != self.total_steps:
@@ -169,11 +200,13 @@ class _Training:
 
     def validate(self, epoch: int) -> None:
         started = time.perf_counter()
-        setup = self.setup
+        setup, labels = self.setup, self.setup.data.val.labels
         prototypes = torch.from_numpy(setup.prototypes).float()
-        val = {"epoch": epoch, **zero_label_accuracy(embed(setup.student, setup.data.val.target),
-                                                     setup.data.val.labels, setup.teacher.head,
-                                                     prototypes)}
+        embeddings = embed(setup.student, setup.data.val.target)
+        val = {"epoch": epoch, **zero_label_accuracy(embeddings, labels, setup.teacher.head, prototypes),
+               "accuracy": classifier_accuracy(run_classifier(setup), embeddings, labels)}
+        if self.selection is not None:
+            self.selection.offer(val["accuracy"], epoch)
         self.validation_s += time.perf_counter() - started
         self.run.val_history.append(val)
         if self.progress:
@@ -194,11 +227,29 @@ def _distillation_step(setup: _Setup, student: nn.Module) -> Step:
     return step
 
 
+def _selection(setup: _Setup) -> _Selection | None:
+    """Selection on validation, for an objective that asks for it; in one process only (under
+    torchrun the ranks would have to agree on when to stop)."""
+    objective = setup.objective
+    if not getattr(objective, "selects_on_validation", False) or setup.strategy.world_size > 1:
+        return None
+    return _Selection([setup.student, objective], objective.patience)
+
+
+def _stop_rule(training: _Training, should_stop) -> Callable[[], bool]:
+    def stop() -> bool:
+        exhausted = training.selection is not None and training.selection.exhausted
+        return exhausted or bool(should_stop and should_stop())
+
+    return stop
+
+
 def _train(setup: _Setup, run: DistillRun, progress, should_stop) -> _Training:
     config = setup.config
     sampler = BatchSampler(len(setup.chosen), config.batch_size, setup.generator)
     epochs, total_steps = _schedule(config, len(sampler), setup.objective is not None)
-    training = _Training(setup, run, progress, epochs, total_steps, log_every=max(1, len(sampler) // 8))
+    training = _Training(setup, run, progress, epochs, total_steps, log_every=max(1, len(sampler) // 8),
+                         selection=_selection(setup))
     if setup.objective is None:
         return training.finish(samples=0)
     settings = LoopSettings([setup.student, setup.objective], config.lr, weight_decay=5e-4,
@@ -207,10 +258,14 @@ def _train(setup: _Setup, run: DistillRun, progress, should_stop) -> _Training:
                             strategy=setup.strategy)
     step = _distillation_step(setup, settings.strategy.wrap_model(setup.student))
     validate = training.validate if parallel.is_main_process() else None
-    hooks = Hooks(on_step=training.on_step, validate=validate, should_stop=should_stop,
-                  validate_every=max(1, epochs // MAX_VALIDATIONS))
+    every = 1 if training.selection else max(1, epochs // MAX_VALIDATIONS)
+    hooks = Hooks(on_step=training.on_step, validate=validate,
+                  should_stop=_stop_rule(training, should_stop), validate_every=every)
     result = train_loop(step, sampler, epochs, settings, hooks)
-    run.cancelled = result.cancelled
+    selection = training.selection
+    run.cancelled = result.cancelled and not (selection and selection.exhausted)
+    if selection and selection.states:
+        selection.restore()
     return training.finish(samples=result.steps * sampler.batch_size)
 
 
@@ -245,16 +300,25 @@ class TrainedStudent:
     validation_s: float
     wall_s: float  # preparing and training
     world_size: int = 1  # processes that trained it together
+    objective_state: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. a head of its own
+    selected_epoch: int | None = None  # the epoch whose weights were kept (selection on validation)
+
+
+def _cpu_state(module: nn.Module | None) -> dict[str, torch.Tensor]:
+    if module is None:
+        return {}
+    return {key: value.detach().cpu().clone() for key, value in module.state_dict().items()}
 
 
 def _train_prepared(setup: _Setup, started: float, progress, should_stop) -> TrainedStudent:
     run = DistillRun(setup.config, str(setup.device))
     training = _train(setup, run, progress, should_stop)
-    state = {key: value.detach().cpu().clone() for key, value in setup.student.state_dict().items()}
-    return TrainedStudent(setup.config, str(setup.device), state, run.history, run.val_history,
-                          run.cancelled, training.epochs, training.total_steps, training.samples,
-                          training.train_s, training.validation_s, time.perf_counter() - started,
-                          setup.strategy.world_size)
+    selected = training.selection.best_epoch if training.selection else None
+    return TrainedStudent(setup.config, str(setup.device), _cpu_state(setup.student), run.history,
+                          run.val_history, run.cancelled, training.epochs, training.total_steps,
+                          training.samples, training.train_s, training.validation_s,
+                          time.perf_counter() - started, setup.strategy.world_size,
+                          _cpu_state(setup.objective), selected)
 
 
 def train_student(config: DistillConfig,
@@ -276,7 +340,37 @@ def _run_metrics(setup: _Setup, trained: TrainedStudent, wall_s: float) -> dict:
         "train_s": round(trained.train_s, 2), "validation_s": round(trained.validation_s, 2),
         "pairs_per_s": round(samples / trained.train_s, 1) if samples else 0.0,
         "cancelled": trained.cancelled, "world_size": trained.world_size,
+        **({} if trained.selected_epoch is None else {"selected_epoch": trained.selected_epoch}),
     }
+
+
+def run_classifier(setup: _Setup) -> nn.Module:
+    """What reads the run's student embeddings as classes: the objective's own head (the
+    supervised reference), else the teacher's head over normalised embeddings."""
+    own = getattr(setup.objective, "head", None)
+    return own if own is not None else NormalizedHead(setup.teacher.head)
+
+
+def finetune_accuracy(setup: _Setup, schedule: Schedule, split: pairs.Split) -> dict[str, float]:
+    """Step 3 by fine-tuning: the whole student and its classifier on k labelled distillation
+    pairs per class (k = 1, 5, 10; five draws), scored on `split`."""
+    return few_label_finetune_accuracy(
+        setup.student, run_classifier(setup), setup.targets, setup.labels, split.target, split.labels,
+        schedule, setup.device, seed=setup.config.seed)
+
+
+def _test_metrics(setup: _Setup, student_test: torch.Tensor) -> dict:
+    """Every test metric: the evaluation bundle, the run's own classifier's accuracy and, when
+    the config asks for it, few-label fine-tuning (with its cost in seconds)."""
+    config, test = setup.config, setup.data.test
+    metrics = {**_evaluate(setup, student_test),
+               "accuracy": classifier_accuracy(run_classifier(setup), student_test, test.labels)}
+    if config.finetune_steps:
+        started = time.perf_counter()
+        schedule = Schedule(config.finetune_steps, config.finetune_lr)
+        metrics["few_label_ft_acc"] = finetune_accuracy(setup, schedule, test)
+        metrics["finetune_s"] = round(time.perf_counter() - started, 2)
+    return metrics
 
 
 def _evaluate_prepared(setup: _Setup, trained: TrainedStudent, started: float) -> DistillRun:
@@ -285,7 +379,7 @@ def _evaluate_prepared(setup: _Setup, trained: TrainedStudent, started: float) -
                      val_history=trained.val_history, student=setup.student,
                      cancelled=trained.cancelled)
     student_test = embed(setup.student, setup.data.test.target)
-    metrics = _evaluate(setup, student_test)
+    metrics = _test_metrics(setup, student_test)
     wall_s = trained.wall_s + time.perf_counter() - started
     run.metrics = {**_run_metrics(setup, trained, wall_s), **metrics}
     real = real_samples_accuracy(setup.student, setup.teacher.head, setup.data.spec.target)
@@ -303,6 +397,8 @@ def evaluate_student(trained: TrainedStudent) -> DistillRun:
     started = time.perf_counter()
     setup = _prepare(replace(trained.config, device="cpu"))
     setup.student.load_state_dict(trained.student_state)
+    if setup.objective is not None and trained.objective_state:
+        setup.objective.load_state_dict(trained.objective_state)
     return _evaluate_prepared(setup, trained, started)
 
 
@@ -312,11 +408,31 @@ def distill(config: DistillConfig,
     """Distil a student for `config.pair` and evaluate it: `train_student` then
     `evaluate_student`, on one prepared setup. `progress` gets a dict per logged step and per
     epoch, `should_stop` is polled every step (cancelling still evaluates what was trained)."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     setup = _prepare(config)
     trained = _train_prepared(setup, started, progress, should_stop)
     setup.strategy.close()
     if not parallel.is_main_process():
         return DistillRun(config, trained.device, trained.history, student=setup.student,
                           cancelled=trained.cancelled)
-    return _evaluate_prepared(setup, trained, time.perf_counter())
+    run = _evaluate_prepared(setup, trained, time.perf_counter())
+    run.metrics["cpu_s"] = round(time.process_time() - cpu_started, 1)  # this process, all threads
+    return run
+
+
+def validation_run(config: DistillConfig, schedules: tuple[Schedule, ...] = ()) -> dict:
+    """Train a student and score it on the validation split only (for choosing settings; the test
+    split is never read): the last validation, and few-label fine-tuning under each schedule."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    setup = _prepare(config)
+    trained = _train_prepared(setup, started, None, None)
+    metrics = {"pair": config.pair, "method": config.method, "seed": config.seed,
+               "steps": trained.total_steps,
+               "validation": trained.val_history[-1] if trained.val_history else {},
+               "train_s": round(trained.train_s, 2)}
+    if schedules:
+        metrics["few_label_ft_val"] = {f"{s.steps}@{s.lr:g}": finetune_accuracy(setup, s, setup.data.val)
+                                       for s in schedules}
+    metrics["wall_s"] = round(time.perf_counter() - started, 2)
+    metrics["cpu_s"] = round(time.process_time() - cpu_started, 1)
+    return metrics

@@ -1,7 +1,8 @@
 """What a distillation run minimises: an objective per method, each a small module returning named
 loss terms. The distillation losses of `cmcd.train.losses`, plus the references `random` (no
-training), `target-ssl` (SimCLR on the target alone) and `supervised` (all target labels: the
-upper bound). One registry, `OBJECTIVES`, maps every method to its options class and builder."""
+training), `target-ssl` (SimCLR on the target alone) and `supervised` (all target labels, its own
+head, trained to convergence: the upper bound). One registry, `OBJECTIVES`, maps every method to
+its options class and builder."""
 
 from __future__ import annotations
 
@@ -53,15 +54,23 @@ class LossObjective(nn.Module):
 
 
 class SupervisedObjective(LossObjective):
-    """Upper bound: all target labels, through the teacher's frozen head (so the student lands in
-    the teacher's space and is evaluated like every other method)."""
+    """Upper bound: all target labels, with the student's own linear head trained alongside it
+    (cross-entropy on augmented inputs). The run keeps the weights of its best validation accuracy
+    and stops after `patience` validations without a better one (see `cmcd.train.distill`), so a
+    long step budget trains it to convergence."""
 
-    def __init__(self, head: nn.Linear, modality: Modality, use_augment: bool):
-        super().__init__(nn.Identity(), modality, use_augment)
-        self.head = head
+    selects_on_validation = True
+
+    def __init__(self, embed_dim: int, num_classes: int, modality: Modality, patience: int):
+        super().__init__(nn.Identity(), modality, use_augment=modality.augment is not None)
+        self.head = nn.Linear(embed_dim, num_classes)
+        self.patience = patience
+
+    def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.head(embeddings)
 
     def forward(self, student, batch):
-        logits = self.head(F.normalize(self.student_view(student, batch).float(), dim=1))
+        logits = self.classify(self.student_view(student, batch).float())
         return {"ce": F.cross_entropy(logits, batch.labels)}
 
 
@@ -126,7 +135,8 @@ class TargetSSLOptions(MethodOptions):
 
 @dataclass(frozen=True)
 class SupervisedOptions(MethodOptions):
-    pass
+    patience: int = setting(8, "stop after this many validations (one per epoch) without a better "
+                               "validation accuracy", minimum=1)
 
 
 @register_reference("random", RandomOptions)
@@ -141,7 +151,8 @@ def _target_ssl(options, teacher, modality, use_augment, generator):
 
 @register_reference("supervised", SupervisedOptions)
 def _supervised(options, teacher, modality, use_augment, generator):
-    return SupervisedObjective(teacher.head, modality, use_augment)
+    head = teacher.head  # only for its shape: the reference trains a head of its own
+    return SupervisedObjective(head.in_features, head.out_features, modality, options.patience)
 
 
 METHODS = tuple(OBJECTIVES)
