@@ -57,8 +57,8 @@ def test_selection_keeps_the_best_validation_weights_and_runs_out_of_patience():
 
 
 def test_the_supervised_reference_trains_a_head_and_augmentation_of_its_own():
-    from cmcd.models.teacher import load_teacher
     from cmcd.modalities import get_modality
+    from cmcd.models.teacher import load_teacher
     from cmcd.train.config import DistillConfig
     from cmcd.train.objectives import build_objective
 
