@@ -15,6 +15,7 @@ from cmcd.bench import theory as bench_theory
 from cmcd.bench import tuning as bench_tuning
 from cmcd.cli import main, progress_on_stderr
 from cmcd.data import pairs
+from cmcd.train.config import DistillConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -214,3 +215,23 @@ def test_quick_theory_benchmark_writes_calibration_points_verdicts_and_figures(t
         assert (out / "figures" / name).read_bytes().startswith(PNG_MAGIC)
     markdown = (out / "theory.md").read_text()
     assert "holds / undecided / fails" in markdown and "Calibration on samples of known TV" in markdown
+
+
+def test_resume_keeps_runs_of_the_current_data_version_only(tmp_path):
+    calls = []
+
+    def run(config: dict) -> dict:
+        calls.append(config["seed"])
+        return {"wall_s": 0.0, "accuracy": 0.5}
+
+    kind = runner.RunKind(run, lambda todo, pool: None, lambda metrics: "done")
+    planned = [("main", DistillConfig(pair="digits-depth", seed=seed)) for seed in (0, 1)]
+    path, header = tmp_path / "x.json", {"benchmark": "x", "data_version": "2"}
+    runner.execute(planned, path, header, kind=kind)
+    runner.execute(planned, path, header, resume=True, kind=kind)
+    assert calls == [0, 1]  # the second call resumed: nothing to do
+    report = json.loads(path.read_text())
+    path.write_text(json.dumps({**report, "data_version": "1"}))
+    runner.execute(planned, path, header, resume=True, kind=kind)
+    assert calls == [0, 1, 0, 1]  # runs on other data are done again
+    assert json.loads(path.read_text())["data_version"] == "2"

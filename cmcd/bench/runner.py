@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from cmcd import runtime
+from cmcd import paths, runtime
 from cmcd.data import cache, pairs
 from cmcd.eval.records import RunRecord
 from cmcd.models.teacher import load_teacher
@@ -165,6 +165,11 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
     path = Path(path)
     planned = on_device(planned, device)
     earlier = json.loads(path.read_text()) if resume and path.exists() else {}
+    if earlier.get("data_version") != header.get("data_version"):
+        if earlier:
+            log.warning(f"{path} holds runs on data version {earlier.get('data_version', '1')}: "
+                        f"starting again on version {header.get('data_version')}")
+        earlier = {}
     done = earlier.get("runs", [])
     finished = {run_key(run["study"], run["config"]) for run in done}
     todo = [(study, config) for study, config in planned if run_key(study, config) not in finished]
@@ -229,6 +234,6 @@ def load_or_execute(name: str, plan, planned_runs: Callable, out: Path, *, quick
     if report_only:
         return json.loads(path.read_text())
     header = {"benchmark": name, "command": command, "quick": quick,
-              "settings": settings or dataclasses.asdict(plan)}
+              "data_version": paths.DATA_VERSION, "settings": settings or dataclasses.asdict(plan)}
     return execute(planned_runs(plan), path, header, workers=workers, resume=resume, device=device,
                    kind=kind)
