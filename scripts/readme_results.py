@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from cmcd.data import pairs  # noqa: E402
 from cmcd.eval import records  # noqa: E402
+from cmcd.paths import DATA_VERSION  # noqa: E402
 
 RESULTS, CHECKPOINTS = ROOT / "results", ROOT / "cmcd" / "shipped" / "checkpoints"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -117,7 +118,17 @@ def tuning_line(tuning: dict) -> str:
             f"({len(tuning['runs'])} runs in {tuning['wall_s'] / 60:.1f} min on {tuning['device']}; "
             f"every method {len(next(iter(tuning['candidates'].values())))} configurations on "
             f"{', '.join(tuning['settings']['pairs'])}, see `results/tuning.json`): {chosen}; "
-            f"step-3 fine-tuning {finetune['steps']} steps at lr {finetune['lr']:g}.")
+            f"step-3 fine-tuning {finetune['steps']} steps at lr {finetune['lr']:g}."
+            + stale_data_note(tuning, "tuning"))
+
+
+def stale_data_note(report: dict, name: str) -> str:
+    """A warning when a results file was made on data other than today's renderers give."""
+    version = report.get("data_version", "1")
+    if version == DATA_VERSION:
+        return ""
+    return (f" **These runs were made on data version {version}; the renderers now give version "
+            f"{DATA_VERSION}** (see `cmcd/paths.py`): `cmcd bench {name}` makes them again.")
 
 
 def _settings(values: dict) -> str:
