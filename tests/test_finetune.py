@@ -5,9 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from cmcd.modalities import build_encoder
+from cmcd.modalities import build_encoder, get_modality
+from cmcd.models.teacher import load_teacher
+from cmcd.train.config import DistillConfig
 from cmcd.train.distill import _Selection
 from cmcd.train.finetune import NormalizedHead, Schedule, accuracy, few_label_finetune_accuracy
+from cmcd.train.objectives import build_objective
 
 CPU = torch.device("cpu")
 
@@ -57,11 +60,6 @@ def test_selection_keeps_the_best_validation_weights_and_runs_out_of_patience():
 
 
 def test_the_supervised_reference_trains_a_head_and_augmentation_of_its_own():
-    from cmcd.modalities import get_modality
-    from cmcd.models.teacher import load_teacher
-    from cmcd.train.config import DistillConfig
-    from cmcd.train.objectives import build_objective
-
     teacher = load_teacher("digits", "ssl")
     objective = build_objective(DistillConfig(method="supervised"), teacher, get_modality("depth"))
     assert objective.head is not teacher.head and objective.head.weight.requires_grad
