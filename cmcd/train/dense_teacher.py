@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,7 +87,7 @@ def train_dense_head(encoder: nn.Module, photos: torch.Tensor, label_maps: torch
     sampler = BatchSampler(len(photos), HEAD_BATCH, generator)
     settings = LoopSettings([head], HEAD_LR, weight_decay=0.0, device=device, max_steps=steps,
                             lr_factor=warmup_cosine(steps))
-    train_loop(step, sampler, -(-steps // len(sampler)), settings)
+    train_loop(step, sampler, math.ceil(steps / len(sampler)), settings)
     return head.cpu().eval().requires_grad_(False)
 
 
