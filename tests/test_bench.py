@@ -220,7 +220,7 @@ def test_quick_theory_benchmark_writes_calibration_points_verdicts_and_figures(t
 def test_resume_keeps_runs_of_the_current_data_version_only(tmp_path):
     calls = []
 
-    def run(config: dict) -> dict:
+    def run(study: str, config: dict) -> dict:
         calls.append(config["seed"])
         return {"wall_s": 0.0, "accuracy": 0.5}
 

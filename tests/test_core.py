@@ -132,7 +132,7 @@ def test_saved_run_round_trips(small_runs, tmp_path):
     _draw_seven().save(sketch)
     result = _cmcd("classify", "--pair", "digits-sketch", "--run", str(out), str(sketch), "--json")
     assert result.returncode == 0, result.stderr
-    assert set(json.loads(result.stdout)) == {"label", "probs"}
+    assert set(json.loads(result.stdout)) == {"label", "probs", "confidence", "unsure", "closest"}
 
 
 def test_unknown_method_is_a_clear_error():

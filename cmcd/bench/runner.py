@@ -116,7 +116,7 @@ def _init_worker(threads: int, log_queue, log_level: int, devices=None) -> None:
         torch.cuda.set_device(runtime.resolve_device(device))
 
 
-def _distill_metrics(config: dict) -> dict:
+def _distill_metrics(study: str, config: dict) -> dict:
     """A benchmark run's job: distil, evaluate on the test split, return the metrics."""
     return distill(DistillConfig.from_dict(config)).metrics
 
@@ -130,11 +130,11 @@ def _score(metrics: dict) -> str:
 
 @dataclass(frozen=True)
 class RunKind:
-    """What a benchmark's runs are: `run` trains and evaluates one from its config as a dict and
-    returns its metrics (a module-level function, so worker processes can take it), `prepare`
+    """What a benchmark's runs are: `run` trains and evaluates one from its study and its config
+    as a dict and returns its metrics (a module-level function, so worker processes can take it), `prepare`
     builds the data every planned run needs, `result` words a finished run's headline number."""
 
-    run: Callable[[dict], dict]
+    run: Callable[[str, dict], dict]
     prepare: Callable[[list, ProcessPoolExecutor | None], None]
     result: Callable[[dict], str]
 
@@ -195,14 +195,14 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
     if workers <= 1:
         kind.prepare(todo, None)
         for study, config in todo:
-            record(study, config, kind.run(config.to_dict()))
+            record(study, config, kind.run(study, config.to_dict()))
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         with _worker_logs() as log_args, ProcessPoolExecutor(
                 workers, mp_context=get_context("spawn"), initializer=_init_worker,
                 initargs=(threads, *log_args, _device_queue(device, workers))) as pool:
             kind.prepare(todo, pool)
-            futures = {pool.submit(kind.run, config.to_dict()): (study, config)
+            futures = {pool.submit(kind.run, study, config.to_dict()): (study, config)
                        for study, config in todo}
             for future in as_completed(futures):
                 try:

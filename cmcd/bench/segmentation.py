@@ -63,7 +63,7 @@ def planned_runs(plan: Plan) -> list[tuple[str, SegmentConfig]]:
             for pair in plan.pairs for method in plan.methods for seed in plan.seeds]
 
 
-def _segment_metrics(config: dict) -> dict:
+def _segment_metrics(study: str, config: dict) -> dict:
     return segment_distill(SegmentConfig.from_dict(config)).metrics
 
 

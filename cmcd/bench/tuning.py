@@ -170,7 +170,9 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
     plan = QUICK if quick else FULL
     bench_runs.log.info(f"tuning plan: {plan_size(plan)}")
     common = {"quick": quick, "workers": workers, "report_only": report_only, "command": command,
-              "device": device, "job": functools.partial(validation_job, schedules=plan.schedules),
+              "device": device, "kind": bench_runs.RunKind(
+                  functools.partial(validation_job, schedules=plan.schedules), bench_runs.prepare,
+                  bench_runs.DISTILLATION.result),
               "settings": {**dataclasses.asdict(plan), "teacher": TEACHER,
                            "score": "validation accuracy", "derived": DERIVED,
                            "schedules": [dataclasses.asdict(s) for s in plan.schedules]}}
