@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,8 +78,13 @@ def student_outputs(student, teacher: Teacher, inputs: torch.Tensor, batch_size:
     """Outputs of target inputs through the student, on the CPU."""
     device = next(student.parameters()).device
     pooled: list[torch.Tensor] = []
-    hooks = [stage.register_forward_hook(lambda module, args, out: pooled.append(out.float().mean((2, 3))))
-             for stage in _stages(student)]
+    caller = threading.get_ident()  # the app's other threads run the same student meanwhile
+
+    def keep(module, args, out):
+        if threading.get_ident() == caller:
+            pooled.append(out.float().mean((2, 3)))
+
+    hooks = [stage.register_forward_hook(keep) for stage in _stages(student)]
     was_training, parts = student.training, []
     student.eval()
     try:
