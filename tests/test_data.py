@@ -169,7 +169,7 @@ def _ink_box_sides(sketches: torch.Tensor) -> torch.Tensor:
     return torch.maximum(height, width)
 
 
-@pytest.mark.xfail(strict=False, reason="known failure after the people-like sketch renderer merged (2026-11-28); to fix next session")
+@pytest.mark.xfail(strict=False, reason="known failure since the new sketch renderer; fix next session")
 def test_sketches_end_as_the_app_reads_a_drawing(digits):
     """Whatever pen, size or place they were drawn with, training sketches are cropped to their
     ink and centred in the reader's glyph box, as a person's drawing is."""
@@ -237,7 +237,7 @@ def test_splits_are_disjoint_and_balanced(name):
     assert pair_counts.min() > 0.6 * pair_counts.max()
 
 
-@pytest.mark.xfail(strict=False, reason="known failure after the people-like sketch renderer merged (2026-11-28); to fix next session")
+@pytest.mark.xfail(strict=False, reason="known failure since the new sketch renderer; fix next session")
 def test_instance_pairs_show_the_same_item(digits_sketch):
     """Sketch ink lies where the photo's glyph is: far closer than for items of another class."""
     test = digits_sketch.test
