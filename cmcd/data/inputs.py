@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,20 @@ MAX_IMAGE_SIDE = 4096
 
 class InputError(ValueError):
     """A file that cannot be classified, with a one-line reason."""
+
+
+def results_per_file(files: list, predict_file: Callable[[Path], dict]) -> list[dict]:
+    """One entry per file, in order: {"file", **predict_file(path)} or {"file", "error"}."""
+    results = []
+    for path in files:
+        try:
+            results.append({"file": str(path), **predict_file(path)})
+        except InputError as error:
+            results.append({"file": str(path), "error": str(error)})
+        except Exception as error:  # whatever goes wrong with one file, the others get results
+            results.append({"file": str(path), "error": f"{Path(path).name}: could not be read "
+                                                         f"({type(error).__name__})"})
+    return results
 
 
 def check_file(path: Path) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from cmcd.data import pairs
-from cmcd.data.inputs import InputError
+from cmcd.data.inputs import results_per_file
 from cmcd.data.sources import CLASS_NAMES
 from cmcd.eval.confidence import Calibration, student_outputs
 from cmcd.eval.metrics import zero_label_accuracy
@@ -84,16 +84,7 @@ def classify_files(pair: str, files: list[Path], run_dir: Path | None = None) ->
     """One entry per file, in order: {"file", "label", "confidence", "unsure", "closest",
     "probs"} (see Classifier.predict_many) or {"file", "error"}."""
     classifier = Classifier(pair, run_dir)
-    results = []
-    for path in files:
-        try:
-            results.append({"file": str(path), **classifier.predict_file(path)})
-        except InputError as error:
-            results.append({"file": str(path), "error": str(error)})
-        except Exception as error:  # whatever goes wrong with one file, the others get results
-            results.append({"file": str(path), "error": f"{Path(path).name}: could not be read "
-                                                         f"({type(error).__name__})"})
-    return results
+    return results_per_file(files, classifier.predict_file)
 
 
 def real_samples_accuracy(student: torch.nn.Module, head: torch.nn.Linear, modality) -> dict | None:

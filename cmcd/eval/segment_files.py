@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from cmcd.data import masks
-from cmcd.data.inputs import InputError
+from cmcd.data.inputs import results_per_file
 from cmcd.data.sources import CLASS_NAMES
 from cmcd.models.dense import load_segmenter, predict_masks
 from cmcd.paths import checkpoint_root
@@ -61,13 +61,4 @@ class Segmenter:
 def segment_files(pair: str, files: list[Path], run_dir: Path | None = None) -> list[dict]:
     """One entry per file, in order: {"file", "label", "classes", "mask"} or {"file", "error"}."""
     segmenter = Segmenter(pair, run_dir)
-    results = []
-    for path in files:
-        try:
-            results.append({"file": str(path), **segmenter.predict_file(path)})
-        except InputError as error:
-            results.append({"file": str(path), "error": str(error)})
-        except Exception as error:  # whatever goes wrong with one file, the others get results
-            results.append({"file": str(path), "error": f"{Path(path).name}: could not be read "
-                                                         f"({type(error).__name__})"})
-    return results
+    return results_per_file(files, segmenter.predict_file)
