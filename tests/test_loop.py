@@ -163,7 +163,7 @@ def test_crd_draws_its_negatives_from_the_runs_generator():
 
 # --- runs side by side -----------------------------------------------------------------------------
 
-TIMINGS = {"wall_s", "train_s", "validation_s", "pairs_per_s"}
+TIMINGS = {"wall_s", "train_s", "validation_s", "pairs_per_s", "cpu_s"}
 
 
 def _tiny_run(seed: int):
