@@ -219,6 +219,53 @@ def theory_part() -> list[str]:
     ]
 
 
+def _best_cmcd(report: dict, pair: str) -> tuple[str, float]:
+    """The CMCD method with the best mean zero-label mIoU on `pair`, and that mean."""
+    from cmcd.bench.segmentation import CMCD, ZERO_LABEL_MIOU
+
+    means = {}
+    for method in CMCD:
+        values = [ZERO_LABEL_MIOU.read(r["metrics"]) for r in report["runs"]
+                  if r["config"]["pair"] == pair and r["config"]["method"] == method]
+        if values:
+            means[method] = sum(values) / len(values)
+    best = max(means, key=means.get)
+    return best, means[best]
+
+
+def segmentation_sentences(report: dict) -> list[str]:
+    """Per pair: the best CMCD method's zero-label mIoU against the teacher's on photos, and the
+    verdicts against dense L2, counted from the JSON."""
+    sentences = []
+    for pair, teacher in report["teacher"].items():
+        method, miou = _best_cmcd(report, pair)
+        rows = [r for r in report["verdicts"] if r["pair"] == pair]
+        words = "; ".join(f"{r['method']} {r['verdict']} l2 on {r['metric']} ({_points(r['diff_mean'])} "
+                          f"points, p_Holm {r['p_holm']:.2f})" for r in rows)
+        sentences.append(f"{pair}: the best CMCD student ({method}) reaches a zero-label mIoU of "
+                         f"{miou:.3f}, {teacher['miou'] - miou:.3f} below the dense teacher on the "
+                         f"photos ({teacher['miou']:.3f}); {words}.")
+    return sentences
+
+
+def segmentation_part() -> list[str]:
+    """The segmentation benchmark's part of the Results, from results/segmentation.json."""
+    path = RESULTS / "segmentation.json"
+    title = "### Segmentation: dense CMCD on the depth pairs (`cmcd bench segmentation`)"
+    if not path.exists():
+        return [title, "", "No `results/segmentation.json` yet: `cmcd bench segmentation` writes it."]
+    from cmcd.bench.segmentation import markdown
+
+    report = _json(path)
+    return [title, "",
+            f"{benchmark_line(report, 'segmentation')}; every run with the `SegmentConfig` "
+            "defaults, chosen on validation (`python scripts/tune_segmentation.py`, "
+            "`results/segmentation-tuning.json`). Few-label columns fine-tune the whole student on "
+            "k labelled maps per class." + stale_data_note(report, "segmentation"), "",
+            markdown(report).split("\n", 2)[2].strip(), "",
+            "**Verdict, segmentation:** " + " ".join(segmentation_sentences(report))]
+
+
 def _real_words(entry: dict) -> str:
     real = entry.get("real_samples")
     return f"{real['correct']}/{real['n']} ({sum(real['unsure_items'])} not sure)" if real else "–"
@@ -285,6 +332,8 @@ def section() -> str:
         "",
         *paper_part(paper),
         *theory_part(),
+        "",
+        *segmentation_part(),
         "",
         "### Shipped students, speed, data, app",
         "",

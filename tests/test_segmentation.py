@@ -147,10 +147,20 @@ def test_few_label_rows_take_k_per_class_and_repeat():
     assert not torch.equal(rows, few_label_rows(labels, 5, draw=1, seed=0))
 
 
-def test_paired_difference_calls_a_win_only_when_the_interval_excludes_zero():
-    clear = bench.paired_difference({0: 0.6, 1: 0.62, 2: 0.61}, {0: 0.5, 1: 0.51, 2: 0.5})
-    assert clear["verdict"] == "beats" and clear["ci_low"] > 0
-    noisy = bench.paired_difference({0: 0.6, 1: 0.4, 2: 0.55}, {0: 0.5, 1: 0.5, 2: 0.5})
+def _runs(pair, method, values):
+    return [{"config": {"pair": pair, "method": method, "seed": seed},
+             "metrics": {"miou_zero_label": value, "miou_few_label": {"10": value}}}
+            for seed, value in enumerate(values)]
+
+
+def test_verdicts_call_a_win_only_when_the_corrected_interval_excludes_zero():
+    runs = (_runs("digits-depth", "cmc", [0.60, 0.62, 0.61, 0.63, 0.60])
+            + _runs("digits-depth", "cmd", [0.60, 0.40, 0.55, 0.45, 0.52])
+            + _runs("digits-depth", "l2", [0.50, 0.51, 0.50, 0.52, 0.50]))
+    rows = {(r["method"], r["metric"]): r for r in bench.verdicts(runs)}
+    assert len(rows) == 4  # cmc and cmd x zero-label and 10-label mIoU: one Holm family
+    clear, noisy = rows[("cmc", "miou_zero_label")], rows[("cmd", "miou_zero_label")]
+    assert clear["verdict"] == "beats" and clear["ci_low"] > 0 and clear["p_holm"] >= clear["p"]
     assert noisy["verdict"] == "ties" and noisy["ci_low"] < 0 < noisy["ci_high"]
 
 
