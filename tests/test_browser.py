@@ -189,7 +189,7 @@ def _draw_on_the_pad(page, points):
 
 def test_drawing_a_seven_in_the_browser(page):
     _draw_on_the_pad(page, ((0.25, 0.2), (0.75, 0.2), (0.4, 0.85)))
-    page.get_by_role("button", name="Classify").first.click()
+    page.get_by_role("button", name="Classify", exact=True).first.click()
     label = page.locator('[data-testid="label-output-value"]').first
     label.wait_for(timeout=120_000)  # the first look-up may wait for the data build
     assert label.inner_text().strip() == "7"
@@ -203,14 +203,14 @@ def test_drawing_a_seven_in_the_browser(page):
 
 def test_a_drawn_letter_is_not_sure_in_the_browser(page):
     _draw_on_the_pad(page, ((0.3, 0.1), (0.3, 0.9), (0.75, 0.9)))  # an L
-    page.get_by_role("button", name="Classify").first.click()
+    page.get_by_role("button", name="Classify", exact=True).first.click()
     verdict = page.get_by_role("heading", name=re.compile(r"^Not sure — closest: \d \(\d+ %\)$"))
     verdict.filter(visible=True).first.wait_for(timeout=120_000)
     page.screenshot(path=str(ARTIFACTS / "app-not-sure.png"))
 
 
 def _sketch_prediction(page) -> str:
-    page.get_by_role("button", name="Classify").first.click()  # the sketch panel's
+    page.get_by_role("button", name="Classify", exact=True).first.click()  # the sketch panel's
     label = page.locator('[data-testid="label-output-value"]').first
     label.wait_for(timeout=120_000)
     return label.inner_text().strip()
@@ -239,7 +239,7 @@ def test_a_file_that_is_no_picture_on_the_sketch_pad_is_one_sentence(page, tmp_p
     svg = tmp_path / "drawing.svg"
     svg.write_text("this is no picture")
     _upload_to_the_sketch_pad(page, svg)
-    page.get_by_role("button", name="Classify").first.click()
+    page.get_by_role("button", name="Classify", exact=True).first.click()
     page.get_by_text("or upload a PNG or JPEG picture").first.wait_for(timeout=30_000)
 
 
@@ -305,7 +305,7 @@ def test_retrieval_theory_and_thumbnails_in_the_browser(page):
 def test_an_uploaded_depth_map_gets_its_mask_in_the_browser(page):
     example = ROOT / "cmcd" / "shipped" / "examples" / "digits-depth__3__test3147.npy"
     page.locator('input[type="file"][accept*=".npy"]').first.set_input_files(str(example))
-    page.get_by_role("button", name="Classify").nth(1).click()  # the depth panel's
+    page.get_by_role("button", name="Classify", exact=True).nth(1).click()  # the depth panel's
     mask = page.locator(".block").filter(has_text="Student's mask").locator("img")
     mask.first.wait_for(timeout=120_000)
     page.wait_for_function("() => [...document.images].every(image => image.complete)")
