@@ -317,8 +317,8 @@ def _add_bench_parser(subcommands) -> None:
                    "pipeline and file formats (numbers mean nothing; paper --quick uses the default "
                    "settings instead of tuning.json)")
     p.add_argument("--seeds", type=int, default=None, help="paper, theory, segmentation: seeds per "
-                   "setting (paper: 5 for the main table, at most 3 for the ft ablation; theory: 3; "
-                   "segmentation: 5; tuning uses a seed of its own)")
+                   "setting (paper: 5 for the main table, at most 3 for the ft ablation; theory and "
+                   "segmentation: 3; tuning uses a seed of its own)")
     p.add_argument("--workers", type=int, default=1, help=f"{studies}: runs at once, each in a "
                    "process of its own (use several on a GPU or a many-core CPU)")
     p.add_argument("--resume", action="store_true", help=f"{studies}: keep finished runs of an "
