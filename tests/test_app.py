@@ -197,10 +197,12 @@ def test_compare_table_holds_this_sessions_runs_and_the_benchmark():
     import json
 
     paper = json.loads((paths.results_dir() / "paper.json").read_text())
-    methods = {r["config"]["method"] for r in paper["runs"]
-               if r["study"] == "main" and r["config"]["pair"] == "digits-depth"}
+    main = [r["config"] for r in paper["runs"]
+            if r["study"] == "main" and r["config"]["pair"] == "digits-depth"]
+    methods = {config["method"] for config in main}
+    seeds = {m: sum(config["method"] == m for config in main) for m in methods}
     rows = compare.compare_rows("digits-depth")
-    assert [row[0] for row in rows] == [f"benchmark: {m} (3 seeds)" for m in ui_order(methods)]
+    assert [row[0] for row in rows] == [f"benchmark: {m} ({seeds[m]} seeds)" for m in ui_order(methods)]
     assert all(len(row) == len(compare.COMPARE_COLUMNS) for row in rows)
 
     metrics = {"zero_label_acc": {"head": 0.9, "prototype": 0.8}, "few_label_acc": {"1": 0.5, "10": 0.7},
