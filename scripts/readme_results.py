@@ -42,13 +42,16 @@ def teachers() -> str:
 
 
 def students() -> str:
-    lines = ["| pair | shipped method | validation head accuracy of each candidate | test zero-label head | "
-             "test prototype | test R@1 target→source |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| pair | shipped method | epochs, width | validation head accuracy of each candidate | "
+             "test zero-label head | test prototype | test R@1 target→source |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for pair in PAIRS:
         meta = _json(CHECKPOINTS / f"student-{pair}.json")
         candidates = ", ".join(f"{name} {score:.3f}" for name, score in meta["candidates"].items())
         tested = " | ".join(f"{metric.read(meta['metrics']):.3f}" for metric in STUDENT_COLUMNS)
-        lines.append(f"| {pair} | {meta['method']} | {candidates} | {tested} |")
+        config = meta["config"]
+        lines.append(f"| {pair} | {meta['method']} | {config['epochs']}, {config['width']} | {candidates} "
+                     f"| {tested} |")
     return "\n".join(lines)
 
 
@@ -313,6 +316,73 @@ def drawn_styles() -> str:
                      for pair, entry in report["pairs"].items() if "drawn_styles" in entry)
 
 
+def _ingredient_words(rows: list[dict], pair: str, measure: str, verdict: str) -> str:
+    found = [row["left_out"] for row in rows
+             if row["pair"] == pair and row["measure"] == measure and row["verdict"] == verdict]
+    return ", ".join("all of them together" if name == "all" else name for name in found)
+
+
+def ingredient_sentences(report: dict) -> list[str]:
+    """Per pair and measure, the ingredients whose removal made a clear difference."""
+    rows, sentences = report["contributions"], []
+    for pair in report["settings"]["pairs"]:
+        for measure in ("validation", "drawn_styles"):
+            if not any(r["pair"] == pair and r["measure"] == measure for r in rows):
+                continue
+            where = "on validation items" if measure == "validation" else "on digits drawn in other styles"
+            found = [(word, _ingredient_words(rows, pair, measure, verdict)) for word, verdict in
+                     (("helps", "beats"), ("hurts", "loses to"), ("no clear effect", "ties"))]
+            sentences.append(f"{pair}, {where}: "
+                             + "; ".join(f"{word}: {names}" for word, names in found if names) + ".")
+    return sentences
+
+
+def ingredients_part() -> list[str]:
+    from cmcd.bench.ingredients import markdown
+
+    report = _json(RESULTS / "ingredients.json")
+    first = report["runs"][0]["config"]
+    return ["#### What each ingredient of the people-like data adds (`cmcd bench ingredients`)", "",
+            f"{benchmark_line(report, 'ingredients')}. Each variant leaves one ingredient out of the "
+            "training pairs only; every run is scored on the full recipe's validation split. Each pair's "
+            "shipped method, teacher and augmentation ("
+            + ", ".join(f"{pair}: {r['method']}" for pair, r in report["recipes"].items())
+            + f") at benchmark length ({first['epochs']} epochs, width {first['width']}); mean ± "
+            "standard deviation over "
+            f"{len(report['settings']['seeds'])} seeds."
+            + stale_data_note(report, "ingredients"), "",
+            markdown(report).split("\n", 2)[2].strip(), "",
+            "**Verdict, ingredients:** " + " ".join(ingredient_sentences(report))]
+
+
+def data_versions_part() -> list[str]:
+    report = _json(RESULTS / "data_versions.json")
+    lines = ["| pair | test split | student shipped on data v1 | student shipped now | now − v1 (95 % CI) |",
+             "| --- | --- | --- | --- | --- |"]
+    for r in report["rows"]:
+        lines.append(f"| {r['pair']} | {r['test_set']} | {r['old_student']:.3f} | {r['new_student']:.3f} "
+                     f"| {r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] |")
+    return ["#### Against the students of data version 1 (`python scripts/data_versions.py`)", "",
+            "The test split changed with the data, so each shipped student, of data version 1 (commit "
+            f"{report['old_commit']}) and of today, is scored on both versions' test splits "
+            f"({report['measure']}; `results/data_versions.json`). Version 1's sketches were "
+            "not cropped and redrawn the way every input to today's sketch students is (the sketch "
+            "pad, uploaded files and version 2's renders all go through that reader), so each sketch "
+            "pair also has a row with version 1's test sketches read as the app reads a drawing:",
+            "", *lines, "",
+            "**Verdict, data versions:** " + " ".join(data_version_sentence(r) for r in report["rows"])]
+
+
+def data_version_sentence(row: dict) -> str:
+    if row["ci_low"] > 0:
+        word = f"scores higher than the data-v1 student ({_points(row['difference'])} points)"
+    elif row["ci_high"] < 0:
+        word = f"scores lower than the data-v1 student ({_points(row['difference'])} points)"
+    else:
+        word = "is level with the data-v1 student (the interval covers 0)"
+    return f"{row['pair']}, {row['test_set']}: today's student {word}."
+
+
 def section() -> str:
     paper = _json(RESULTS / "paper.json")
     tuning = _json(RESULTS / "tuning.json")
@@ -337,8 +407,9 @@ def section() -> str:
         "",
         "### Shipped students, speed, data, app",
         "",
-        "**Shipped students** (`python scripts/ship_students.py --epochs 12 --width 32`; the CMCD "
-        "variant with the best validation score ships as `cmcd/shipped/checkpoints/student-PAIR`):",
+        "**Shipped students** (`python scripts/ship_students.py --pairs PAIR --epochs E --width W`, "
+        "with each pair's epochs and width below; the CMCD variant with the best validation score "
+        "ships as `cmcd/shipped/checkpoints/student-PAIR`):",
         "",
         students(),
         "",
@@ -368,6 +439,10 @@ def section() -> str:
         real_inputs(),
         "",
         f"Digits drawn in other styles, accuracy: {drawn_styles()}.",
+        "",
+        *ingredients_part(),
+        "",
+        *data_versions_part(),
         END,
     ])
 

@@ -4,10 +4,11 @@ For every pair, each CMCD variant (cmc, cmd, cmc+l2) is distilled with the same 
 with the best zero-label head accuracy on the *validation* split is saved as
 checkpoints/student-PAIR.{safetensors,json}, with every candidate's validation score and the
 winner's test metrics in its metadata. Test numbers play no part in the choice. These longer runs
-(12 epochs, width 32) use the batched target augmentations. Each shipped student's JSON also
-holds its calibration (confidence and "not sure", cmcd.eval.confidence), fitted on validation.
+(width 32; each student's epochs are in its JSON) use the batched target augmentations. Each
+shipped student's JSON also holds its calibration (confidence and "not sure",
+cmcd.eval.confidence), fitted on validation.
 
-    python scripts/ship_students.py [--pairs digits-sketch ...] [--methods cmc ...] [--epochs 15]
+    python scripts/ship_students.py [--pairs digits-sketch ...] [--methods cmc ...] [--epochs 40]
                                     [--width 32]
     python scripts/ship_students.py --calibrate-only [--pairs ...]   # refit the calibration of
                                                     # the shipped students; weights untouched
@@ -68,7 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", nargs="+", default=list(pairs.PAIRS))
     parser.add_argument("--methods", nargs="+", default=list(CANDIDATES), choices=CANDIDATES)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-app-items", action="store_true",

@@ -5,10 +5,15 @@ A pair's items fall into four splits. `test` and `val` (100 items per class each
 from everything else; `pairs` are the unlabeled distillation pairs; `teacher` is every
 non-held-out item, of which the teacher only ever sees the source image, so it may overlap `pairs`.
 Splits are fixed (they do not move with the render seed) so that runs stay comparable.
+
+For ablations, `PAIR-without-A+B` names a variant of a registered pair whose distillation pairs
+are rendered without the renderer's ingredients A and B (`PairSpec.ingredients`); its validation
+and test splits are the full pair's, so variants are scored on the same items.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +45,8 @@ class PairSpec:
     default_gap: float = 0.3
     render_options: dict = field(default_factory=dict)  # passed to the target's renderer
     source: Modality = SOURCE
+    ingredients: tuple[str, ...] = ()  # what the renderer's `without` option may leave out
+    base: str | None = None  # a variant's full pair, whose validation and test splits it shares
 
     @property
     def gap_meaning(self) -> str:
@@ -47,18 +54,41 @@ class PairSpec:
 
 
 PAIRS = {spec.name: spec for spec in (
-    PairSpec("digits-sketch", "digits", sketch.SKETCH, "instance", render_options={"strokes": "skeleton"}),
+    PairSpec("digits-sketch", "digits", sketch.SKETCH, "instance", render_options={"strokes": "skeleton"},
+             ingredients=("pens", "hand", "coarsen")),
     PairSpec("digits-depth", "digits", depth.DEPTH, "instance"),
-    PairSpec("digits-audio", "digits", audio.AUDIO, "class"),
-    PairSpec("fashion-sketch", "fashion", sketch.SKETCH, "instance", render_options={"strokes": "outline"}),
+    PairSpec("digits-audio", "digits", audio.AUDIO, "class",
+             ingredients=("recorded-voices", "warps", "recording-chain")),
+    PairSpec("fashion-sketch", "fashion", sketch.SKETCH, "instance", render_options={"strokes": "outline"},
+             ingredients=("pens", "coarsen")),  # outlines are traced, not drawn by a slanting hand
     PairSpec("fashion-depth", "fashion", depth.DEPTH, "instance"),
 )}
+WITHOUT = "-without-"
 
 
 def get_spec(name: str) -> PairSpec:
+    """A registered pair, or a variant of one named `PAIR-without-A+B` (see the module doc)."""
+    base, mark, left_out = name.partition(WITHOUT)
+    if mark and base in PAIRS:
+        return _variant(base, tuple(left_out.split("+")))
     if name not in PAIRS:
-        raise ValueError(f"unknown pair {name!r}; valid pairs: {', '.join(PAIRS)}")
+        raise ValueError(f"unknown pair {name!r}; valid pairs: {', '.join(PAIRS)} "
+                         f"(or PAIR{WITHOUT}INGREDIENT for an ablation)")
     return PAIRS[name]
+
+
+@lru_cache(maxsize=64)
+def _variant(base: str, left_out: tuple[str, ...]) -> PairSpec:
+    full = PAIRS[base]
+    unknown = [name for name in left_out if name not in full.ingredients]
+    if unknown:
+        raise ValueError(f"{base} has no ingredient {unknown[0]!r} to leave out; its ingredients: "
+                         f"{', '.join(full.ingredients) or 'none'}")
+    if len(set(left_out)) != len(left_out):
+        raise ValueError(f"{base}: an ingredient is listed twice in {'+'.join(left_out)!r}")
+    ordered = tuple(name for name in full.ingredients if name in left_out)
+    return dataclasses.replace(full, name=f"{base}{WITHOUT}{'+'.join(ordered)}", base=base,
+                               render_options={**full.render_options, "without": ordered})
 
 
 def check_gap(gap: float) -> float:
@@ -155,19 +185,24 @@ def _load_or_build_sources(source: sources.SourceImages, seed: int, progress) ->
 
 def _load_or_build_targets(spec: PairSpec, source: sources.SourceImages, rows: dict,
                            seed: int, gap: float, progress) -> dict[str, torch.Tensor]:
+    """A pair's target splits; a variant's validation and test splits are its full pair's."""
+    held_out = {}
+    if spec.base is not None:
+        full = _load_or_build_targets(get_spec(spec.base), source, rows, seed, gap, progress)
+        held_out = {key: value for key, value in full.items() if not key.startswith("pairs")}
     path = _target_file(spec, gap, seed)
     cached = cache.load_cached(path, progress)
     if cached:
-        return cached[0]
+        return {**held_out, **cached[0]}
     progress(f"rendering {spec.name} {spec.target} targets (gap {gap}, seed {seed})")
     started = time.perf_counter()
     tensors = {}
-    for split in TARGET_SPLITS:
+    for split in ("pairs",) if held_out else TARGET_SPLITS:
         tensors[split] = render_target(spec, source, rows[split], split, seed, gap)
         tensors[f"{split}_ids"] = torch.from_numpy(source.ids[rows[split]])
     cache.save_tensors(path, tensors, {"pair": spec.name, "gap": gap, "seed": seed,
                                        "seconds": time.perf_counter() - started})
-    return tensors
+    return {**held_out, **tensors}
 
 
 @lru_cache(maxsize=2)

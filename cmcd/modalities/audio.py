@@ -49,7 +49,7 @@ def render(request: RenderRequest) -> torch.Tensor:
     from cmcd.data.renderers import audio  # torchaudio and the voice bank load on first use
 
     return audio.render(request.labels, request.ids, VOICES_OF_SPLIT[request.split],
-                        request.seed, request.gap)
+                        request.seed, request.gap, tuple(request.options.get("without", ())))
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -36,9 +36,11 @@ class SketchInput(nn.Module):
 
 
 def render(request: RenderRequest) -> torch.Tensor:
-    """Strokes along the skeleton (digits) or the outline (clothing): the pair's `strokes` option."""
+    """Strokes along the skeleton (digits) or the outline (clothing): the pair's `strokes` option;
+    its `without` option leaves out people-like ingredients (renderers.sketch.INGREDIENTS)."""
     strokes = request.options.get("strokes", "skeleton")
-    parts = [renderer.render_sketch(part.images, part.ids, part.seed, part.gap, strokes)
+    without = tuple(request.options.get("without", ()))
+    parts = [renderer.render_sketch(part.images, part.ids, part.seed, part.gap, strokes, without)
              for part in request.chunks()]
     return torch.cat(parts).float() / 255.0
 

@@ -420,9 +420,11 @@ def distill(config: DistillConfig,
     return run
 
 
-def validation_run(config: DistillConfig, schedules: tuple[Schedule, ...] = ()) -> dict:
+def validation_run(config: DistillConfig, schedules: tuple[Schedule, ...] = (),
+                   checks: Callable[[nn.Module, nn.Linear, pairs.PairSpec], dict] | None = None) -> dict:
     """Train a student and score it on the validation split only (for choosing settings; the test
-    split is never read): the last validation, and few-label fine-tuning under each schedule."""
+    split is never read): the last validation, few-label fine-tuning under each schedule, and
+    `checks(student, teacher head, pair spec)` when given (under "checks")."""
     started, cpu_started = time.perf_counter(), time.process_time()
     setup = _prepare(config)
     trained = _train_prepared(setup, started, None, None)
@@ -433,6 +435,9 @@ def validation_run(config: DistillConfig, schedules: tuple[Schedule, ...] = ()) 
     if schedules:
         metrics["few_label_ft_val"] = {f"{s.steps}@{s.lr:g}": finetune_accuracy(setup, s, setup.data.val)
                                        for s in schedules}
+    if checks is not None:
+        setup.student.eval()
+        metrics["checks"] = checks(setup.student, setup.teacher.head, setup.data.spec)
     metrics["wall_s"] = round(time.perf_counter() - started, 2)
     metrics["cpu_s"] = round(time.process_time() - cpu_started, 1)
     return metrics

@@ -7,6 +7,8 @@ a telephone band) and a level change with clipping. `gap` in [0, 1] sets how str
 from a quiet close microphone (0: only noise at 30 dB SNR) to noisy phone calls in halls (1).
 Every random choice comes from `cmcd.data.rng`, keyed by item id and seed, and the arithmetic is kept
 independent of the batch, so an item renders to the same bytes alone or in any batch.
+`without` leaves out INGREDIENTS (for the ablation of `cmcd bench ingredients`): "recorded-voices"
+(espeak-ng alone), "warps" (flite and festival speakers as recorded) or "recording-chain" (gap 0).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from cmcd.data.renderers.speech import (
 DEFAULT_GAP = 0.3
 N_MELS = 40
 N_FRAMES = 40
+INGREDIENTS = ("recorded-voices", "warps", "recording-chain")  # what `without` may leave out
 CHUNK_ITEMS = 250  # items rendered at once: small tensors stay in cache and skip page faults
 
 # Standardisation of log-mel values, measured once on the clean espeak-only clip bank (mean and
@@ -107,22 +110,26 @@ def _batch_independent(transform, *tensors: torch.Tensor) -> torch.Tensor:
 
 
 @cache
-def _clips_by_label(voice_split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _clips_by_label(voice_split: str, without: tuple[str, ...] = ()) -> tuple[torch.Tensor, ...]:
     """Bank indices of `voice_split` sorted by label, with each label's start and count."""
     if voice_split not in ACCENT_SPLITS:
         raise ValueError(f"voice_split must be one of {sorted(ACCENT_SPLITS)}, not {voice_split!r}")
+    unknown = set(without) - set(INGREDIENTS)
+    if unknown:
+        raise ValueError(f"unknown audio ingredients {sorted(unknown)}; valid: {', '.join(INGREDIENTS)}")
     bank = clip_bank()
-    per_label = [bank.select(voice_split, label) for label in range(10)]
+    per_label = [bank.select(voice_split, label, without) for label in range(10)]
     counts = torch.tensor([len(indices) for indices in per_label])
     starts = torch.cumsum(counts, 0) - counts
     return torch.cat(per_label), starts, counts
 
 
-def pick_clips(labels: torch.Tensor, item_ids: torch.Tensor, voice_split: str, seed: int):
+def pick_clips(labels: torch.Tensor, item_ids: torch.Tensor, voice_split: str, seed: int,
+               without: tuple[str, ...] = ()):
     """For each item, the bank index of a clip of its label spoken by a voice of `voice_split`."""
     if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) <= 9:
         raise ValueError("labels must be digits 0-9")
-    ordered, starts, counts = _clips_by_label(voice_split)
+    ordered, starts, counts = _clips_by_label(voice_split, tuple(sorted(without)))
     picks = rng.choice(item_ids, seed, "audio/clip", counts[labels]).long()
     return ordered[starts[labels] + picks]
 
@@ -368,25 +375,28 @@ def _chunks(count: int):
         yield slice(start, min(start + CHUNK_ITEMS, count))
 
 
-def render_waveforms(labels, item_ids, voice_split: str, seed: int, gap: float = DEFAULT_GAP):
+def render_waveforms(labels, item_ids, voice_split: str, seed: int, gap: float = DEFAULT_GAP,
+                     without: tuple[str, ...] = ()):
     """Recorded-sounding waves (N, CLIP_SAMPLES) of each item's digit, spoken by a voice of
-    `voice_split` ("train", "val" or "test")."""
+    `voice_split` ("train", "val" or "test"); `without`: INGREDIENTS left out."""
     labels = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     item_ids = torch.as_tensor(np.asarray(item_ids, dtype=np.int64))
-    clips = pick_clips(labels, item_ids, voice_split, seed)
+    clips = pick_clips(labels, item_ids, voice_split, seed, without)
+    gap = 0.0 if "recording-chain" in without else gap
     waves = torch.empty(len(labels), CLIP_SAMPLES)
     for chunk in _chunks(len(labels)):
         waves[chunk] = augment(clip_bank().waveforms[clips[chunk]], item_ids[chunk], seed, gap)
     return waves
 
 
-def render(labels, item_ids, voice_split: str, seed: int, gap: float = DEFAULT_GAP) -> torch.Tensor:
+def render(labels, item_ids, voice_split: str, seed: int, gap: float = DEFAULT_GAP,
+           without: tuple[str, ...] = ()) -> torch.Tensor:
     """Log-mel images (N, 1, N_MELS, N_FRAMES) float32 of each item's spoken digit."""
     labels = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     item_ids = torch.as_tensor(np.asarray(item_ids, dtype=np.int64))
     features = torch.empty(len(labels), 1, N_MELS, N_FRAMES)
     for chunk in _chunks(len(labels)):
-        waves = render_waveforms(labels[chunk], item_ids[chunk], voice_split, seed, gap)
+        waves = render_waveforms(labels[chunk], item_ids[chunk], voice_split, seed, gap, without)
         features[chunk] = log_mel(waves)
     return features
 

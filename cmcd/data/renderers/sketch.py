@@ -6,7 +6,9 @@ then overshoot or stop short at their ends, lose pieces (stroke dropout), wobble
 twice the resolution with people's pens, from a fine line to a fat marker, sometimes drawn small
 (few pixels). Each drawing is then read the way the app reads a person's: cropped to its ink,
 centred in the glyph box, thinned and redrawn with one pen (`crop_to_glyph_box`, `redraw`).
-`gap` in [0, 1] strengthens dropout, wobble and stopping short.
+`gap` in [0, 1] strengthens dropout, wobble and stopping short. `without` leaves out some of the
+people-like INGREDIENTS (for the ablation of `cmcd bench ingredients`): "pens" draws every item with
+the reader's one pen, "hand" skips the slant, aspect and tilt, "coarsen" never draws small.
 """
 
 from __future__ import annotations
@@ -159,6 +161,7 @@ PAPER = 0.97
 PEN_RADII = (0.6, 1.0, 1.4, 1.8, 2.2, 2.6)
 # A digit drawn small on the canvas has few pixels: drawn at this share of the glyph's size.
 RESOLUTIONS = (1.0, 1.0, 0.75, 0.5)
+INGREDIENTS = ("pens", "hand", "coarsen")  # what `without` may leave out
 
 
 def redraw(fine: torch.Tensor) -> torch.Tensor:
@@ -229,11 +232,15 @@ def _coarsen(ink: torch.Tensor, ids, seed: int) -> torch.Tensor:
     return out
 
 
-def render_sketch(images: np.ndarray, ids, seed: int, gap: float, strokes: str) -> torch.Tensor:
+def render_sketch(images: np.ndarray, ids, seed: int, gap: float, strokes: str,
+                  without: tuple[str, ...] = ()) -> torch.Tensor:
     """(N, 28, 28) uint8 glyphs -> (N, 1, 32, 32) uint8 sketches, dark ink on white paper, as the
-    app reads a person's drawing (`redraw` after `crop_to_glyph_box`)."""
+    app reads a person's drawing (`redraw` after `crop_to_glyph_box`); `without`: INGREDIENTS left out."""
+    unknown = set(without) - set(INGREDIENTS)
+    if unknown:
+        raise ValueError(f"unknown sketch ingredients {sorted(unknown)}; valid: {', '.join(INGREDIENTS)}")
     glyph = geometry.jitter(geometry.to_canvas(images), ids, seed, "sketch/jitter")
-    if strokes == "skeleton":
+    if strokes == "skeleton" and "hand" not in without:
         glyph = _hand(glyph, ids, seed)
     path = digit_strokes(glyph) if strokes == "skeleton" else outline_strokes(glyph)
 
@@ -245,7 +252,9 @@ def render_sketch(images: np.ndarray, ids, seed: int, gap: float, strokes: str) 
 
     amplitude = 1.5 + 6.0 * gap * rng.uniform(ids, seed, "sketch/wobble-amount")
     path = (_wobble(path, ids, seed, amplitude) > 0.2).float()  # resampling fades the line
-    ink = _coarsen(_people_pens(path, ids, seed), ids, seed)
+    ink = pen_ink(path, PEN_RADIUS) if "pens" in without else _people_pens(path, ids, seed)
+    if "coarsen" not in without:
+        ink = _coarsen(ink, ids, seed)
     blank = ink.flatten(1).amax(1) <= 0.3  # everything dropped: keep the paper blank
     sketches = redraw(crop_to_glyph_box(ink))
     sketches[blank] = PAPER

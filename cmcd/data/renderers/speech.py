@@ -213,10 +213,23 @@ class ClipBank:
     splits: list[str]
     speakers: list[str]
 
-    def select(self, split: str, label: int) -> torch.Tensor:
-        """Indices of the clips of `label` spoken by voices of `split`."""
-        in_split = torch.tensor([s == split for s in self.splits])
+    def select(self, split: str, label: int, without: tuple[str, ...] = ()) -> torch.Tensor:
+        """Indices of the clips of `label` spoken by voices of `split` (see `kept` for `without`)."""
+        in_split = torch.tensor([s == split and kept(v, without) for s, v in zip(self.splits, self.voices,
+                                                                                 strict=True)])
         return torch.nonzero(in_split & (self.labels == label)).flatten()
+
+
+def kept(voice: str, without: tuple[str, ...]) -> bool:
+    """Whether a clip of `voice` stays when an ablation leaves out `without`: "recorded-voices"
+    drops every flite and festival clip (voices named "VOICE:wFACTOR"), "warps" their warped
+    copies (factor other than 1); espeak's clips always stay."""
+    _, warped, factor = voice.partition(":w")
+    if not warped:
+        return True
+    if "recorded-voices" in without:
+        return False
+    return "warps" not in without or float(factor) == 1.0
 
 
 def bank_recipe() -> list[tuple[str, str, int, int, int]]:
