@@ -27,13 +27,11 @@ import dataclasses
 import functools
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from cmcd.bench import runner as bench_runs
 from cmcd.data import drawn_styles, pairs
-from cmcd.data.cache import atomic_write_bytes, atomic_write_json
 from cmcd.eval import confidence, stats
 from cmcd.eval.classify import real_samples_accuracy, student_stem
 from cmcd.eval.metrics import zero_label_accuracy
@@ -245,11 +243,7 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
     plan = Plan(**_plan_fields(report["settings"]))
     report |= {"recipes": recipes, "arms": arms(report["runs"], plan),
                "contributions": contributions(report["runs"], plan)}
-    written = [Path(out) / f"{NAME}.json", Path(out) / f"{NAME}.md"]
-    atomic_write_json(written[0], report)
-    atomic_write_bytes(written[1], markdown(report).encode())
-    report["written"] = [str(path) for path in written]
-    return report
+    return bench_runs.write_json_and_markdown(report, out, NAME, markdown(report))
 
 
 def format_report(report: dict) -> str:

@@ -237,3 +237,11 @@ def load_or_execute(name: str, plan, planned_runs: Callable, out: Path, *, quick
               "data_version": paths.DATA_VERSION, "settings": settings or dataclasses.asdict(plan)}
     return execute(planned_runs(plan), path, header, workers=workers, resume=resume, device=device,
                    kind=kind)
+
+
+def write_json_and_markdown(report: dict, out: str | Path, name: str, markdown: str) -> dict:
+    """Write out/NAME.json and out/NAME.md; the report, with the written paths under "written"."""
+    written = [Path(out) / f"{name}.json", Path(out) / f"{name}.md"]
+    cache.atomic_write_json(written[0], report)
+    cache.atomic_write_bytes(written[1], markdown.encode())
+    return {**report, "written": [str(path) for path in written]}

@@ -14,12 +14,10 @@ from __future__ import annotations
 import dataclasses
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from cmcd import runtime
 from cmcd.bench import runner as bench_runs
 from cmcd.data import masks
-from cmcd.data.cache import atomic_write_bytes, atomic_write_json
 from cmcd.eval import stats
 from cmcd.eval.records import Metric
 from cmcd.eval.results import group, mean_std
@@ -177,11 +175,7 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
         settings={**dataclasses.asdict(plan), "defaults": SegmentConfig().to_dict()})
     report["teacher"] = teacher_scores(report["runs"])
     report["verdicts"] = verdicts(report["runs"])
-    written = [Path(out) / f"{NAME}.json", Path(out) / f"{NAME}.md"]
-    atomic_write_json(written[0], report)
-    atomic_write_bytes(written[1], markdown(report).encode())
-    report["written"] = [str(path) for path in written]
-    return report
+    return bench_runs.write_json_and_markdown(report, out, NAME, markdown(report))
 
 
 def format_report(report: dict) -> str:
