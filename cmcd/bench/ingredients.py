@@ -9,7 +9,7 @@ microphones, telephone). For every such pair, a student is distilled on the full
 variant that leaves one ingredient out of its *training pairs* (`PAIR-without-INGREDIENT`,
 cmcd.data.pairs) and on the variant that leaves them all out, over seeds. Every run has the pair's
 shipped method, teacher and augmentation at the benchmark's length (a default run's 5 epochs,
-width 16, cheaper than the shipped 15 epochs at width 32), and is scored on the full recipe's
+width 16, far cheaper than the shipped students' training), and is scored on the full recipe's
 validation split (the test split is never read):
 - zero-label head accuracy on the validation items (unseen speakers, for the spoken digits);
 - checks on real-looking input: digits drawn in other styles (cmcd.data.drawn_styles, from
