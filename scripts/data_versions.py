@@ -33,6 +33,7 @@ from cmcd.data import pairs  # noqa: E402
 from cmcd.data.cache import atomic_write_json  # noqa: E402
 from cmcd.data.inputs import InputError  # noqa: E402
 from cmcd.eval.classify import student_stem  # noqa: E402
+from cmcd.eval.metrics import zero_label_predictions  # noqa: E402
 from cmcd.models.checkpoints import load_student  # noqa: E402
 from cmcd.models.embed import embed  # noqa: E402
 from cmcd.models.teacher import load_teacher  # noqa: E402
@@ -82,8 +83,7 @@ def correct(stem: Path, pair: str, target: torch.Tensor, labels: torch.Tensor) -
     """Per test item, whether the student's zero-label head prediction is right."""
     student, metadata = load_student(stem)
     teacher = load_teacher(pairs.get_spec(pair).dataset, metadata.get("teacher", "ft"))
-    unit = torch.nn.functional.normalize(embed(student, target).float(), dim=1)
-    return (teacher.head(unit).argmax(1) == labels).float()
+    return (zero_label_predictions(embed(student, target), teacher.head) == labels).float()
 
 
 def paired(new: torch.Tensor, old: torch.Tensor) -> dict:
@@ -129,7 +129,7 @@ def compare(tree: Path, old_tests: dict) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| pair | test split | student on data v1 | student on data v2 | v2 − v1 (95 % CI) |",
+    lines = ["| pair | test split | student shipped on data v1 | student shipped now | now − v1 (95 % CI) |",
              "| --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['pair']} | {r['test_set']} | {r['old_student']:.3f} | {r['new_student']:.3f} | "

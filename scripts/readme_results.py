@@ -356,12 +356,9 @@ def ingredients_part() -> list[str]:
 
 
 def data_versions_part() -> list[str]:
+    from data_versions import table  # scripts/, this script's folder
+
     report = _json(RESULTS / "data_versions.json")
-    lines = ["| pair | test split | student shipped on data v1 | student shipped now | now − v1 (95 % CI) |",
-             "| --- | --- | --- | --- | --- |"]
-    for r in report["rows"]:
-        lines.append(f"| {r['pair']} | {r['test_set']} | {r['old_student']:.3f} | {r['new_student']:.3f} "
-                     f"| {r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] |")
     return ["#### Against the students of data version 1 (`python scripts/data_versions.py`)", "",
             "The test split changed with the data, so each shipped student, of data version 1 (commit "
             f"{report['old_commit']}) and of today, is scored on both versions' test splits "
@@ -369,7 +366,7 @@ def data_versions_part() -> list[str]:
             "not cropped and redrawn the way every input to today's sketch students is (the sketch "
             "pad, uploaded files and version 2's renders all go through that reader), so each sketch "
             "pair also has a row with version 1's test sketches read as the app reads a drawing:",
-            "", *lines, "",
+            "", table(report["rows"]), "",
             "**Verdict, data versions:** " + " ".join(data_version_sentence(r) for r in report["rows"])]
 
 

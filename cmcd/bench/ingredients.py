@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +35,7 @@ from cmcd.eval import confidence, stats
 from cmcd.eval.classify import real_samples_accuracy, student_stem
 from cmcd.eval.metrics import zero_label_accuracy
 from cmcd.eval.results import mean_std
+from cmcd.models.checkpoints import read_metadata
 from cmcd.models.embed import embed
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import validation_run
@@ -73,7 +73,7 @@ def variants(plan: Plan, pair: str) -> list[str]:
 @functools.cache
 def shipped_recipe(pair: str) -> dict:
     """The method, teacher and augmentation of the pair's shipped student."""
-    metadata = json.loads(student_stem(pair).with_suffix(".json").read_text())
+    metadata = read_metadata(student_stem(pair).with_suffix(".json"))
     config = metadata.get("config", {})
     return {"method": metadata["method"], "teacher": metadata.get("teacher", config.get("teacher", "ft")),
             "augment": bool(config.get("augment", False))}
@@ -95,10 +95,9 @@ def _validation_drawings(pair: str) -> dict[str, tuple[torch.Tensor, torch.Tenso
     source = pairs.source_images(spec.dataset)
     rows = confidence.spread_rows(spec, "val", STYLE_ITEMS)
     labels = torch.from_numpy(source.labels[rows]).long()
-    return {style: (torch.stack([spec.target.read_drawing_of(drawn_styles.draw_in_style(
-                style, source.images[row], int(source.labels[row]), STYLE_SEED, index))
-                for index, row in enumerate(rows)]), labels)
-            for style in drawn_styles.STYLES}
+    read = drawn_styles.read_in_every_style(spec.target.read_drawing_of, source.images[rows],
+                                            source.labels[rows], STYLE_SEED)
+    return {style: (samples, labels) for style, samples in read.items()}
 
 
 def real_input_checks(student: torch.nn.Module, head: torch.nn.Linear, spec: pairs.PairSpec) -> dict:
@@ -137,16 +136,16 @@ def _measure(run: dict, measure: str) -> float | None:
 
 
 def _by_seed(runs: list[dict], variant: str, measure: str) -> dict[int, float]:
-    return {r["config"]["seed"]: _measure(r, measure) for r in runs
-            if r["config"]["pair"] == variant and _measure(r, measure) is not None}
+    found = {r["config"]["seed"]: _measure(r, measure) for r in runs if r["config"]["pair"] == variant}
+    return {seed: value for seed, value in found.items() if value is not None}
 
 
 def left_out(variant: str) -> str:
     """The arm's name in tables: "full recipe", an ingredient, or "all"."""
-    base, _, names = variant.partition(pairs.WITHOUT)
+    names = pairs.get_spec(variant).render_options.get("without", ())
     if not names:
         return FULL_RECIPE
-    return ALL_LEFT_OUT if len(names.split("+")) > 1 else names
+    return ALL_LEFT_OUT if len(names) > 1 else names[0]
 
 
 def arms(runs: list[dict], plan: Plan) -> list[dict]:

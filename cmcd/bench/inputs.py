@@ -102,14 +102,10 @@ def drawn_styles_of(model: Classifier) -> dict | None:
         return None
     source = pairs.source_images(spec.dataset)
     rows = confidence.spread_rows(spec, "test", STYLE_ITEMS)
-    found = {}
-    for style in drawn_styles.STYLES:
-        drawings = [drawn_styles.draw_in_style(style, source.images[row], int(source.labels[row]),
-                                               STYLE_SEED, index) for index, row in enumerate(rows)]
-        samples = torch.stack([spec.target.read_drawing_of(grey) for grey in drawings])
-        found[style] = _rates(model.predict_many(samples),
-                              [model.class_names[int(source.labels[row])] for row in rows])
-    return found
+    read = drawn_styles.read_in_every_style(spec.target.read_drawing_of, source.images[rows],
+                                            source.labels[rows], STYLE_SEED)
+    names = [model.class_names[int(label)] for label in source.labels[rows]]
+    return {style: _rates(model.predict_many(samples), names) for style, samples in read.items()}
 
 
 def junk_of(model: Classifier, read: confidence.ReadBack) -> dict:

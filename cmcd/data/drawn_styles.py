@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy import ndimage
 
@@ -114,3 +115,12 @@ def draw_in_style(style: str, glyph: np.ndarray, label: int, seed: int, index: i
     source, make = STYLES[style]
     rng = np.random.default_rng([seed, list(STYLES).index(style), index])
     return make(glyph, rng) if source == "glyph" else make(label, rng)
+
+
+def read_in_every_style(read: Callable[[np.ndarray], torch.Tensor], glyphs: np.ndarray,
+                        labels: np.ndarray, seed: int) -> dict[str, torch.Tensor]:
+    """Every style's drawings of the items (glyphs (N, 28, 28), labels (N,); item i has index i),
+    each read by `read` (a modality's drawing reader): {style: (N, ...) samples}."""
+    return {style: torch.stack([read(draw_in_style(style, glyph, int(label), seed, index))
+                                for index, (glyph, label) in enumerate(zip(glyphs, labels, strict=True))])
+            for style in STYLES}

@@ -85,6 +85,17 @@ def _accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+def zero_label_predictions(embeddings, head, normalize: bool = True) -> torch.Tensor:
+    """The teacher head's class for each student embedding (see zero_label_accuracy)."""
+    x = _cpu_tensor(embeddings).float()
+    weight, bias = _head_parameters(head)
+    logits = (F.normalize(x, dim=1) if normalize else x) @ _cpu_tensor(weight).float().T
+    if bias is not None:
+        logits = logits + _cpu_tensor(bias).float()
+    return logits.argmax(1)
+
+
+@torch.no_grad()
 def zero_label_accuracy(embeddings, labels, head, prototypes=None, normalize: bool = True) -> dict:
     """Accuracy of the teacher's head and, given `prototypes`, of the nearest teacher class
     prototype on student embeddings, rounded to 4 decimals: no target labels are used.
@@ -94,15 +105,10 @@ def zero_label_accuracy(embeddings, labels, head, prototypes=None, normalize: bo
     numpy: it runs after training epochs, and numpy's BLAS threads, once woken, keep spinning and
     slow the next epoch on a small CPU.
     """
-    x = _cpu_tensor(embeddings).float()
     labels = _cpu_tensor(labels).long().reshape(-1)
-    unit = F.normalize(x, dim=1)
-    weight, bias = _head_parameters(head)
-    logits = (unit if normalize else x) @ _cpu_tensor(weight).float().T
-    if bias is not None:
-        logits = logits + _cpu_tensor(bias).float()
-    result = {"head": _accuracy(logits.argmax(1), labels)}
+    result = {"head": _accuracy(zero_label_predictions(embeddings, head, normalize), labels)}
     if prototypes is not None:
+        unit = F.normalize(_cpu_tensor(embeddings).float(), dim=1)
         centres = F.normalize(_cpu_tensor(prototypes).float(), dim=1)
         result["prototype"] = _accuracy((unit @ centres.T).argmax(1), labels)
     return result

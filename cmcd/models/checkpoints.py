@@ -36,10 +36,11 @@ def load_checkpoint(stem: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
     for key, value in tensors.items():
         module, _, param = key.partition(".")
         states.setdefault(module, {})[param] = value
-    return states, _read_metadata(metadata)
+    return states, read_metadata(metadata)
 
 
-def _read_metadata(path: Path) -> dict:
+def read_metadata(path: Path) -> dict:
+    """A checkpoint's JSON metadata (STEM.json), or DamagedFile."""
     metadata = cache.read_json(path)
     if not isinstance(metadata, dict) or not isinstance(metadata.get("modules"), dict):
         raise cache.DamagedFile(f"{path} is damaged: it does not list the checkpoint's modules")
@@ -68,7 +69,7 @@ def update_student_metadata(stem: Path, **fields) -> dict:
     """Add or replace metadata fields of a saved student (its JSON alone; the weights stay
     byte for byte)."""
     path = Path(stem).with_suffix(".json")
-    metadata = _read_metadata(path)
+    metadata = read_metadata(path)
     metadata.update(fields)
     cache.atomic_write_json(path, metadata)
     return metadata
