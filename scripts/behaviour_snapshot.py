@@ -124,8 +124,8 @@ def main() -> int:
     if args.compare:
         before, after = (json.loads(Path(p).read_text()) for p in args.compare)
         seeds = set(before["distill"]) & set(after["distill"])  # the seeds both ran
-        for snapshot in (before, after):
-            snapshot["distill"] = {seed: snapshot["distill"][seed] for seed in seeds}
+        for taken in (before, after):
+            taken["distill"] = {seed: taken["distill"][seed] for seed in seeds}
         differences = compare(comparable(before), comparable(after))
         print("\n".join(differences) or "identical")
         return 1 if differences else 0
