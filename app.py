@@ -21,8 +21,8 @@ import gradio as gr  # noqa: E402
 from PIL import UnidentifiedImageError  # noqa: E402
 
 from cmcd.app import compare, explore, segment, shipped, training, tryit  # noqa: E402
-from cmcd.data import pairs  # noqa: E402
 from cmcd.data.inputs import InputError, check_file, open_image  # noqa: E402
+from cmcd.modalities import pairs  # noqa: E402
 from cmcd.train.config import DistillConfig  # noqa: E402
 from cmcd.train.distill import evaluate_student  # noqa: E402
 from cmcd.train.objectives import METHODS, method_options, option_settings  # noqa: E402

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cmcd.data import pairs, sources
+from cmcd.data import sources
+from cmcd.modalities import pairs
 
 log = logging.getLogger(__name__)
 

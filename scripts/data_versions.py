@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from cmcd.data import pairs  # noqa: E402
 from cmcd.data.cache import atomic_write_json  # noqa: E402
 from cmcd.data.inputs import InputError  # noqa: E402
 from cmcd.eval.classify import student_stem  # noqa: E402
 from cmcd.eval.metrics import zero_label_predictions  # noqa: E402
+from cmcd.modalities import pairs  # noqa: E402
 from cmcd.models.checkpoints import load_student  # noqa: E402
 from cmcd.models.embed import embed  # noqa: E402
 from cmcd.models.teacher import load_teacher  # noqa: E402
@@ -46,7 +46,7 @@ Z_95 = 1.959964
 RENDER_OLD_TESTS = """
 import sys
 from safetensors.torch import save_file
-from cmcd.data import pairs
+from cmcd.modalities import pairs
 tensors = {}
 for name in sys.argv[2:]:
     spec = pairs.get_spec(name)

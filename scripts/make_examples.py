@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cmcd.cli import progress_on_stderr  # noqa: E402
-from cmcd.data import pairs  # noqa: E402
-from cmcd.data.renderers import audio  # noqa: E402
-from cmcd.data.renderers.speech import resample  # noqa: E402
+from cmcd.modalities import pairs  # noqa: E402
+from cmcd.modalities.audio import renderer as audio  # noqa: E402
+from cmcd.modalities.audio.speech import resample  # noqa: E402
 
 OUT = ROOT / "cmcd" / "shipped" / "examples"
 PER_PAIR = (0, 3, 7)  # which classes get an example

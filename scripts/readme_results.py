@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cmcd.data import pairs  # noqa: E402
 from cmcd.eval import records  # noqa: E402
+from cmcd.modalities import pairs  # noqa: E402
 from cmcd.paths import DATA_VERSION  # noqa: E402
 
 RESULTS, CHECKPOINTS = ROOT / "results", ROOT / "cmcd" / "shipped" / "checkpoints"

@@ -13,8 +13,8 @@ import time
 
 from cmcd.app import shipped
 from cmcd.cli import progress_on_stderr
-from cmcd.data import pairs
 from cmcd.eval.classify import has_shipped_student
+from cmcd.modalities import pairs
 from cmcd.viz import maps
 
 

@@ -35,7 +35,7 @@ def test_drawing_a_one_is_read_as_a_one(transparent):
 
 
 def test_a_drawing_of_no_digit_is_not_sure_and_names_the_closest():
-    from cmcd.data import strokes
+    from cmcd.modalities.sketch import strokes
 
     if not shipped.classifier("digits-sketch").metadata.get("calibration"):
         pytest.skip("the shipped student has no calibration")

@@ -5,8 +5,9 @@ import pytest
 import soundfile
 import torch
 
-from cmcd.data.renderers import audio, speech, voices
-from cmcd.data.renderers.speech import CLIP_SAMPLES, SAMPLE_RATE
+from cmcd.modalities.audio import renderer as audio
+from cmcd.modalities.audio import speech, voices
+from cmcd.modalities.audio.speech import CLIP_SAMPLES, SAMPLE_RATE
 
 SPLITS = ("train", "val", "test")
 

@@ -14,7 +14,7 @@ from cmcd.bench import runner
 from cmcd.bench import theory as bench_theory
 from cmcd.bench import tuning as bench_tuning
 from cmcd.cli import main, progress_on_stderr
-from cmcd.data import pairs
+from cmcd.modalities import pairs
 from cmcd.train.config import DistillConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from cmcd import cli, paths
-from cmcd.data import pairs, sources
-from cmcd.data.renderers import sketch as sketch_renderer
-from cmcd.data.renderers.sketch import thin
-from cmcd.modalities import RenderRequest, get_modality
+from cmcd.data import sources
+from cmcd.modalities import RenderRequest, get_modality, pairs
+from cmcd.modalities.sketch import renderer as sketch_renderer
+from cmcd.modalities.sketch.renderer import thin
 from cmcd.viz.contact_sheet import write_contact_sheet
 
 IMAGE_PAIRS = ["digits-sketch", "digits-depth", "fashion-sketch", "fashion-depth"]

@@ -18,9 +18,9 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from cmcd import paths
-from cmcd.data import cache, inputs, pairs, sources
+from cmcd.data import cache, inputs, sources
 from cmcd.data.inputs import InputError
-from cmcd.modalities import build_encoder, get_modality
+from cmcd.modalities import build_encoder, get_modality, pairs
 from cmcd.models.checkpoints import load_student, save_student
 from cmcd.paths import checkpoint_root
 
@@ -227,7 +227,7 @@ def test_damaged_pair_caches_are_rebuilt(tmp_path, monkeypatch, how):
 
 
 def test_damaged_speech_bank_reads_as_absent(tmp_path):
-    from cmcd.data.renderers import speech
+    from cmcd.modalities.audio import speech
 
     path = tmp_path / "speech-bank.safetensors"
     cache.save_tensors(path, {"waveforms": torch.zeros(2, 8), "labels": torch.zeros(2)},

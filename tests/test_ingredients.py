@@ -10,8 +10,11 @@ import torch
 
 from cmcd.bench import ingredients
 from cmcd.cli import main
-from cmcd.data import pairs, sources
-from cmcd.data.renderers import audio, sketch, speech
+from cmcd.data import sources
+from cmcd.modalities import pairs
+from cmcd.modalities.audio import renderer as audio
+from cmcd.modalities.audio import speech
+from cmcd.modalities.sketch import renderer as sketch
 
 ALL_SKETCH = "digits-sketch-without-pens+hand+coarsen"
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from cmcd.modalities import build_encoder
-from cmcd.models.encoders import ProjectionHead
+from cmcd.modalities.encoders import ProjectionHead
 from cmcd.models.init import initialise
 from cmcd.paths import checkpoint_root
 from cmcd.train.config import DistillConfig

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from cmcd.modalities import build_encoder, encoder_from_config, get_modality
-from cmcd.models.encoders import ImageEncoder, ProjectionHead
+from cmcd.modalities.encoders import ImageEncoder, ProjectionHead
 from cmcd.train.losses import LOSSES, CRDLoss, CRDOptions, build_loss, sample_negatives
 
 ALL_LOSSES = {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2"}

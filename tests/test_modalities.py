@@ -8,12 +8,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from cmcd.data import pairs
+from cmcd.data import geometry
 from cmcd.data.inputs import check_file, open_image
-from cmcd.data.renderers import geometry
 from cmcd.eval.classify import classify_files
-from cmcd.modalities import MODALITIES, Modality, RenderRequest, get_modality
-from cmcd.models.encoders import ImageEncoder
+from cmcd.modalities import MODALITIES, Modality, RenderRequest, get_modality, pairs
+from cmcd.modalities.encoders import ImageEncoder
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
 from cmcd.train.run_files import save_run

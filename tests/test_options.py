@@ -63,7 +63,7 @@ BAD_SETTINGS = [  # (flat settings, the name the sentence must give)
 @pytest.fixture
 def no_data(monkeypatch):
     """Loading a pair fails the test: settings must be refused before any data loads."""
-    from cmcd.data import pairs
+    from cmcd.modalities import pairs
 
     def refuse(*args, **kwargs):
         raise AssertionError("data loaded before the settings were checked")

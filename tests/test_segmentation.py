@@ -10,10 +10,10 @@ from PIL import Image
 
 from cmcd import cli, paths
 from cmcd.bench import segmentation as bench
-from cmcd.data import masks, pairs
-from cmcd.data.renderers.depth import render_depth
-from cmcd.data.renderers.rgb import render_rgb
 from cmcd.eval.segmentation import confusion, few_label_rows, segmentation_scores
+from cmcd.modalities import masks, pairs
+from cmcd.modalities.depth.renderer import render_depth
+from cmcd.modalities.rgb.renderer import render_rgb
 from cmcd.models.dense import load_segmenter, predict_masks
 from cmcd.train.dense_losses import sample_locations
 from cmcd.train.losses import LOSSES, build_loss

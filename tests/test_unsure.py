@@ -11,10 +11,12 @@ import pytest
 import soundfile
 import torch
 
-from cmcd.data import drawn_styles, junk, person_files, strokes
+from cmcd.data import person_files
 from cmcd.eval import confidence
 from cmcd.eval.classify import Classifier, classify_files, describe
 from cmcd.modalities import get_modality
+from cmcd.modalities.audio import junk as sound_junk
+from cmcd.modalities.sketch import drawn_styles, strokes
 from cmcd.models.checkpoints import load_student, save_student, update_student_metadata
 from cmcd.paths import checkpoint_root, examples_dir
 
@@ -137,8 +139,8 @@ def test_shipped_students_flag_junk_and_few_real_test_items(pair):
 
 @needs_calibrated
 def test_classify_json_gives_confidence_and_unsure_and_refuses_empty_inputs(tmp_path):
-    hum = person_files.write_sound(*junk.hum(np.random.default_rng(1)), tmp_path / "hum")
-    silence = person_files.write_sound(*junk.silence(np.random.default_rng(1)), tmp_path / "quiet")
+    hum = person_files.write_sound(*sound_junk.hum(np.random.default_rng(1)), tmp_path / "hum")
+    silence = person_files.write_sound(*sound_junk.silence(np.random.default_rng(1)), tmp_path / "quiet")
     short = tmp_path / "short.wav"
     soundfile.write(short, np.sin(np.arange(400) / 5) * 0.5, 16000)
     example = next(examples_dir().glob("digits-audio__3__*.wav"))

@@ -7,10 +7,10 @@ import numpy as np
 
 from cmcd.app.once import once_per_key
 from cmcd.app.shipped import APP_ITEMS, THUMBNAIL, built_pair, picture, shipped_test_embeddings, spread
-from cmcd.data import pairs
 from cmcd.data.inputs import InputError
 from cmcd.data.sources import CLASS_NAMES
 from cmcd.eval.metrics import nearest_neighbours
+from cmcd.modalities import pairs
 from cmcd.viz import maps
 
 MAP_POINTS = APP_ITEMS  # test items in an alignment map

@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image
 
 from cmcd.app.once import once_per_key
-from cmcd.data import masks
 from cmcd.data.inputs import InputError
 from cmcd.eval.segment_files import Segmenter, has_shipped_segmenter, label_names
+from cmcd.modalities import masks
 from cmcd.models.dense import predict_masks
 from cmcd.train.segment import segment_distill
 from cmcd.train.segment_config import SegmentConfig

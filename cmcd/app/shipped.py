@@ -22,9 +22,9 @@ import torch
 
 from cmcd import paths
 from cmcd.app.once import once_per_key
-from cmcd.data import cache, pairs
+from cmcd.data import cache
 from cmcd.eval.classify import Classifier, weights_digest
-from cmcd.modalities import RenderRequest
+from cmcd.modalities import RenderRequest, pairs
 from cmcd.models.embed import embed
 from cmcd.train.teacher_cache import teacher_embeddings
 

@@ -9,8 +9,8 @@ import threading
 import torch
 
 from cmcd.app.once import once_per_key
-from cmcd.data import pairs
 from cmcd.eval import records
+from cmcd.modalities import pairs
 from cmcd.models.teacher import load_teacher
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill, train_student

@@ -17,13 +17,12 @@ from cmcd.app.shipped import (
     shipped_test_embeddings,
     student_digest,
 )
-from cmcd.data import pairs
 from cmcd.data.inputs import InputError, drawing_array
 from cmcd.eval.classify import describe, has_shipped_student
 from cmcd.eval.metrics import nearest_neighbours
 from cmcd.eval.records import ZERO_LABEL_HEAD
 from cmcd.eval.results import read_results
-from cmcd.modalities import Modality
+from cmcd.modalities import Modality, pairs
 from cmcd.models.embed import embed
 
 

@@ -26,7 +26,7 @@ from PIL import Image
 
 from cmcd import paths
 from cmcd.app import tryit
-from cmcd.data import pairs
+from cmcd.modalities import pairs
 
 TIMED_LABEL = "7"  # the example of this class (else the first one) is timed for each panel's pair
 

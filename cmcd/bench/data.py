@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from cmcd.data import pairs
+from cmcd.modalities import pairs
 
 WARM_PROBE = """
 import json, sys, time
-from cmcd.data import pairs
+from cmcd.modalities import pairs
 from cmcd.bench.data import peak_rss_mb
 started = time.perf_counter()
 pairs.load_pair(sys.argv[1], progress=lambda message: None)

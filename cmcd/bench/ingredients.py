@@ -30,11 +30,12 @@ from dataclasses import dataclass
 import torch
 
 from cmcd.bench import runner as bench_runs
-from cmcd.data import drawn_styles, pairs
 from cmcd.eval import confidence, stats
 from cmcd.eval.classify import real_samples_accuracy, student_stem
 from cmcd.eval.metrics import zero_label_accuracy
 from cmcd.eval.results import mean_std
+from cmcd.modalities import pairs
+from cmcd.modalities.sketch import drawn_styles
 from cmcd.models.checkpoints import read_metadata
 from cmcd.models.embed import embed
 from cmcd.train.config import DistillConfig

@@ -25,10 +25,12 @@ import numpy as np
 import torch
 
 from cmcd import paths
-from cmcd.data import cache, drawn_styles, pairs
+from cmcd.data import cache
 from cmcd.eval import confidence
 from cmcd.eval.classify import Classifier, has_shipped_student, weights_digest
 from cmcd.eval.records import ZERO_LABEL_HEAD
+from cmcd.modalities import pairs
+from cmcd.modalities.sketch import drawn_styles
 
 BENCH_JUNK_SEED = 2  # calibration fits on FIT_JUNK_SEED
 JUNK_PER_KIND = 30

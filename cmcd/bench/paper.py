@@ -36,11 +36,11 @@ from pathlib import Path
 
 from cmcd.bench import runner as bench_runs
 from cmcd.bench import tuning
-from cmcd.data import pairs
 from cmcd.data.cache import atomic_write_bytes, atomic_write_json
 from cmcd.eval import records, stats
 from cmcd.eval.records import Metric
 from cmcd.eval.results import group
+from cmcd.modalities import pairs
 from cmcd.models.teacher import load_teacher
 from cmcd.train.config import DistillConfig
 from cmcd.viz import figures

@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 
 from cmcd import paths, runtime
-from cmcd.data import cache, pairs
+from cmcd.data import cache
 from cmcd.eval.records import RunRecord
+from cmcd.modalities import pairs
 from cmcd.models.teacher import load_teacher
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from cmcd import runtime
 from cmcd.bench import runner as bench_runs
-from cmcd.data import masks
 from cmcd.eval import stats
 from cmcd.eval.records import Metric
 from cmcd.eval.results import group, mean_std
+from cmcd.modalities import masks
 from cmcd.train.dense_teacher import load_dense_teacher, teacher_dense_embeddings
 from cmcd.train.segment import segment_distill
 from cmcd.train.segment_config import SegmentConfig

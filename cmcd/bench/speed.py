@@ -15,8 +15,7 @@ import time
 import torch
 
 from cmcd import runtime
-from cmcd.data import pairs
-from cmcd.modalities import build_encoder
+from cmcd.modalities import build_encoder, pairs
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
 from cmcd.train.loop import LoopSettings, train_loop

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from cmcd.bench import runner as bench_runs
 from cmcd.bench.theory_summary import summary
-from cmcd.data import pairs
 from cmcd.data.cache import atomic_write_bytes, atomic_write_json
 from cmcd.eval import tv_calibration
 from cmcd.eval.divergence import TV_DIMS, WIDE_TV_DIMS, two_sample_tv
+from cmcd.modalities import pairs
 from cmcd.train.config import DistillConfig
 from cmcd.viz import figures
 from cmcd.viz import theory as theory_figures

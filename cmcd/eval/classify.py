@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from cmcd.data import pairs
 from cmcd.data.inputs import results_per_file
 from cmcd.data.sources import CLASS_NAMES
 from cmcd.eval.confidence import Calibration, student_outputs
 from cmcd.eval.metrics import zero_label_accuracy
+from cmcd.modalities import pairs
 from cmcd.models.checkpoints import load_student
 from cmcd.models.embed import embed
 from cmcd.models.teacher import load_teacher

@@ -35,9 +35,8 @@ import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from cmcd.data import pairs
 from cmcd.data.inputs import InputError
-from cmcd.modalities import RenderRequest
+from cmcd.modalities import RenderRequest, pairs
 from cmcd.models.teacher import Teacher, load_teacher
 
 REAL_FLAG_RATE = 0.05  # share of real validation items flagged "not sure"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from cmcd.data import masks
 from cmcd.data.inputs import results_per_file
 from cmcd.data.sources import CLASS_NAMES
+from cmcd.modalities import masks
 from cmcd.models.dense import load_segmenter, predict_masks
 from cmcd.paths import checkpoint_root
 

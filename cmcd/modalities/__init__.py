@@ -7,7 +7,7 @@ from torch import nn
 
 from cmcd.modalities import audio, depth, rgb, sketch
 from cmcd.modalities.base import Modality, RenderRequest, TryIt
-from cmcd.models.encoders import ImageEncoder
+from cmcd.modalities.encoders import ImageEncoder
 
 __all__ = ["MODALITIES", "Modality", "RenderRequest", "TryIt", "build_encoder",
            "encoder_from_config", "get_modality"]

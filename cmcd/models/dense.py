@@ -22,8 +22,8 @@ from torch import nn
 
 from cmcd.data import cache
 from cmcd.modalities import build_encoder
+from cmcd.modalities.encoders import ImageEncoder
 from cmcd.models.checkpoints import load_checkpoint, save_checkpoint
-from cmcd.models.encoders import ImageEncoder
 
 FEATURE_STAGES = (1, 2)  # trunk stages (counted from 0) whose maps make the hypercolumn
 FEATURE_SIZE = 8  # the hypercolumn's side for 32x32 inputs

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cmcd.data import pairs
+from cmcd.modalities import pairs
 from cmcd.train.objectives import METHODS, OBJECTIVES, method_options
 from cmcd.train.options import MethodOptions, check_fields, setting
 

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmcd import paths, runtime
-from cmcd.data import cache, masks
+from cmcd.data import cache
+from cmcd.modalities import masks
 from cmcd.models.dense import DenseHead, feature_map, upsample_logits
 from cmcd.models.init import initialise
 from cmcd.models.teacher import Teacher, load_teacher, teacher_stem

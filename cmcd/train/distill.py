@@ -22,10 +22,9 @@ import torch
 from torch import nn
 
 from cmcd import runtime
-from cmcd.data import pairs
 from cmcd.eval.classify import real_samples_accuracy
 from cmcd.eval.metrics import class_prototypes, evaluate, zero_label_accuracy
-from cmcd.modalities import build_encoder
+from cmcd.modalities import build_encoder, pairs
 from cmcd.models.embed import embed
 from cmcd.models.init import initialise
 from cmcd.models.teacher import Teacher, load_teacher

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmcd.models.encoders import ProjectionHead
+from cmcd.modalities.encoders import ProjectionHead
 from cmcd.models.teacher import Teacher
 from cmcd.train.losses import LOSSES
 from cmcd.train.options import FieldInfo, MethodOptions, describe, setting

@@ -20,13 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmcd import paths, runtime
-from cmcd.data import pairs
+from cmcd.modalities import augment, pairs
+from cmcd.modalities.encoders import ProjectionHead
 from cmcd.models.embed import embed
-from cmcd.models.encoders import ProjectionHead
 from cmcd.models.init import initialise
 from cmcd.models.teacher import Teacher, save_teacher, teacher_stem
 from cmcd.paths import checkpoint_root
-from cmcd.train import augment
 from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, train_loop, warmup_cosine
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmcd import runtime
-from cmcd.data import cache, masks
+from cmcd.data import cache
 from cmcd.eval.segmentation import FEW_LABEL_KS, few_label_rows, segmentation_scores
-from cmcd.modalities import build_encoder
+from cmcd.modalities import build_encoder, masks
 from cmcd.models.dense import DenseEncoder, DenseHead, predict_masks, save_segmenter, upsample_logits
 from cmcd.models.init import initialise
 from cmcd.train.dense_teacher import DenseTeacher, load_dense_teacher, teacher_dense_embeddings

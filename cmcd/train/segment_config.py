@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cmcd.data import masks
+from cmcd.modalities import masks
 from cmcd.train import dense_losses  # noqa: F401 - registers the dense losses
 from cmcd.train.losses import LOSSES
 from cmcd.train.options import MethodOptions, check_fields, setting

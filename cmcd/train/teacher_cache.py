@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from cmcd import paths
-from cmcd.data import cache, pairs
+from cmcd.data import cache
+from cmcd.modalities import pairs
 from cmcd.models.teacher import Teacher, teacher_stem
 
 

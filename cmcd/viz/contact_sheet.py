@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from cmcd.data.cache import atomic_write_bytes
-from cmcd.data.pairs import PairData
+from cmcd.modalities.pairs import PairData
 
 CELL = 32
 SCALE = 3

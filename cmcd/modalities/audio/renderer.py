@@ -26,7 +26,7 @@ import torchaudio
 import torchaudio.functional as AF
 
 from cmcd.data import rng
-from cmcd.data.renderers.speech import (
+from cmcd.modalities.audio.speech import (
     ACCENT_SPLITS,
     CLIP_SAMPLES,
     SAMPLE_RATE,

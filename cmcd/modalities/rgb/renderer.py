@@ -11,8 +11,7 @@ import math
 import numpy as np
 import torch
 
-from cmcd.data import rng
-from cmcd.data.renderers import geometry
+from cmcd.data import geometry, rng
 
 RELIEF_DEPTH = 4.0  # how strongly the height map bends surface normals
 JITTER_STREAM = "rgb/jitter"  # the random stream of the photo's affine jitter

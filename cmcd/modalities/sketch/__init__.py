@@ -14,12 +14,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from cmcd.data import junk, person_files
+from cmcd.data import person_files
 from cmcd.data.inputs import InputError, check_file, open_image
-from cmcd.data.renderers import sketch as renderer
+from cmcd.modalities import augment as augmentations
 from cmcd.modalities.base import Modality, RenderRequest, TryIt
-from cmcd.models.encoders import ImageEncoder
-from cmcd.train import augment as augmentations
+from cmcd.modalities.encoders import ImageEncoder
+from cmcd.modalities.sketch import junk, renderer
 
 CANVAS = renderer.CANVAS
 GLYPH_BOX = renderer.GLYPH_BOX

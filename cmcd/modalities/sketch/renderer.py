@@ -17,8 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cmcd.data import rng
-from cmcd.data.renderers import geometry
+from cmcd.data import geometry, rng
 
 # Neighbour offsets P2..P9 of Zhang-Suen, clockwise from north; bit i of a pixel's code is P(i+2).
 _RING = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))

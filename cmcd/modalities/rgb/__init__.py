@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from cmcd.data.renderers.rgb import render_rgb
 from cmcd.modalities.base import Modality, RenderRequest
-from cmcd.models.encoders import ImageEncoder
+from cmcd.modalities.encoders import ImageEncoder
+from cmcd.modalities.rgb.renderer import render_rgb
 
 # Photo standardisation, measured once on 2,000 rendered digits and 2,000 rendered fashion items
 # (channel means 0.37-0.38, standard deviations 0.22) and fixed, so features never depend on a batch.

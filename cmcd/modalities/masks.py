@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from cmcd import paths
-from cmcd.data import cache, pairs
-from cmcd.data.renderers import depth as depth_renderer
-from cmcd.data.renderers import geometry
-from cmcd.data.renderers import rgb as rgb_renderer
+from cmcd.data import cache, geometry
+from cmcd.modalities import pairs
+from cmcd.modalities.depth import renderer as depth_renderer
+from cmcd.modalities.rgb import renderer as rgb_renderer
 
 SEGMENTATION_PAIRS = ("digits-depth", "fashion-depth")
 NUM_CLASSES = 11  # background and the ten classes of the dataset

@@ -25,7 +25,7 @@ import torch
 import torchaudio
 
 from cmcd.data.cache import load_cached, save_tensors
-from cmcd.data.renderers import voices as engines
+from cmcd.modalities.audio import voices as engines
 from cmcd.paths import cache_dir
 
 SAMPLE_RATE = 16000
@@ -320,7 +320,7 @@ def _build_bank_in_fresh_process(path: Path) -> None:
     # fresh process makes the bank the same on every build.
     import_paths = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, import_paths))}
-    code = f"from cmcd.data.renderers.speech import _build_bank_file; _build_bank_file({str(path)!r})"
+    code = f"from cmcd.modalities.audio.speech import _build_bank_file; _build_bank_file({str(path)!r})"
     engines.check_installed()  # before the fresh process, so a missing package says so plainly
     log.info("synthesising the spoken-digit clips (espeak-ng, flite, festival) ...")
     started = time.perf_counter()

@@ -10,11 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from cmcd.data import junk, person_files, recordings
+from cmcd.data import person_files
 from cmcd.data.inputs import InputError, check_file
+from cmcd.modalities import augment as augmentations
+from cmcd.modalities.audio import junk, recordings
 from cmcd.modalities.base import Modality, RenderRequest, TryIt
-from cmcd.models.encoders import ImageEncoder, conv_bn_relu
-from cmcd.train import augment as augmentations
+from cmcd.modalities.encoders import ImageEncoder, conv_bn_relu
 
 # Clips of each split come from disjoint voices.
 VOICES_OF_SPLIT = {"pairs": "train", "val": "val", "test": "test"}
@@ -46,7 +47,7 @@ class AudioEncoder(ImageEncoder):
 
 
 def render(request: RenderRequest) -> torch.Tensor:
-    from cmcd.data.renderers import audio  # torchaudio and the voice bank load on first use
+    from cmcd.modalities.audio import renderer as audio  # torchaudio and the voice bank load on first use
 
     return audio.render(request.labels, request.ids, VOICES_OF_SPLIT[request.split],
                         request.seed, request.gap, tuple(request.options.get("without", ())))
@@ -60,7 +61,7 @@ def load_file(path: Path) -> torch.Tensor:
     """WAV, FLAC, OGG, MP3, M4A or WebM at any sample rate, mono or stereo (converted to WAV by
     cmcd.data.recordings, then resampled, mixed down, silence trimmed; see
     cmcd.data.renderers.audio.load_audio_file)."""
-    from cmcd.data.renderers import audio
+    from cmcd.modalities.audio import renderer as audio
 
     path = check_file(path)
     try:
@@ -72,7 +73,7 @@ def load_file(path: Path) -> torch.Tensor:
 
 def write_files(request: RenderRequest, folder: Path) -> list[Path]:
     """Each item's recording (before log-mel features) as a 16-bit WAV."""
-    from cmcd.data.renderers import audio
+    from cmcd.modalities.audio import renderer as audio
 
     waves = audio.render_waveforms(request.labels, request.ids, VOICES_OF_SPLIT[request.split],
                                    request.seed, request.gap)
@@ -91,7 +92,7 @@ def to_picture(sample: torch.Tensor) -> np.ndarray:
 def real_samples():
     """Asterisk's "Allison", a real person, saying the digits 0-9, when Debian's
     asterisk-core-sounds-en-wav is installed."""
-    from cmcd.data.renderers import audio
+    from cmcd.modalities.audio import renderer as audio
 
     return audio.real_recordings()
 

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from cmcd.data import strokes
+from cmcd.modalities.sketch import strokes
 
 
 def _on_canvas(glyph: np.ndarray, rng: np.random.Generator, canvas: tuple[int, int],

@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cmcd.data import rng
-from cmcd.data.renderers import geometry
+from cmcd.data import geometry, rng
 
 QUANTUM = 1 / 512  # the sensor's depth resolution
 JITTER_STREAM = "depth/jitter"  # the random stream of the depth map's affine jitter

@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmcd.data import junk, person_files
+from cmcd.data import person_files
 from cmcd.data.inputs import InputError, check_file, open_image
-from cmcd.data.renderers.depth import render_depth
+from cmcd.modalities import augment as augmentations
 from cmcd.modalities.base import Modality, RenderRequest, TryIt
-from cmcd.models.encoders import ImageEncoder
-from cmcd.train import augment as augmentations
+from cmcd.modalities.depth import junk
+from cmcd.modalities.depth.renderer import render_depth
+from cmcd.modalities.encoders import ImageEncoder
 
 CANVAS = 32
 NEAR, FAR = 0.45, 0.85  # where valid depths land (training scenes: relief about 0.45-0.85)

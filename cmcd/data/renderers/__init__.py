@@ -1,1 +1,0 @@
-"""Renderers: every modality of an item drawn from the same real image."""
