@@ -27,14 +27,14 @@ import torch
 
 from cmcd import paths
 from cmcd.data import cache, geometry
-from cmcd.modalities import pairs
+from cmcd.modalities import depth, pairs, rgb
 from cmcd.modalities.depth import renderer as depth_renderer
 from cmcd.modalities.rgb import renderer as rgb_renderer
 
 SEGMENTATION_PAIRS = ("digits-depth", "fashion-depth")
 NUM_CLASSES = 11  # background and the ten classes of the dataset
 ITEM_COVERAGE = 0.2  # glyph value from which a pixel is the item's (half covered in the photo)
-JITTER_STREAMS = {"rgb": rgb_renderer.JITTER_STREAM, "depth": depth_renderer.JITTER_STREAM}
+JITTER_STREAMS = {rgb.RGB.name: rgb_renderer.JITTER_STREAM, depth.DEPTH.name: depth_renderer.JITTER_STREAM}
 HEAD_PHOTOS = 4000  # teacher-split photos (source labels only) that train the dense head
 HEAD_SEED = 12  # which teacher-split photos those are; fixed, so every run shares one head
 SPLITS = ("pairs", "val", "test")
@@ -93,7 +93,7 @@ def _build(spec: pairs.PairSpec, seed: int) -> dict[str, torch.Tensor]:
         r = rows[split]
         images, ids, labels = source.images[r], source.ids[r], source.labels[r]
         tensors[f"{split}_ids"] = torch.from_numpy(ids)
-        tensors[f"{split}_source_masks"] = item_masks(images, ids, labels, seed, "rgb")
+        tensors[f"{split}_source_masks"] = item_masks(images, ids, labels, seed, spec.source.name)
         if split != "head":
             tensors[f"{split}_target_masks"] = item_masks(images, ids, labels, seed, spec.target.name)
     return tensors

@@ -173,12 +173,12 @@ def _load_or_build_sources(source: sources.SourceImages, seed: int, progress) ->
     path = _source_file(source.name, source.origin, seed)
     cached = cache.load_cached(path, progress)
     if cached and torch.equal(cached[0]["ids"], torch.from_numpy(source.ids)):
-        return cached[0]["rgb"]
+        return cached[0][SOURCE.name]
     progress(f"rendering {len(source.ids):,} {source.name} source photos (seed {seed})")
     started = time.perf_counter()
     photos = SOURCE.render(RenderRequest(source.images, source.ids, source.labels, "teacher",
                                          seed, 0.0))
-    cache.save_tensors(path, {"rgb": photos, "ids": torch.from_numpy(source.ids)},
+    cache.save_tensors(path, {SOURCE.name: photos, "ids": torch.from_numpy(source.ids)},
                        {"origin": source.origin, "seconds": time.perf_counter() - started})
     return photos
 
