@@ -357,7 +357,7 @@ def segmentation_distill(demo: gr.Blocks):
         with gr.Row():
             pair = gr.Dropdown(list(segment.masks.SEGMENTATION_PAIRS), value="digits-depth",
                                label="Pair")
-            method = gr.Dropdown(["cmc", "cmd", "l2"], value="cmc", label="Dense loss")
+            method = gr.Dropdown(list(segment.SEGMENTATION_METHODS), value="cmc", label="Dense loss")
             steps = gr.Slider(20, 1000, value=segment.SegmentConfig().steps, step=20, label="Steps")
             seed = gr.Number(0, precision=0, label="Seed")
         start = gr.Button("Distill for segmentation", variant="primary")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cmcd.data import sources
 from cmcd.modalities import pairs
+from cmcd.runtime import DEVICES
 
 log = logging.getLogger(__name__)
 
@@ -189,21 +190,31 @@ def cmd_classify(args) -> int:
     from cmcd.eval.classify import classify_files, describe
 
     if args.task == "segmentation":
-        return cli_segmentation.cmd_classify(args)
+        results, write_out = cli_segmentation.segment_the_files(args)
+        return report_classified(results, cli_segmentation.describe_segmented, args.json, write_out,
+                                 indent=None)
     if args.out:
         raise ValueError("--out (a mask file) needs --task segmentation")
     results = classify_files(args.pair, [Path(f) for f in args.files], args.run_dir)
+    return report_classified(results, describe, args.json)
+
+
+def report_classified(results: list[dict], describe, as_json: bool, write_out=None,
+                      indent: int | None = 2) -> int:
+    """What `cmcd classify` reports for either task: one entry per file (`describe` words a
+    successful one), errors logged; `write_out` gets the one file's result when it succeeded. The
+    exit status is 1 when one file failed, or when every file did."""
     failed = [r for r in results if "error" in r]
     for entry in failed:
         log.error(entry["error"])
-    if len(results) == 1:
-        if failed:
-            return 1
-        output = {key: value for key, value in results[0].items() if key != "file"}
-    else:
-        output = {"results": results}
-    if args.json:
-        _print_json(output)
+    if len(results) == 1 and failed:
+        return 1
+    if write_out is not None:
+        write_out(results[0])
+    if as_json:
+        output = {k: v for k, v in results[0].items() if k != "file"} if len(results) == 1 \
+            else {"results": results}
+        print(json.dumps(output, indent=indent))
     else:
         for entry in results:
             if "label" in entry:
@@ -328,7 +339,7 @@ def _add_bench_parser(subcommands) -> None:
                    "interrupted benchmark in --out and do the rest")
     p.add_argument("--report-only", action="store_true", help=f"{studies}: rewrite the tables "
                    "and figures from the results file, without training")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", choices=list(DEVICES))
     p.add_argument("--cache", default=None, help="cache folder (default: a new empty one)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_bench)

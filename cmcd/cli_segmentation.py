@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from cmcd.data.cache import atomic_write_bytes
@@ -20,11 +21,11 @@ TASKS = ("recognition", "segmentation")
 def segmentation_settings() -> dict[str, object]:
     """Every setting name of a segmentation run (run settings and dense loss options) with its
     FieldInfo."""
+    from cmcd.train.config import SEGMENTATION_METHODS, SegmentConfig, loss_class
     from cmcd.train.options import describe
-    from cmcd.train.segment_config import SegmentConfig, loss_class
 
     infos = {info.name: info for info in describe(SegmentConfig)}
-    for method in ("cmc", "cmd", "l2"):
+    for method in SEGMENTATION_METHODS:
         infos.update({info.name: info for info in describe(loss_class(method).Options)
                       if info.name not in infos})
     return infos
@@ -33,12 +34,14 @@ def segmentation_settings() -> dict[str, object]:
 def add_segmentation_settings(parser, existing: set[str], add_setting) -> None:
     """Flags for the segmentation settings that recognition does not have already; the shared
     ones keep their flags, with the segmentation defaults named in the group's description."""
+    from cmcd.train.config import SEGMENTATION_METHODS
+
     settings = segmentation_settings()
     shared = ", ".join(f"{name.replace('_', '-')} {info.default}" for name, info in settings.items()
                        if name in existing and info.default is not None)
     group = parser.add_argument_group(
-        "segmentation settings (--task segmentation; --method cmc, cmd or l2 means the dense "
-        "loss)", f"Segmentation defaults of the shared settings: {shared}.")
+        f"segmentation settings (--task segmentation; --method {', '.join(SEGMENTATION_METHODS)} "
+        "means the dense loss)", f"Segmentation defaults of the shared settings: {shared}.")
     for name, info in settings.items():
         if name not in existing:
             default = "" if info.default is None else f" (default: {info.default})"
@@ -60,8 +63,8 @@ def summary_line(m: dict) -> str:
 
 
 def cmd_distill(args: argparse.Namespace, spell) -> int:
+    from cmcd.train.config import SegmentConfig
     from cmcd.train.segment import save_segment_run, segment_distill
-    from cmcd.train.segment_config import SegmentConfig
 
     known = set(segmentation_settings())
     given = {name: value for name, value in vars(args).items()
@@ -81,28 +84,23 @@ def cmd_distill(args: argparse.Namespace, spell) -> int:
     return 0
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
+def describe_segmented(entry: dict) -> str:
+    shares = ", ".join(f"{name} {share:.2f}" for name, share in entry["classes"].items())
+    return f"{entry['label']} (pixels: {shares})"
+
+
+def segment_the_files(args: argparse.Namespace) -> tuple[list[dict], Callable | None]:
+    """`cmcd classify --task segmentation`: the results per file, and what writes the one file's
+    mask under --out (None without it); cli.report_classified reports them."""
     from cmcd.eval.segment_files import segment_files
     from cmcd.viz.masks import mask_png
 
     if args.out and len(args.files) != 1:
         raise ValueError("--out writes the mask of one FILE; give one file")
     results = segment_files(args.pair, [Path(f) for f in args.files], args.run_dir)
-    failed = [r for r in results if "error" in r]
-    for entry in failed:
-        log.error(entry["error"])
-    if len(results) == 1 and failed:
-        return 1
-    if args.out:
-        atomic_write_bytes(Path(args.out), mask_png(results[0]["mask"]))
+
+    def write_out(result: dict) -> None:
+        atomic_write_bytes(Path(args.out), mask_png(result["mask"]))
         log.info(f"wrote {args.out} (32x32, each pixel's value its label: 0 background, class + 1)")
-    if args.json:
-        output = {k: v for k, v in results[0].items() if k != "file"} if len(results) == 1 \
-            else {"results": results}
-        print(json.dumps(output))
-    else:
-        for entry in results:
-            if "label" in entry:
-                shares = ", ".join(f"{name} {share:.2f}" for name, share in entry["classes"].items())
-                print(f"{entry['file']}: {entry['label']} (pixels: {shares})")
-    return 1 if len(failed) == len(results) else 0
+
+    return results, write_out if args.out else None

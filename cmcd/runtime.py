@@ -8,6 +8,8 @@ import platform
 
 import torch
 
+DEVICES = ("auto", "cpu", "cuda", "mps")  # what a run's `device` setting may name
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks CUDA, then Apple MPS, then the CPU; 'cuda:N' is the N-th GPU; an unavailable

@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from cmcd.cli import progress_on_stderr  # noqa: E402
 from cmcd.data.cache import atomic_write_json  # noqa: E402
+from cmcd.train.config import SegmentConfig  # noqa: E402
 from cmcd.train.segment import few_label_scores, train_segmenter, validation_miou  # noqa: E402
-from cmcd.train.segment_config import SegmentConfig  # noqa: E402
 
 # steps, locations, lr and pairing around the defaults, one at a time
 SETTINGS = [

@@ -15,11 +15,11 @@ from cmcd.modalities import masks, pairs
 from cmcd.modalities.depth.renderer import render_depth
 from cmcd.modalities.rgb.renderer import render_rgb
 from cmcd.models.dense import load_segmenter, predict_masks
+from cmcd.train.config import SegmentConfig
 from cmcd.train.dense_losses import sample_locations
 from cmcd.train.losses import LOSSES, build_loss
 from cmcd.train.objectives import METHODS
 from cmcd.train.segment import save_segment_run, segment_distill
-from cmcd.train.segment_config import SegmentConfig
 
 TINY = {"steps": 2, "n_pairs": 32, "head_steps": 2, "fine_tune_steps": 1, "few_label_draws": 1}
 

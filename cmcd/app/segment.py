@@ -13,8 +13,8 @@ from cmcd.data.inputs import InputError
 from cmcd.eval.segment_files import Segmenter, has_shipped_segmenter, label_names
 from cmcd.modalities import masks
 from cmcd.models.dense import predict_masks
+from cmcd.train.config import SEGMENTATION_METHODS, SegmentConfig  # noqa: F401 - app.py's list
 from cmcd.train.segment import segment_distill
-from cmcd.train.segment_config import SegmentConfig
 from cmcd.viz.masks import PALETTE, overlay
 
 SHEET_ITEMS = 10  # test items in the Data tab's mask strip, one per class

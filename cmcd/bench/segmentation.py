@@ -21,9 +21,9 @@ from cmcd.eval import stats
 from cmcd.eval.records import Metric
 from cmcd.eval.results import group, mean_std
 from cmcd.modalities import masks
+from cmcd.train.config import SegmentConfig
 from cmcd.train.dense_teacher import load_dense_teacher, teacher_dense_embeddings
 from cmcd.train.segment import segment_distill
-from cmcd.train.segment_config import SegmentConfig
 
 NAME = "segmentation"
 METHODS = ("cmc", "cmd", "l2")

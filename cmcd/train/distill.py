@@ -34,12 +34,11 @@ from cmcd.train.finetune import NormalizedHead, Schedule, classifier_accuracy, f
 from cmcd.train.loop import (
     BatchSampler,
     Hooks,
-    LoopSettings,
     SingleProcess,
     Step,
     StepDone,
+    distillation_settings,
     train_loop,
-    warmup_cosine,
 )
 from cmcd.train.objectives import Batch, build_objective
 from cmcd.train.teacher_cache import teacher_embeddings
@@ -58,15 +57,6 @@ class DistillRun:
 
 
 # --- preparing -------------------------------------------------------------------------------------
-
-def _choose_pairs(total: int, n_pairs: int | None, seed: int) -> torch.Tensor:
-    if n_pairs is None or n_pairs >= total:
-        return torch.arange(total)
-    if n_pairs < 1:
-        raise ValueError(f"n_pairs must be at least 1; got {n_pairs}")
-    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
-    return order[:n_pairs].sort().values
-
 
 MAX_VALIDATIONS = 10  # per run: many tiny epochs (a small pair budget) are validated now and then
 
@@ -150,7 +140,7 @@ def _prepare(config: DistillConfig) -> _Setup:
     objective = build_objective(config, teacher, data.spec.target, generator)
     if objective is not None:
         objective = initialise(objective, weights).to(device)
-    chosen = _choose_pairs(len(data.pairs), config.n_pairs, config.seed)
+    chosen = config.chosen_pairs(len(data.pairs))
     prototypes = class_prototypes(embeddings["pairs"], data.pairs.labels, len(data.class_names))
     return _Setup(config, device, data, teacher, embeddings, objective, student, chosen, prototypes,
                   generator, strategy)
@@ -251,10 +241,8 @@ def _train(setup: _Setup, run: DistillRun, progress, should_stop) -> _Training:
                          selection=_selection(setup))
     if setup.objective is None:
         return training.finish(samples=0)
-    settings = LoopSettings([setup.student, setup.objective], config.lr, weight_decay=5e-4,
-                            device=setup.device, max_steps=total_steps,
-                            lr_factor=warmup_cosine(total_steps, warmup=min(50, total_steps // 10)),
-                            strategy=setup.strategy)
+    settings = distillation_settings([setup.student, setup.objective], config.lr, total_steps,
+                                     setup.device, strategy=setup.strategy)
     step = _distillation_step(setup, settings.strategy.wrap_model(setup.student))
     validate = training.validate if parallel.is_main_process() else None
     every = 1 if training.selection else max(1, epochs // MAX_VALIDATIONS)

@@ -111,6 +111,14 @@ class LoopSettings:
         return runtime.autocast(self.device) if self.mixed_precision else contextlib.nullcontext()
 
 
+
+def distillation_settings(modules: list[nn.Module], lr: float, total_steps: int, device: torch.device,
+                          **extra) -> LoopSettings:
+    """How both distillations (recognition and segmentation) train: AdamW with weight decay 5e-4,
+    a linear warm-up over min(50, a tenth of the steps), then a cosine down to 0."""
+    return LoopSettings(modules, lr, weight_decay=5e-4, device=device, max_steps=total_steps,
+                        lr_factor=warmup_cosine(total_steps, warmup=min(50, total_steps // 10)), **extra)
+
 @dataclass
 class StepDone:
     step: int  # optimiser steps done so far, this one included

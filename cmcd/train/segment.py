@@ -29,10 +29,18 @@ from cmcd.eval.segmentation import FEW_LABEL_KS, few_label_rows, segmentation_sc
 from cmcd.modalities import build_encoder, masks
 from cmcd.models.dense import DenseEncoder, DenseHead, predict_masks, save_segmenter, upsample_logits
 from cmcd.models.init import initialise
+from cmcd.train.config import SegmentConfig, loss_class
 from cmcd.train.dense_teacher import DenseTeacher, load_dense_teacher, teacher_dense_embeddings
-from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, StepDone, train_loop, warmup_cosine
+from cmcd.train.loop import (
+    BatchSampler,
+    Hooks,
+    LoopSettings,
+    StepDone,
+    distillation_settings,
+    train_loop,
+    warmup_cosine,
+)
 from cmcd.train.run_files import check_run_folder
-from cmcd.train.segment_config import SegmentConfig, loss_class
 
 LOG_STEPS = 10  # history entries per run
 
@@ -65,18 +73,11 @@ def build_student(target, width: int, out_dim: int) -> DenseEncoder:
     return DenseEncoder(build_encoder(target, width=width), out_dim)
 
 
-def _choose_pairs(total: int, n_pairs: int | None, seed: int) -> torch.Tensor:
-    if n_pairs is None or n_pairs >= total:
-        return torch.arange(total)
-    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
-    return order[:n_pairs].sort().values
-
-
 def _prepare(config: SegmentConfig, progress: Callable[[str], None]) -> _Setup:
     device = runtime.resolve_device(config.device)
     seg = masks.load_segmentation(config.pair, gap=config.gap, progress=progress)
     teacher = load_dense_teacher(seg, config.teacher, config.head_steps, progress)
-    chosen = _choose_pairs(len(seg.data.pairs), config.n_pairs, config.seed)
+    chosen = config.chosen_pairs(len(seg.data.pairs))
     subset = None if len(chosen) == len(seg.data.pairs) else chosen
     teacher_maps = teacher_dense_embeddings(seg, teacher, config.registered, device, subset)
     generator = runtime.generator(device, config.seed)
@@ -92,9 +93,7 @@ def _train(setup: _Setup, run: SegmentRun, progress, should_stop) -> float:
     """Train the student; returns the seconds it took."""
     config, started = setup.config, time.perf_counter()
     sampler = BatchSampler(len(setup.chosen), config.batch_size, setup.generator)
-    settings = LoopSettings([setup.student], config.lr, weight_decay=5e-4, device=setup.device,
-                            max_steps=config.steps,
-                            lr_factor=warmup_cosine(config.steps, warmup=min(50, config.steps // 10)))
+    settings = distillation_settings([setup.student], config.lr, config.steps, setup.device)
 
     def step(index: torch.Tensor) -> dict[str, torch.Tensor]:
         features = setup.student(setup.targets[index]).float()
