@@ -14,7 +14,7 @@ import torch
 from cmcd.data import person_files
 from cmcd.eval import confidence
 from cmcd.eval.classify import Classifier, classify_files, describe
-from cmcd.modalities import get_modality
+from cmcd.modalities import get_modality, read_back
 from cmcd.modalities.audio import junk as sound_junk
 from cmcd.modalities.sketch import drawn_styles, strokes
 from cmcd.models.checkpoints import load_student, save_student, update_student_metadata
@@ -106,7 +106,7 @@ def test_junk_is_the_same_for_the_same_seed_and_some_of_it_is_refused(modality, 
     again = kinds.write_files(tmp_path / "b", seed=3, per_kind=2)
     assert [kind for kind, _ in first] == [kind for kind, _ in again]
     assert all(a.read_bytes() == b.read_bytes() for (_, a), (_, b) in zip(first, again, strict=True))
-    read = confidence.read_back(get_modality(modality), first)
+    read = read_back.read_back(get_modality(modality), first)
     refused = [kind for kind, count in read.refused.items() if count == 2]
     assert refused == [list(kinds.makers)[-1]]  # the blank canvas, no readings, silence
 
@@ -128,10 +128,10 @@ def test_letters_and_digits_are_drawn_as_dark_strokes_on_white_paper():
 def test_shipped_students_flag_junk_and_few_real_test_items(pair):
     model = Classifier(pair)
     spec = model.spec
-    read = confidence.junk_read_back(spec.target, seed=5, per_kind=6)
+    read = read_back.junk_read_back(spec.target, seed=5, per_kind=6)
     flagged = sum(r["unsure"] for r in model.predict_many(read.samples))
     assert (flagged + sum(read.refused.values())) / sum(read.made.values()) >= 0.8
-    items = confidence.items_read_back(spec, "test", confidence.spread_rows(spec, "test", 60), 0.3)
+    items = read_back.items_read_back(spec, "test", read_back.spread_rows(spec, "test", 60), 0.3)
     results = model.predict_many(items.samples)
     assert np.mean([r["unsure"] for r in results]) <= 0.15
     assert np.mean([r["label"] == str(label) for r, label in zip(results, items.tags, strict=True)]) > 0.8

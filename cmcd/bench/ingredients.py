@@ -30,11 +30,11 @@ from dataclasses import dataclass
 import torch
 
 from cmcd.bench import runner as bench_runs
-from cmcd.eval import confidence, stats
+from cmcd.eval import stats
 from cmcd.eval.classify import real_samples_accuracy, student_stem
 from cmcd.eval.metrics import zero_label_accuracy
 from cmcd.eval.results import mean_std
-from cmcd.modalities import pairs
+from cmcd.modalities import pairs, read_back
 from cmcd.modalities.sketch import drawn_styles
 from cmcd.models.checkpoints import read_metadata
 from cmcd.models.embed import embed
@@ -94,7 +94,7 @@ def _validation_drawings(pair: str) -> dict[str, tuple[torch.Tensor, torch.Tenso
     if spec.dataset != "digits" or spec.target.read_drawing is None:
         return None
     source = pairs.source_images(spec.dataset)
-    rows = confidence.spread_rows(spec, "val", STYLE_ITEMS)
+    rows = read_back.spread_rows(spec, "val", STYLE_ITEMS)
     labels = torch.from_numpy(source.labels[rows]).long()
     read = drawn_styles.read_in_every_style(spec.target.read_drawing_of, source.images[rows],
                                             source.labels[rows], STYLE_SEED)

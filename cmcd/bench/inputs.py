@@ -29,7 +29,7 @@ from cmcd.data import cache
 from cmcd.eval import confidence
 from cmcd.eval.classify import Classifier, has_shipped_student, weights_digest
 from cmcd.eval.records import ZERO_LABEL_HEAD
-from cmcd.modalities import pairs
+from cmcd.modalities import pairs, read_back
 from cmcd.modalities.sketch import drawn_styles
 
 BENCH_JUNK_SEED = 2  # calibration fits on FIT_JUNK_SEED
@@ -70,7 +70,7 @@ def synthetic_test(model: Classifier) -> dict:
     spec = model.spec
     data = pairs.load_pair(spec.name, progress=lambda message: None)
     rendered = model.predict_many(data.test.target)
-    read = confidence.items_read_back(spec, "test", confidence.spread_rows(spec, "test", TEST_FILES),
+    read = read_back.items_read_back(spec, "test", read_back.spread_rows(spec, "test", TEST_FILES),
                                       data.gap)
     outputs = confidence.student_outputs(model.student, model.teacher, read.samples)
     labels = torch.tensor(read.tags)
@@ -103,14 +103,14 @@ def drawn_styles_of(model: Classifier) -> dict | None:
     if spec.dataset != "digits" or spec.target.read_drawing is None:
         return None
     source = pairs.source_images(spec.dataset)
-    rows = confidence.spread_rows(spec, "test", STYLE_ITEMS)
+    rows = read_back.spread_rows(spec, "test", STYLE_ITEMS)
     read = drawn_styles.read_in_every_style(spec.target.read_drawing_of, source.images[rows],
                                             source.labels[rows], STYLE_SEED)
     names = [model.class_names[int(label)] for label in source.labels[rows]]
     return {style: _rates(model.predict_many(samples), names) for style, samples in read.items()}
 
 
-def junk_of(model: Classifier, read: confidence.ReadBack) -> dict:
+def junk_of(model: Classifier, read: read_back.ReadBack) -> dict:
     """Per junk kind: the share refused by the reader, flagged "not sure", and either ("caught")."""
     results = model.predict_many(read.samples) if read.samples is not None else []
     found = {}
@@ -142,7 +142,7 @@ def _calibration_summary(model: Classifier) -> dict | None:
             "validation_auroc": {kind: row["auroc"] for kind, row in scores.items()}}
 
 
-def bench_pair(pair: str, junk: confidence.ReadBack) -> dict:
+def bench_pair(pair: str, junk: read_back.ReadBack) -> dict:
     model = Classifier(pair)
     entry = {"student_digest": weights_digest(pair), "method": model.metadata.get("method"),
              "test_accuracy_recorded": ZERO_LABEL_HEAD.read(model.metadata["metrics"]),
@@ -160,13 +160,13 @@ def bench_pair(pair: str, junk: confidence.ReadBack) -> dict:
 def run(out: str = "results") -> dict:
     started = time.perf_counter()
     names = [name for name in pairs.PAIRS if has_shipped_student(name)]
-    junk: dict[str, confidence.ReadBack] = {}
+    junk: dict[str, read_back.ReadBack] = {}
     report = {"pairs": {}, "junk_seed": BENCH_JUNK_SEED, "junk_per_kind": JUNK_PER_KIND,
               "style_items": STYLE_ITEMS, "test_files": TEST_FILES}
     for name in names:
         modality = pairs.get_spec(name).target
         if modality.name not in junk:
-            junk[modality.name] = confidence.junk_read_back(modality, BENCH_JUNK_SEED, JUNK_PER_KIND)
+            junk[modality.name] = read_back.junk_read_back(modality, BENCH_JUNK_SEED, JUNK_PER_KIND)
         report["pairs"][name] = bench_pair(name, junk[modality.name])
     report["wall_s"] = round(time.perf_counter() - started, 1)
     path = Path(out) / "inputs.json"

@@ -17,17 +17,16 @@ most validation junk is kept, the detector counted on junk kinds it was not fitt
 
 Every input goes through the modality's file reader, which normalises it (a drawing is cropped
 and redrawn with one pen, a recording trimmed and levelled), so real items are calibrated the same
-way: rendered, written as files and read back. All of it is stored with the student (`"calibration"`
-in its JSON); a student saved without it is never "not sure", at T = 1.
+way: rendered, written as files and read back (cmcd.modalities.read_back). All of it is stored
+with the student (`"calibration"` in its JSON); a student saved without it is never "not sure", at
+T = 1.
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
 import threading
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -35,8 +34,7 @@ import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from cmcd.data.inputs import InputError
-from cmcd.modalities import RenderRequest, pairs
+from cmcd.modalities import pairs, read_back
 from cmcd.models.teacher import Teacher, load_teacher
 
 REAL_FLAG_RATE = 0.05  # share of real validation items flagged "not sure"
@@ -266,81 +264,24 @@ def fit_calibration(fit: FitSet) -> tuple[Calibration, dict]:
     return calibration, report
 
 
-# --- reading items and junk the way a person's files are read ---------------------------------------
-
-@dataclass
-class ReadBack:
-    """Inputs as the modality's file reader made them, with their labels or kinds, and how many
-    of each kind the reader refused (with a clear error, as it would a person's file)."""
-
-    samples: torch.Tensor | None
-    tags: list
-    refused: dict = field(default_factory=dict)
-    made: dict = field(default_factory=dict)
-
-
-def read_back(modality, written: list[tuple[object, Path]]) -> ReadBack:
-    """Read each (tag, file) with the modality's reader, counting refusals per tag."""
-    samples, tags, refused, made = [], [], {}, {}
-    for tag, path in written:
-        made[tag] = made.get(tag, 0) + 1
-        refused.setdefault(tag, 0)
-        try:
-            samples.append(modality.read_file(path))
-            tags.append(tag)
-        except InputError:
-            refused[tag] += 1
-    return ReadBack(torch.stack(samples) if samples else None, tags, refused, made)
-
-
-def junk_read_back(modality, seed: int, per_kind: int) -> ReadBack:
-    """The modality's junk, written as files and read back; tags are junk kinds."""
-    with tempfile.TemporaryDirectory(prefix="cmcd-junk-") as folder:
-        return read_back(modality, modality.junk.write_files(Path(folder), seed, per_kind))
-
-
-def split_request(spec: pairs.PairSpec, split: str, rows: np.ndarray, gap: float,
-                  options: dict | None = None, seed: int = 0) -> RenderRequest:
-    """A render request for the given rows of a pair's source images (seed 0: as the pair's
-    cached data renders them)."""
-    source = pairs.source_images(spec.dataset)
-    return RenderRequest(source.images[rows], source.ids[rows], source.labels[rows], split, seed, gap,
-                         spec.render_options if options is None else options)
-
-
-def items_read_back(spec: pairs.PairSpec, split: str, rows: np.ndarray, gap: float) -> ReadBack:
-    """A split's items rendered, written as a person's files and read back; tags are labels."""
-    request = split_request(spec, split, rows, gap)
-    with tempfile.TemporaryDirectory(prefix="cmcd-items-") as folder:
-        files = spec.target.write_files(request, Path(folder))
-        return read_back(spec.target, list(zip(request.labels.tolist(), files, strict=True)))
-
-
-def spread_rows(spec: pairs.PairSpec, split: str, count: int, seed: int = 0) -> np.ndarray:
-    """`count` rows of a split's source images, drawn at random with a fixed seed."""
-    rows = pairs.split_indices(pairs.source_images(spec.dataset))[split]
-    chosen = np.random.default_rng(seed).permutation(len(rows))[:count]
-    return np.sort(rows[chosen])
-
-
 def teacher_prototypes(teacher: Teacher, spec: pairs.PairSpec, rows: np.ndarray) -> torch.Tensor:
     """Class means of the teacher's embeddings of the rows' photos (source labels only)."""
-    request = split_request(spec, "val", rows, 0.0, options={})
+    request = read_back.split_request(spec, "val", rows, 0.0, options={})
     photos, labels = teacher.embed(spec.source.render(request)).cpu(), torch.from_numpy(request.labels)
     return torch.stack([photos[labels == c].mean(0) for c in range(int(labels.max()) + 1)])
 
 
 def calibration_fit_set(student, teacher: Teacher, spec: pairs.PairSpec, gap: float,
                         items: int = ITEMS, per_kind: int = JUNK_PER_KIND) -> FitSet:
-    val = items_read_back(spec, "val", spread_rows(spec, "val", items), gap)
-    train = items_read_back(spec, "pairs", spread_rows(spec, "pairs", items), gap)
-    junk = junk_read_back(spec.target, FIT_JUNK_SEED, per_kind)
+    val = read_back.items_read_back(spec, "val", read_back.spread_rows(spec, "val", items), gap)
+    train = read_back.items_read_back(spec, "pairs", read_back.spread_rows(spec, "pairs", items), gap)
+    junk = read_back.junk_read_back(spec.target, FIT_JUNK_SEED, per_kind)
     if junk.samples is None:
         raise ValueError(f"no junk of {spec.target} reached the student")
     return FitSet(student_outputs(student, teacher, val.samples), torch.tensor(val.tags),
                   student_outputs(student, teacher, train.samples),
                   student_outputs(student, teacher, junk.samples), junk.tags,
-                  teacher_prototypes(teacher, spec, spread_rows(spec, "val", 1000)))
+                  teacher_prototypes(teacher, spec, read_back.spread_rows(spec, "val", 1000)))
 
 
 def calibrate_student(student, pair: str, teacher_variant: str = "ft", gap: float | None = None,
