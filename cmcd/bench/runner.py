@@ -158,6 +158,70 @@ def on_device(planned: list[tuple[str, DistillConfig]], device: str) -> list[tup
     return [(study, dataclasses.replace(config, device=device)) for study, config in planned]
 
 
+def _earlier_report(path: Path, header: dict, resume: bool) -> dict:
+    """What a resumed benchmark already holds in `path`: nothing unless resuming, nor when its runs
+    were on another data version."""
+    earlier = json.loads(path.read_text()) if resume and path.exists() else {}
+    if earlier.get("data_version") != header.get("data_version"):
+        if earlier:
+            log.warning(f"{path} holds runs on data version {earlier.get('data_version', '1')}: "
+                        f"starting again on version {header.get('data_version')}")
+        earlier = {}
+    return earlier
+
+
+class _Recorder:
+    """Saves the report after every finished run (so a benchmark resumes where it stopped) and logs
+    its progress."""
+
+    def __init__(self, path: Path, report: dict, earlier_wall: float, todo: int, kind: RunKind):
+        self.path, self.report, self.earlier_wall = path, report, earlier_wall
+        self.todo, self.kind = todo, kind
+        self.done_before = len(report["runs"])
+        self.started = time.perf_counter()
+
+    def wall_s(self) -> float:
+        return round(self.earlier_wall + time.perf_counter() - self.started, 1)
+
+    def __call__(self, study: str, config: DistillConfig, metrics: dict) -> None:
+        self.report["runs"].append(RunRecord(config.to_dict(), metrics, study=study).to_json())
+        self.report["wall_s"] = self.wall_s()
+        cache.atomic_write_json(self.path, self.report)
+        elapsed = time.perf_counter() - self.started
+        count = len(self.report["runs"]) - self.done_before
+        left = elapsed / count * (self.todo - count)
+        log.info(f"[{count}/{self.todo}] {study} {config.pair} {config.method} {config.teacher} "
+                 f"n={config.n_pairs or 'all'} gap={config.gap} seed={config.seed}: "
+                 f"{self.kind.result(metrics)} ({metrics['wall_s']:.1f} s; about "
+                 f"{left / 60:.0f} min left)")
+
+
+def _run_serially(todo: list, kind: RunKind, record: _Recorder) -> list[str]:
+    kind.prepare(todo, None)
+    for study, config in todo:
+        record(study, config, kind.run(study, config.to_dict()))
+    return []
+
+
+def _run_pooled(todo: list, kind: RunKind, record: _Recorder, workers: int, device: str) -> list[str]:
+    """The runs over `workers` processes; a failed run is logged and listed, the others go on."""
+    failures: list[str] = []
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with _worker_logs() as log_args, ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_init_worker,
+            initargs=(threads, *log_args, _device_queue(device, workers))) as pool:
+        kind.prepare(todo, pool)
+        futures = {pool.submit(kind.run, study, config.to_dict()): (study, config)
+                   for study, config in todo}
+        for future in as_completed(futures):
+            try:
+                record(*futures[future], future.result())
+            except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
+                failures.append(f"{futures[future][1]}: {error!r}")
+                log.error(f"run failed: {failures[-1]}")
+    return failures
+
+
 def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, workers: int = 1,
             resume: bool = False, device: str = "auto", kind: RunKind = DISTILLATION) -> dict:
     """Run every planned (study, config) not yet in `path` (when resuming), saving after each;
@@ -165,53 +229,17 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
     are DistillConfigs, or another `kind` of run's configs."""
     path = Path(path)
     planned = on_device(planned, device)
-    earlier = json.loads(path.read_text()) if resume and path.exists() else {}
-    if earlier.get("data_version") != header.get("data_version"):
-        if earlier:
-            log.warning(f"{path} holds runs on data version {earlier.get('data_version', '1')}: "
-                        f"starting again on version {header.get('data_version')}")
-        earlier = {}
+    earlier = _earlier_report(path, header, resume)
     done = earlier.get("runs", [])
     finished = {run_key(run["study"], run["config"]) for run in done}
     todo = [(study, config) for study, config in planned if run_key(study, config) not in finished]
     report = {**header, "device": runtime.describe_device(runtime.resolve_device(device)),
               "workers": workers, "runs": list(done)}
-    earlier_wall = earlier.get("wall_s", 0.0) if done else 0.0
-    started = time.perf_counter()
+    record = _Recorder(path, report, earlier.get("wall_s", 0.0) if done else 0.0, len(todo), kind)
     log.info(f"{len(todo)} runs to go ({len(done)} already done); preparing data")
-
-    def record(study: str, config: DistillConfig, metrics: dict) -> None:
-        report["runs"].append(RunRecord(config.to_dict(), metrics, study=study).to_json())
-        report["wall_s"] = round(earlier_wall + time.perf_counter() - started, 1)
-        cache.atomic_write_json(path, report)
-        elapsed = time.perf_counter() - started
-        count = len(report["runs"]) - len(done)
-        left = elapsed / count * (len(todo) - count)
-        log.info(f"[{count}/{len(todo)}] {study} {config.pair} {config.method} {config.teacher} "
-                 f"n={config.n_pairs or 'all'} gap={config.gap} seed={config.seed}: "
-                 f"{kind.result(metrics)} ({metrics['wall_s']:.1f} s; about "
-                 f"{left / 60:.0f} min left)")
-
-    failures: list[str] = []
-    if workers <= 1:
-        kind.prepare(todo, None)
-        for study, config in todo:
-            record(study, config, kind.run(study, config.to_dict()))
-    else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with _worker_logs() as log_args, ProcessPoolExecutor(
-                workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                initargs=(threads, *log_args, _device_queue(device, workers))) as pool:
-            kind.prepare(todo, pool)
-            futures = {pool.submit(kind.run, study, config.to_dict()): (study, config)
-                       for study, config in todo}
-            for future in as_completed(futures):
-                try:
-                    record(*futures[future], future.result())
-                except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
-                    failures.append(f"{futures[future][1]}: {error!r}")
-                    log.error(f"run failed: {failures[-1]}")
-    report["wall_s"] = round(earlier_wall + time.perf_counter() - started, 1)
+    failures = (_run_serially(todo, kind, record) if workers <= 1
+                else _run_pooled(todo, kind, record, workers, device))
+    report["wall_s"] = record.wall_s()
     report["runs"].sort(key=lambda run: run_key(run["study"], run["config"]))
     cache.atomic_write_json(path, report)
     if failures:
