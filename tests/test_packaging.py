@@ -101,7 +101,7 @@ def test_the_built_wheel_carries_what_it_needs_and_runs_from_another_directory(t
     [wheel] = tmp_path.glob("cmcd-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("cmcd/shipped/data/mnist.npz", "cmcd/shipped/checkpoints/teacher-digits-ft.safetensors",
-                   "cmcd/shipped/checkpoints/student-digits-depth.json", "cmcd/modalities/audio.py",
+                   "cmcd/shipped/checkpoints/student-digits-depth.json", "cmcd/modalities/audio/__init__.py",
                    "cmcd-0.1.0.dist-info/licenses/LICENSE"):
         assert needed in names, needed
     installed = tmp_path / "site"

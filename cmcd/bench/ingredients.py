@@ -7,12 +7,12 @@ tilt; digits only) and coarsening (digits drawn small), and the spoken digits' r
 (flite and festival next to espeak-ng), their speaker warps and the recording chain (rooms, noise,
 microphones, telephone). For every such pair, a student is distilled on the full recipe, on each
 variant that leaves one ingredient out of its *training pairs* (`PAIR-without-INGREDIENT`,
-cmcd.data.pairs) and on the variant that leaves them all out, over seeds. Every run has the pair's
+cmcd.modalities.pairs) and on the variant that leaves them all out, over seeds. Every run has the pair's
 shipped method, teacher and augmentation at the benchmark's length (a default run's 5 epochs,
 width 16, far cheaper than the shipped students' training), and is scored on the full recipe's
 validation split (the test split is never read):
 - zero-label head accuracy on the validation items (unseen speakers, for the spoken digits);
-- checks on real-looking input: digits drawn in other styles (cmcd.data.drawn_styles, from
+- checks on real-looking input: digits drawn in other styles (cmcd.modalities.sketch.drawn_styles, from
   validation items) through the sketch pad's reader, and Allison's ten recorded digits. The
   Allison figure is 10 clips: a check, never a verdict.
 An ingredient's contribution is full − without, seed by seed, with a paired t test; the p values of

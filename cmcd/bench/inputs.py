@@ -7,10 +7,10 @@ the sketch pad's), as a visitor's input does:
   test items written as files and read back;
 - real samples, where the modality has them installed (Asterisk's "Allison" saying the digits
   0-9: a real person, never used for training, calibration or any choice): accuracy and "not sure";
-- digits drawn in other styles (cmcd.data.drawn_styles: fat marker, slant, small and off-centre,
+- digits drawn in other styles (cmcd.modalities.sketch.drawn_styles: fat marker, slant, small and off-centre,
   wobble, pencil, chalk, a thin pen and a fat marker over pen strokes), through the sketch pad's
   reader: accuracy and "not sure" rate per style;
-- junk (cmcd.data.junk, drawn with a seed calibration never saw): per kind, the share flagged "not
+- junk (cmcd.modalities.NAME.junk, drawn with a seed calibration never saw): per kind, the share flagged "not
   sure" or refused by the reader with a clear error ("caught");
 - the shipped examples (cmcd/shipped/examples): correct and "not sure".
 Writes OUT/inputs.json; the README's and the app's real-input figures are read from it.

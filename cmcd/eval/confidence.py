@@ -10,7 +10,7 @@ says how familiar an input looks (higher: more like real items); below a thresho
 "not sure". Candidates: the calibrated top probability, the energy T·logsumexp(logits/T), the
 cosine similarity to the nearest teacher class prototype, and a detector: a logistic regression
 on the student's pooled activations at every stage and its embedding, fitted to tell real
-training-split items from generated junk (cmcd.data.junk; outlier exposure, Hendrycks et al.
+training-split items from generated junk (Modality.junk; outlier exposure, Hendrycks et al.
 2019). Each threshold flags REAL_FLAG_RATE of the validation items; the candidate that flags the
 most validation junk is kept, the detector counted on junk kinds it was not fitted on
 (leave one kind out), so its figure is what it does on kinds of junk it never saw.

@@ -1,5 +1,5 @@
 """Spoken digits: log-mel spectrograms (1x40x40 float) of the class name spoken by synthetic voices
-made to sound recorded (cmcd.data.renderers.audio). Audio pairs are class pairs, as in AV-MNIST:
+made to sound recorded (cmcd.modalities.audio.renderer). Audio pairs are class pairs, as in AV-MNIST:
 each image goes with a clip of the same digit, and each split has voices of its own."""
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def load_file(path: Path) -> torch.Tensor:
     """WAV, FLAC, OGG, MP3, M4A or WebM at any sample rate, mono or stereo (converted to WAV by
-    cmcd.data.recordings, then resampled, mixed down, silence trimmed; see
-    cmcd.data.renderers.audio.load_audio_file)."""
+    cmcd.modalities.audio.recordings, then resampled, mixed down, silence trimmed; see
+    cmcd.modalities.audio.renderer.load_audio_file)."""
     from cmcd.modalities.audio import renderer as audio
 
     path = check_file(path)

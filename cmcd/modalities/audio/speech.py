@@ -2,7 +2,7 @@
 
 An espeak voice is an English accent plus a voice variant ("en-gb-scotland+f2"); its speaker is the
 accent. flite and festival voices are recordings of real people, warped to make more speakers
-(cmcd.data.renderers.voices). The bank is split by speaker, so no voice heard in training (same
+(cmcd.modalities.audio.voices). The bank is split by speaker, so no voice heard in training (same
 accent or person, any variant or warp) is heard in validation or test.
 """
 

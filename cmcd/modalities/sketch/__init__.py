@@ -37,7 +37,7 @@ class SketchInput(nn.Module):
 
 def render(request: RenderRequest) -> torch.Tensor:
     """Strokes along the skeleton (digits) or the outline (clothing): the pair's `strokes` option;
-    its `without` option leaves out people-like ingredients (renderers.sketch.INGREDIENTS)."""
+    its `without` option leaves out people-like ingredients (renderer.INGREDIENTS)."""
     strokes = request.options.get("strokes", "skeleton")
     without = tuple(request.options.get("without", ()))
     parts = [renderer.render_sketch(part.images, part.ids, part.seed, part.gap, strokes, without)

@@ -3,7 +3,7 @@ copes with the drawings people really make (`cmcd bench inputs`).
 
 Two families. From real handwriting (MNIST test items, never seen in training): the glyph put on
 a sketch-pad canvas with a fat marker, slanted, small and off-centre, wobbling, in light pencil,
-or as chalk on a blackboard. From pen strokes (cmcd.data.strokes, several common shapes of each
+or as chalk on a blackboard. From pen strokes (cmcd.modalities.sketch.strokes, several common shapes of each
 digit): a thin pen or a fat marker, at any canvas size, slant and place. Each drawing is greyscale
 (H, W) in [0, 1] as the sketch pad sends it; nothing here is used in training or calibration.
 """

@@ -3,8 +3,8 @@ pen width, slant, wobble and place on the canvas.
 
 Each character is a few polylines in a unit box (x to the right, y downwards); some digits have
 more than one common shape (a 7 with a crossbar, an open 4, a 1 with a flag and a base). Used for
-inputs that are no class (letters such as "L", cmcd.data.junk) and for digits drawn in styles
-other than the training sketches (cmcd.data.drawn_styles).
+inputs that are no class (letters such as "L", cmcd.modalities.sketch.junk) and for digits drawn in styles
+other than the training sketches (cmcd.modalities.sketch.drawn_styles).
 """
 
 from __future__ import annotations
