@@ -1,1 +1,3 @@
-"""Stage 0: the real images, the modality renderers, the pair registry and the on-disk cache."""
+"""The lowest stage above paths and runtime: the real source images, the on-disk cache, seeded
+random streams, the glyph geometry every renderer starts from, and checks and writers of a person's
+files. Nothing here knows a modality."""

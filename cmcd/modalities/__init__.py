@@ -1,5 +1,9 @@
-"""Modalities: one module each (rgb, sketch, depth, audio), each holding one `Modality` record, and
-the registry below. Adding a modality is one new module plus one line in `MODALITIES`."""
+"""Modalities: one folder each (rgb, sketch, depth, audio) holding everything about that kind of
+input (its `Modality` record in the folder's __init__, its renderer, people-like ingredients, junk
+and file reader/writer), and the registry below. Adding a modality is one new folder plus one line
+in `MODALITIES`; a `PairSpec` in `pairs.PAIRS` then pairs it with a dataset's photos. Beside the
+folders: the record (base), the encoder every record names, the batched augmentations, the pair
+registry, segmentation masks and the read-back of items and junk as a person's files."""
 
 from __future__ import annotations
 
