@@ -11,7 +11,7 @@ from torch import nn
 from cmcd.data import geometry
 from cmcd.data.inputs import check_file, open_image
 from cmcd.eval.classify import classify_files
-from cmcd.modalities import MODALITIES, Modality, RenderRequest, get_modality, pairs
+from cmcd.modalities import MODALITIES, Modality, Pairing, RenderRequest, get_modality, pairs
 from cmcd.modalities.encoders import ImageEncoder
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
@@ -46,18 +46,17 @@ def edges_picture(sample: torch.Tensor) -> np.ndarray:
 
 EDGES = Modality(name="edges", render=render_edges, adapter=EdgeInput, encoder=ImageEncoder,
                  to_picture=edges_picture, load_file=load_edges,
-                 augment=lambda x, generator: x, gap_meaning="none")
+                 augment=lambda x, generator: x, gap_meaning="none", pairs=(Pairing("digits", "instance"),))
 
 
 @pytest.fixture
 def edges_registered(monkeypatch):
-    """The one registry line, plus a pair that uses the modality (undone after the test)."""
+    """The one registration line (undone after the test): the modality's pairs come with it."""
     monkeypatch.setitem(MODALITIES, "edges", EDGES)
-    monkeypatch.setitem(pairs.PAIRS, "digits-edges",
-                        pairs.PairSpec("digits-edges", "digits", EDGES, "instance"))
 
 
 def test_a_new_modality_runs_end_to_end_through_the_public_api(edges_registered, tmp_path):
+    assert pairs.get_spec("digits-edges").target is EDGES
     data = pairs.load_pair("digits-edges")
     assert data.test.target.shape[1:] == (1, 32, 32)
     assert data.test.target.max() > 0.5  # edges are drawn, not a blank canvas

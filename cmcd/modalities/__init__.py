@@ -1,7 +1,7 @@
 """Modalities: one folder each (rgb, sketch, depth, audio) holding everything about that kind of
 input (its `Modality` record in the folder's __init__, its renderer, people-like ingredients, junk
 and file reader/writer), and the registry below. Adding a modality is one new folder plus one line
-in `MODALITIES`; a `PairSpec` in `pairs.PAIRS` then pairs it with a dataset's photos. Beside the
+in `MODALITIES` (its `pairs` register its pairs with the datasets' photos). Beside the
 folders: the record (base), the encoder every record names, the batched augmentations, the pair
 registry, segmentation masks and the read-back of items and junk as a person's files."""
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 from torch import nn
 
 from cmcd.modalities import audio, depth, rgb, sketch
-from cmcd.modalities.base import Modality, RenderRequest, TryIt
+from cmcd.modalities.base import Modality, Pairing, RenderRequest, TryIt
 from cmcd.modalities.encoders import ImageEncoder
 
-__all__ = ["MODALITIES", "Modality", "RenderRequest", "TryIt", "build_encoder",
+__all__ = ["MODALITIES", "Modality", "Pairing", "RenderRequest", "TryIt", "build_encoder",
            "encoder_from_config", "get_modality"]
 
 MODALITIES: dict[str, Modality] = {m.name: m for m in (rgb.RGB, sketch.SKETCH, depth.DEPTH,

@@ -46,6 +46,19 @@ class TryIt:
     file_types: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Pairing:
+    """A dataset whose photos this modality is paired with, registered as the pair DATASET-NAME:
+    instance pairs (the same item in both) or class pairs (the same class only, AV-MNIST style),
+    the renderer's options for it and the people-like ingredients an ablation may leave out."""
+
+    dataset: str
+    pairing: str  # "instance" or "class"
+    render_options: Mapping[str, object] = field(default_factory=dict)
+    ingredients: tuple[str, ...] = ()  # what the renderer's `without` option may leave out
+    default_gap: float = 0.3
+
+
 @dataclass(frozen=True, eq=False)
 class Modality:
     name: str
@@ -64,6 +77,7 @@ class Modality:
     # the request's items rendered and written into a folder as a person's files (one per item,
     # in order), so checks can see what load_file makes of real items
     junk: JunkKinds | None = None  # inputs that show no class, as files: what "not sure" must catch
+    pairs: tuple[Pairing, ...] = ()  # the datasets it is paired with (cmcd.modalities.pairs)
 
     def __str__(self) -> str:
         return self.name

@@ -1,5 +1,5 @@
-"""The pair registry: which source and target modalities go together, their splits, and the
-built tensors, cached on disk.
+"""The pair registry: which source and target modalities go together (each target modality's
+record lists its datasets, `Modality.pairs`), their splits, and the built tensors, cached on disk.
 
 A pair's items fall into four splits. `test` and `val` (100 items per class each) are disjoint
 from everything else; `pairs` are the unlabeled distillation pairs; `teacher` is every
@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -25,7 +25,7 @@ import torch
 
 from cmcd import paths
 from cmcd.data import cache, sources
-from cmcd.modalities import Modality, RenderRequest, audio, depth, rgb, sketch
+from cmcd.modalities import MODALITIES, Modality, Pairing, RenderRequest, rgb
 
 HELD_OUT_PER_CLASS = 100
 SPLIT_SEED = 2405_03355
@@ -53,16 +53,39 @@ class PairSpec:
         return self.target.gap_meaning
 
 
-PAIRS = {spec.name: spec for spec in (
-    PairSpec("digits-sketch", "digits", sketch.SKETCH, "instance", render_options={"strokes": "skeleton"},
-             ingredients=("pens", "hand", "coarsen")),
-    PairSpec("digits-depth", "digits", depth.DEPTH, "instance"),
-    PairSpec("digits-audio", "digits", audio.AUDIO, "class",
-             ingredients=("recorded-voices", "warps", "recording-chain")),
-    PairSpec("fashion-sketch", "fashion", sketch.SKETCH, "instance", render_options={"strokes": "outline"},
-             ingredients=("pens", "coarsen")),  # outlines are traced, not drawn by a slanting hand
-    PairSpec("fashion-depth", "fashion", depth.DEPTH, "instance"),
-)}
+class _Registry(Mapping):
+    """The registered pairs, name -> PairSpec: every registered modality's `pairs`, listed dataset by
+    dataset in the order of the modalities; read from `MODALITIES` on each use, so registering a
+    modality registers its pairs. Each spec is made once and stays the same object."""
+
+    def __init__(self):
+        self._made: dict[tuple[Modality, str], PairSpec] = {}
+
+    def _spec(self, modality: Modality, pairing: Pairing) -> PairSpec:
+        key = (modality, pairing.dataset)
+        if key not in self._made:
+            self._made[key] = PairSpec(f"{pairing.dataset}-{modality.name}", pairing.dataset, modality,
+                                       pairing.pairing, pairing.default_gap, dict(pairing.render_options),
+                                       ingredients=pairing.ingredients)
+        return self._made[key]
+
+    def _specs(self) -> dict[str, PairSpec]:
+        datasets = list(sources.LOADERS)
+        found = [self._spec(modality, pairing) for modality in MODALITIES.values()
+                 for pairing in modality.pairs]
+        return {spec.name: spec for spec in sorted(found, key=lambda spec: datasets.index(spec.dataset))}
+
+    def __getitem__(self, name: str) -> PairSpec:
+        return self._specs()[name]
+
+    def __iter__(self):
+        return iter(self._specs())
+
+    def __len__(self) -> int:
+        return len(self._specs())
+
+
+PAIRS = _Registry()
 WITHOUT = "-without-"
 
 

@@ -14,7 +14,7 @@ from cmcd.data import person_files
 from cmcd.data.inputs import InputError, check_file
 from cmcd.modalities import augment as augmentations
 from cmcd.modalities.audio import junk, recordings
-from cmcd.modalities.base import Modality, RenderRequest, TryIt
+from cmcd.modalities.base import Modality, Pairing, RenderRequest, TryIt
 from cmcd.modalities.encoders import ImageEncoder, conv_bn_relu
 
 # Clips of each split come from disjoint voices.
@@ -104,4 +104,5 @@ AUDIO = Modality(
     try_it=TryIt("Say or upload a digit", "recorder",
                  f"Spoken digit ({recordings.FORMATS}, up to 10 s)"),
     real_samples=real_samples,
-    write_files=write_files, junk=junk.SOUNDS)
+    write_files=write_files, junk=junk.SOUNDS,
+    pairs=(Pairing("digits", "class", ingredients=("recorded-voices", "warps", "recording-chain")),))

@@ -15,7 +15,7 @@ from torch import nn
 from cmcd.data import person_files
 from cmcd.data.inputs import InputError, check_file, open_image
 from cmcd.modalities import augment as augmentations
-from cmcd.modalities.base import Modality, RenderRequest, TryIt
+from cmcd.modalities.base import Modality, Pairing, RenderRequest, TryIt
 from cmcd.modalities.depth import junk
 from cmcd.modalities.depth.renderer import render_depth
 from cmcd.modalities.encoders import ImageEncoder
@@ -121,4 +121,5 @@ DEPTH = Modality(
     gap_meaning="sensor noise, holes and edge dropout",
     try_it=TryIt("Upload a depth map", "file",
                  "Depth map (8/16-bit PNG or .npy; 0 = no reading)", (".png", ".npy")),
-    write_files=write_files, junk=junk.DEPTH_MAPS)
+    write_files=write_files, junk=junk.DEPTH_MAPS,
+    pairs=(Pairing("digits", "instance"), Pairing("fashion", "instance")))

@@ -17,7 +17,7 @@ from torch import nn
 from cmcd.data import person_files
 from cmcd.data.inputs import InputError, check_file, open_image
 from cmcd.modalities import augment as augmentations
-from cmcd.modalities.base import Modality, RenderRequest, TryIt
+from cmcd.modalities.base import Modality, Pairing, RenderRequest, TryIt
 from cmcd.modalities.encoders import ImageEncoder
 from cmcd.modalities.sketch import junk, renderer
 
@@ -104,4 +104,7 @@ SKETCH = Modality(
     to_picture=to_picture, load_file=load_file, read_drawing=sketch_from_array, augment=augment,
     gap_meaning="stroke dropout, wobble and strokes that stop short",
     try_it=TryIt("Draw a sketch", "sketchpad", "Sketch pad (draw, or upload a picture)"),
-    write_files=write_files, junk=junk.PICTURES)
+    write_files=write_files, junk=junk.PICTURES,
+    pairs=(Pairing("digits", "instance", {"strokes": "skeleton"}, ("pens", "hand", "coarsen")),
+           # outlines are traced, not drawn by a slanting hand
+           Pairing("fashion", "instance", {"strokes": "outline"}, ("pens", "coarsen"))))
