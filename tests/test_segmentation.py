@@ -15,7 +15,7 @@ from cmcd.modalities import masks, pairs
 from cmcd.modalities.depth.renderer import render_depth
 from cmcd.modalities.rgb.renderer import render_rgb
 from cmcd.models.dense import load_segmenter, predict_masks
-from cmcd.train.config import SegmentConfig
+from cmcd.train.config import SEGMENTATION_METHODS, DistillConfig, SegmentConfig, choose_pairs
 from cmcd.train.dense_losses import sample_locations
 from cmcd.train.losses import LOSSES, build_loss
 from cmcd.train.objectives import METHODS
@@ -95,6 +95,24 @@ def test_segmentation_needs_a_pair_with_masks():
         SegmentConfig(pair="digits-audio")
     with pytest.raises(ValueError, match="segmentation methods"):
         SegmentConfig(method="crd")
+
+
+def test_both_tasks_choose_their_pairs_alike_and_refuse_fewer_than_one():
+    recognition, segmentation = DistillConfig(n_pairs=3, seed=1), SegmentConfig(n_pairs=3, seed=1)
+    chosen = segmentation.chosen_pairs(10)
+    assert torch.equal(chosen, recognition.chosen_pairs(10)) and len(chosen.unique()) == 3
+    assert torch.equal(SegmentConfig().chosen_pairs(10), torch.arange(10))  # default: all of them
+    with pytest.raises(ValueError, match="at least 1"):
+        choose_pairs(10, 0, seed=0)
+    with pytest.raises(ValueError, match="n_pairs"):
+        SegmentConfig(n_pairs=0)
+
+
+def test_the_segmentation_methods_are_the_registrys_dense_losses():
+    dense = {name for name, loss in LOSSES.items() if loss.task == "segmentation"}
+    assert set(SEGMENTATION_METHODS.values()) == dense
+    for method, name in SEGMENTATION_METHODS.items():
+        assert SegmentConfig(method=method).loss_name == name
 
 
 # --- dense losses --------------------------------------------------------------------------------

@@ -21,12 +21,12 @@ from cmcd.eval import stats
 from cmcd.eval.records import Metric
 from cmcd.eval.results import group, mean_std
 from cmcd.modalities import masks
-from cmcd.train.config import SegmentConfig
+from cmcd.train.config import SEGMENTATION_METHODS, SegmentConfig
 from cmcd.train.dense_teacher import load_dense_teacher, teacher_dense_embeddings
 from cmcd.train.segment import segment_distill
 
 NAME = "segmentation"
-METHODS = ("cmc", "cmd", "l2")
+METHODS = tuple(SEGMENTATION_METHODS)  # cmc, cmd, l2: the dense losses of the registry
 CMCD = ("cmc", "cmd")
 BASELINE = "l2"
 
