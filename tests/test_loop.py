@@ -11,7 +11,6 @@ from torch import nn
 from cmcd.modalities import build_encoder
 from cmcd.models.encoders import ProjectionHead
 from cmcd.models.init import initialise
-from cmcd.paths import checkpoint_root
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
 from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, train_loop, warmup_cosine
@@ -175,8 +174,6 @@ def _tiny_run(seed: int):
 
 
 def test_two_runs_in_two_threads_equal_the_same_runs_alone():
-    if not (checkpoint_root() / "teacher-digits-ft.safetensors").exists():
-        pytest.skip("no shipped digits teacher")
     alone = {seed: _tiny_run(seed) for seed in (1, 2)}
     side_by_side = {}
     threads = [threading.Thread(target=lambda s=seed: side_by_side.__setitem__(s, _tiny_run(s)))

@@ -232,8 +232,7 @@ def test_the_try_it_depth_panel_masks_an_upload_with_the_shipped_segmenter():
     from cmcd.app import segment
     from cmcd.eval.segment_files import has_shipped_segmenter
 
-    if not has_shipped_segmenter("digits-depth"):
-        pytest.skip("no shipped segmentation student")
+    assert has_shipped_segmenter("digits-depth"), "no shipped segmentation student"
     example = paths.examples_dir() / "digits-depth__3__test3147.npy"
     picture, caption = segment.segment_upload("digits-depth", str(example))
     assert picture.shape == (256, 256, 3) and picture.dtype == np.uint8
