@@ -49,13 +49,14 @@ def under_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
-def is_missing(requirement: Requirement, which: Callable[[str], str | None] = shutil.which) -> bool:
+def is_missing(requirement: Requirement, which: Callable[[str], str | None] | None = None) -> bool:
+    which = which or shutil.which
     return (any(which(command) is None for command in requirement.commands)
             or any(not Path(path).exists() for path in requirement.paths))
 
 
 def missing(requirements=REQUIREMENTS,
-            which: Callable[[str], str | None] = shutil.which) -> list[Requirement]:
+            which: Callable[[str], str | None] | None = None) -> list[Requirement]:
     return [requirement for requirement in requirements if is_missing(requirement, which)]
 
 

@@ -1,6 +1,7 @@
 import importlib.util
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ def _load_script(name: str):
     path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -38,6 +40,7 @@ def pytest_runtest_makereport(item, call):
     if not report.skipped or hasattr(report, "wasxfail"):
         return
     reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
     verdict = ci_requirements.skip_verdict(reason, item.get_closest_marker("cuda") is not None,
                                            ci_requirements.under_ci())
     if verdict:
