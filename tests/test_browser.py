@@ -265,24 +265,6 @@ def test_distilling_in_the_browser_shows_curves_metrics_and_the_alignment_map(pa
     assert other.get_by_text("your run:").count() == 0
 
 
-def test_cancel_stops_a_long_distillation_and_frees_the_trainer(page):
-    page.get_by_role("tab", name="Distill").click()
-    epochs = page.get_by_role("spinbutton", name="number input for Epochs")
-    epochs.fill("20")
-    epochs.press("Enter")
-    page.get_by_role("button", name="Distill", exact=True).click()
-    page.wait_for_selector("text=Training digits-sketch with cmc", timeout=60_000)
-    page.get_by_role("button", name="Cancel").click()
-    time.sleep(3)
-    assert page.get_by_text("Done on").count() == 0
-    # One training at a time: a run that starts now gets the trainer only if Cancel freed it.
-    epochs.fill("1")
-    epochs.press("Enter")
-    page.get_by_role("spinbutton", name="number input for Unlabeled pairs").fill("500")
-    page.get_by_role("button", name="Distill", exact=True).click()
-    page.wait_for_selector("text=Done on cpu", timeout=60_000)
-
-
 def test_retrieval_theory_and_thumbnails_in_the_browser(page):
     page.get_by_role("tab", name="Retrieve").click()
     page.wait_for_selector("text=retrieved photos are right", timeout=120_000)
