@@ -155,6 +155,11 @@ def test_classify_segmentation_prints_one_line_per_file_and_registered_pairs_rea
                      "--json"]) == 0
     assert _json_out(capsys)["registered"] is True
     assert json.loads((run / "config.json").read_text())["registered"] is True
+    assert cli.main(["distill", "--task", "segmentation", *flags, "--out", str(tmp_path / "plain")]) == 0
+    capsys.readouterr()
+    losses = [json.loads((folder / "history.json").read_text())["steps"][0]["loss"]
+              for folder in (run, tmp_path / "plain")]
+    assert losses[0] != losses[1]  # the registered photos' teacher maps are other targets
     examples = [paths.examples_dir() / f"digits-depth__{digit}__test3147.npy" for digit in (3,)]
     examples += sorted(paths.examples_dir().glob("digits-depth__7__*.npy"))[:1]
     assert cli.main(["classify", "--task", "segmentation", "--pair", "digits-depth",
