@@ -237,15 +237,17 @@ def test_a_file_that_is_no_picture_on_the_sketch_pad_is_one_sentence(page, tmp_p
     page.get_by_text("or upload a PNG or JPEG picture").first.wait_for(timeout=30_000)
 
 
-def test_gradio_client_runs_a_tiny_distillation(app_url):
+def test_gradio_client_runs_a_tiny_distillation_well_above_chance(app_url):
+    """The settings of test_core's small_runs (cmc, 3 epochs of 4,096 pairs, seed 0): fewer steps
+    leave the student at chance (1 epoch of 512 pairs: 0.109)."""
     from gradio_client import Client
 
     client = Client(app_url, verbose=False)
-    status, _, table, _ = client.predict("digits-depth", "l2", 1, 512, 128, 0.3, 0,
+    status, _, table, _ = client.predict("digits-sketch", "cmc", 3, 4096, 128, 0.3, 0,
                                          api_name="/distill")  # the session's runs stay hidden
     assert status.startswith("Done on cpu")
     rows = {row[0]: row[1] for row in table["data"]}
-    assert 0.0 <= rows["zero-label accuracy, teacher head"] <= 1.0
+    assert rows["zero-label accuracy, teacher head"] >= 2 * 0.1  # twice chance (10 classes)
 
 
 def test_distilling_in_the_browser_shows_curves_metrics_and_the_alignment_map(page, browser, app_url):
