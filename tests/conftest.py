@@ -1,7 +1,50 @@
+import importlib.util
 import os
 import socket
+import sys
+from pathlib import Path
 
 import pytest
+
+
+def _load_script(name: str):
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+ci_requirements = _load_script("ci_requirements")
+
+
+@pytest.fixture
+def require():
+    """require(name): return if the system requirement `name` (scripts/ci_requirements.py) is
+    installed, else skip the test; under CI=true fail it instead."""
+    return ci_requirements.require
+
+
+@pytest.fixture
+def skip_under_ci():
+    """skip_under_ci(reason): skip the test, or under CI=true fail it."""
+    return ci_requirements.skip_under_ci
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true a skipped test fails the run, except the CUDA tests (marked `cuda`)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    verdict = ci_requirements.skip_verdict(reason, item.get_closest_marker("cuda") is not None,
+                                           ci_requirements.under_ci())
+    if verdict:
+        report.outcome, report.longrepr = "failed", verdict
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,11 +11,6 @@ from PIL import Image, ImageDraw
 from cmcd import paths
 from cmcd.app import compare, explore, shipped, training, tryit
 from cmcd.data.inputs import InputError
-from cmcd.paths import checkpoint_root
-
-pytestmark = pytest.mark.skipif(
-    not (checkpoint_root() / "student-digits-sketch.safetensors").exists(),
-    reason="no shipped students")
 
 
 def _drawn_one(transparent: bool) -> np.ndarray:
@@ -37,8 +32,7 @@ def test_drawing_a_one_is_read_as_a_one(transparent):
 def test_a_drawing_of_no_digit_is_not_sure_and_names_the_closest():
     from cmcd.modalities.sketch import strokes
 
-    if not shipped.classifier("digits-sketch").metadata.get("calibration"):
-        pytest.skip("the shipped student has no calibration")
+    assert shipped.classifier("digits-sketch").metadata.get("calibration"), "no calibration shipped"
     rng = np.random.default_rng(0)
     for letter in ("L", "X", "H"):
         grey = strokes.draw(strokes.LETTERS[letter], strokes.Pen(canvas=(280, 280), width=12), rng)
@@ -136,13 +130,13 @@ def test_uploads_are_classified_and_bad_ones_refused(tmp_path):
         tryit.look_up_upload("digits-audio", None)
 
 
-def test_the_page_builds_offline():
+def test_the_page_builds_offline(no_network):
     import app
 
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     demo = app.build_demo()
-    assert demo.title == "CMCD"
+    assert demo.title == "CMCD" and no_network == []
 
 
 def test_on_a_zerogpu_space_only_training_asks_for_a_gpu_for_as_long_as_it_needs(monkeypatch):
@@ -212,9 +206,27 @@ def test_compare_table_holds_this_sessions_runs_and_the_benchmark():
             "untrained": {**metrics, "zero_label_acc": {"head": 0.1, "prototype": 0.1}}}
     other_pair = {**mine, "pair": "digits-sketch"}
     rows = compare.compare_rows("digits-depth", [mine, other_pair])
-    assert rows[0][:2] == ["your run: cmc, 512 pairs", 0.9]
-    assert rows[1][:2] == ["the same student untrained (seed 3)", 0.1]
+    # every column: head, prototype, 1 and 10 labels, R@1 both ways, TV of embeddings and head
+    assert rows[0] == ["your run: cmc, 512 pairs", 0.9, 0.8, 0.5, 0.7, 0.1, 0.2, 1.0, 0.1]
+    assert rows[1] == ["the same student untrained (seed 3)", 0.1, 0.1, 0.5, 0.7, 0.1, 0.2, 1.0, 0.1]
     assert len(rows) == 2 + len(methods)
+
+
+def test_compare_benchmark_rows_are_mean_and_std_over_the_seeds_of_the_main_study(tmp_path, monkeypatch):
+    def run(pair, seed, head, r1, study="main"):
+        metrics = {"zero_label_acc": {"head": head, "prototype": 0.7}, "few_label_acc": {"1": 0.5, "10": 0.6},
+                   "retrieval": {"target_to_source": {"r1": r1}, "source_to_target": {"r1": 0.25}},
+                   "tv_distance": 0.5, "tv_distance_head": 0.25}
+        return {"study": study, "config": {"pair": pair, "method": "cmc", "seed": seed}, "metrics": metrics}
+
+    runs = [run("digits-depth", 0, 0.8, 0.1), run("digits-depth", 1, 0.9, 0.3),
+            run("digits-sketch", 0, 0.1, 0.1), run("digits-depth", 2, 0.1, 0.1, study="ablation")]
+    (tmp_path / "paper.json").write_text(json.dumps({"runs": runs}))
+    monkeypatch.setenv("CMCD_RESULTS", str(tmp_path))
+    # mean ± sample standard deviation: 0.85 ± 0.0707 and 0.2 ± 0.1414, the rest constant
+    assert compare.compare_rows("digits-depth") == [[
+        "benchmark: cmc (2 seeds)", "0.850 ± 0.071", "0.700 ± 0.000", "0.500 ± 0.000", "0.600 ± 0.000",
+        "0.200 ± 0.141", "0.250 ± 0.000", "0.500 ± 0.000", "0.250 ± 0.000"]]
 
 
 def ui_order(methods):
@@ -359,6 +371,53 @@ def test_live_distillation_streams_progress_and_can_be_cancelled():
             next(cancelled)
     except StopIteration as finished:
         assert finished.value.cancelled and len(finished.value.history) <= 1
+
+
+def test_closing_the_distillation_stops_training_within_two_steps_and_the_next_run_works(monkeypatch):
+    """What the Cancel button does: Gradio closes the handler's generator. The worker must stop
+    at its next step (not train on in the background) and the next run must work."""
+    import threading
+
+    import app
+
+    polls, workers = [], []
+    real_train_student = training.train_student
+
+    def counted(config, progress, should_stop):
+        workers.append(threading.current_thread())
+
+        def polled():  # the loop asks after every step
+            polls.append(1)
+            return should_stop()
+
+        return real_train_student(config, progress=progress, should_stop=polled)
+
+    monkeypatch.setattr(training, "train_student", counted)
+    handler = app.run_distillation("digits-sketch", "cmc", 20, 512, 64, 0.3, 0, [])
+    for status, *_ in handler:
+        if status.startswith("Training") and len(polls) >= 3:
+            break
+    handler.close()
+    steps_when_closed = len(polls)
+    workers[0].join(timeout=30)
+    assert not workers[0].is_alive(), f"still training {len(polls) - steps_when_closed} steps after Cancel"
+    assert len(polls) - steps_when_closed <= 2 and len(polls) < 20 * 8
+
+    *_, (status, _, table, _, session_runs) = app.run_distillation("digits-sketch", "cmc", 1, 128, 64,
+                                                                   0.3, 0, [])
+    assert status.startswith("Done on cpu") and len(session_runs) == 1
+    assert dict(table)["zero-label accuracy, teacher head"] == \
+        session_runs[0]["metrics"]["zero_label_acc"]["head"]
+
+
+def test_the_cancel_button_cancels_the_distillation():
+    import app
+
+    config = app.build_demo().get_config_file()
+    labels = {component["id"]: component["props"].get("value") for component in config["components"]}
+    [distill] = [d for d in config["dependencies"] if d.get("api_name") == "distill"]
+    cancelling = [d for d in config["dependencies"] if distill["id"] in d.get("cancels", [])]
+    assert [labels[d["targets"][0][0]] for d in cancelling] == ["Cancel"]
 
 
 def test_latency_benchmark_times_each_modality_through_the_app_handlers():

@@ -158,11 +158,9 @@ def test_load_audio_file_refuses_unusable_files(tmp_path):
         audio.load_audio_file(tmp_path / "missing.wav")
 
 
-def test_real_recordings_load_when_installed():
-    real = audio.real_recordings()
-    if real is None:
-        pytest.skip("asterisk-core-sounds-en-wav is not installed")
-    features, labels = real
+def test_real_recordings_load_when_installed(require):
+    require("real recordings")
+    features, labels = audio.real_recordings()
     assert features.shape == (10, 1, 40, 40) and torch.isfinite(features).all()
     assert torch.equal(labels, torch.arange(10))
 

@@ -16,17 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from cmcd.paths import checkpoint_root
-
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-pytestmark = pytest.mark.skipif(
-    not (checkpoint_root() / "student-digits-sketch.safetensors").exists(),
-    reason="no shipped students")
 
 
 def _free_port() -> int:
@@ -71,11 +65,11 @@ def app_url():
 
 
 @pytest.fixture
-def browser():
-    """Debian chromium driven by Playwright (no browser download)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
-    playwright = pytest.importorskip("playwright.sync_api")
+def browser(require):
+    """Debian chromium driven by Playwright (no browser download); without chromium the test
+    skips, or under CI=true fails."""
+    require("chromium")
+    import playwright.sync_api as playwright  # a test dependency: its absence is an error
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         ARTIFACTS.mkdir(exist_ok=True)
@@ -243,15 +237,17 @@ def test_a_file_that_is_no_picture_on_the_sketch_pad_is_one_sentence(page, tmp_p
     page.get_by_text("or upload a PNG or JPEG picture").first.wait_for(timeout=30_000)
 
 
-def test_gradio_client_runs_a_tiny_distillation(app_url):
+def test_gradio_client_runs_a_tiny_distillation_well_above_chance(app_url):
+    """The settings of test_core's small_runs (cmc, 3 epochs of 4,096 pairs, seed 0): fewer steps
+    leave it at chance (l2 on digits-depth, 1 epoch of 512 pairs: 0.109 measured)."""
     from gradio_client import Client
 
     client = Client(app_url, verbose=False)
-    status, _, table, _ = client.predict("digits-depth", "l2", 1, 512, 128, 0.3, 0,
+    status, _, table, _ = client.predict("digits-sketch", "cmc", 3, 4096, 128, 0.3, 0,
                                          api_name="/distill")  # the session's runs stay hidden
     assert status.startswith("Done on cpu")
     rows = {row[0]: row[1] for row in table["data"]}
-    assert 0.0 <= rows["zero-label accuracy, teacher head"] <= 1.0
+    assert rows["zero-label accuracy, teacher head"] >= 2 * 0.1  # twice chance (10 classes)
 
 
 def test_distilling_in_the_browser_shows_curves_metrics_and_the_alignment_map(page, browser, app_url):
@@ -271,24 +267,6 @@ def test_distilling_in_the_browser_shows_curves_metrics_and_the_alignment_map(pa
     assert other.get_by_text("your run:").count() == 0
 
 
-def test_cancel_stops_a_long_distillation_and_frees_the_trainer(page):
-    page.get_by_role("tab", name="Distill").click()
-    epochs = page.get_by_role("spinbutton", name="number input for Epochs")
-    epochs.fill("20")
-    epochs.press("Enter")
-    page.get_by_role("button", name="Distill", exact=True).click()
-    page.wait_for_selector("text=Training digits-sketch with cmc", timeout=60_000)
-    page.get_by_role("button", name="Cancel").click()
-    time.sleep(3)
-    assert page.get_by_text("Done on").count() == 0
-    # One training at a time: a run that starts now gets the trainer only if Cancel freed it.
-    epochs.fill("1")
-    epochs.press("Enter")
-    page.get_by_role("spinbutton", name="number input for Unlabeled pairs").fill("500")
-    page.get_by_role("button", name="Distill", exact=True).click()
-    page.wait_for_selector("text=Done on cpu", timeout=60_000)
-
-
 def test_retrieval_theory_and_thumbnails_in_the_browser(page):
     page.get_by_role("tab", name="Retrieve").click()
     page.wait_for_selector("text=retrieved photos are right", timeout=120_000)
@@ -300,8 +278,6 @@ def test_retrieval_theory_and_thumbnails_in_the_browser(page):
     page.screenshot(path=str(ARTIFACTS / "app-theory.png"), full_page=True)
 
 
-@pytest.mark.skipif(not (checkpoint_root() / "segmenter-digits-depth.safetensors").exists(),
-                    reason="no shipped segmentation student")
 def test_an_uploaded_depth_map_gets_its_mask_in_the_browser(page):
     example = ROOT / "cmcd" / "shipped" / "examples" / "digits-depth__3__test3147.npy"
     page.locator('input[type="file"][accept*=".npy"]').first.set_input_files(str(example))

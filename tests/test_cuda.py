@@ -11,7 +11,8 @@ from cmcd.train.config import DistillConfig
 from cmcd.train.distill import distill
 from cmcd.train.losses import LOSSES, build_loss
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [pytest.mark.cuda,  # the only tests that may skip under CI=true
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (skipped in CI)")]
 
 DETERMINISTIC_LOSSES = ("cmc", "cmd", "l2", "socket", "cmc+l2")  # crd samples its negatives
 

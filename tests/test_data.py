@@ -90,9 +90,8 @@ def test_library_messages_reach_stderr_only_through_the_command_line(monkeypatch
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.skipif(not (sources.FASHION_DEBIAN_DIR / "train-images-idx3-ubyte.gz").exists(),
-                    reason="Debian package dataset-fashion-mnist not installed")
-def test_full_fashion_agrees_with_the_shipped_subset(fashion):
+def test_full_fashion_agrees_with_the_shipped_subset(require, fashion):
+    require("full Fashion-MNIST")
     assert len(fashion.ids) == 70_000
     with np.load(paths.source_data("fashion-subset.npz")) as data:
         np.testing.assert_array_equal(fashion.images[data["ids"]], data["images"])

@@ -22,13 +22,9 @@ from cmcd.data import cache, inputs, sources
 from cmcd.data.inputs import InputError
 from cmcd.modalities import build_encoder, get_modality, pairs
 from cmcd.models.checkpoints import load_student, save_student
-from cmcd.paths import checkpoint_root
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "cmcd" / "shipped" / "examples"
-needs_sketch_student = pytest.mark.skipif(
-    not (checkpoint_root() / "student-digits-sketch.safetensors").exists(),
-    reason="no shipped digits-sketch student")
 
 
 def _cmcd(*args):
@@ -85,7 +81,6 @@ def test_oversized_images_are_refused_from_their_header(tmp_path, side, recwarn)
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
 
 
-@needs_sketch_student
 def test_one_bad_file_in_a_batch_gets_its_own_error_and_the_others_are_classified(tmp_path):
     zero, seven = sorted(EXAMPLES.glob("digits-sketch__0__*.png"))[0], sorted(
         EXAMPLES.glob("digits-sketch__7__*.png"))[0]
@@ -277,7 +272,6 @@ def test_a_damaged_student_is_one_line_naming_the_file(tmp_path, damage):
     assert "\n" not in str(error.value) and name in str(error.value)
 
 
-@needs_sketch_student
 def test_cli_classify_with_a_damaged_run_names_the_file(tmp_path):
     run = _student_folder(tmp_path)
     (run / "student.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")

@@ -5,6 +5,7 @@ import ast
 import base64
 import inspect
 import json
+import os
 import socket
 import threading
 import urllib.request
@@ -12,11 +13,7 @@ import urllib.request
 import pytest
 from test_browser import served_app
 
-from cmcd.paths import checkpoint_root, examples_dir
-
-pytestmark = pytest.mark.skipif(
-    not (checkpoint_root() / "student-digits-sketch.safetensors").exists(),
-    reason="no shipped students")
+from cmcd.paths import examples_dir
 
 # The tools, each with its parameters; every other event is UI plumbing or, for the alignment
 # map, retrieval and contact sheets, a page load that API clients may still call (undocumented).
@@ -57,11 +54,62 @@ def proxy():
     recorder.server.close()
 
 
+# Loaded into the app's process (as sitecustomize, from PYTHONPATH): every connection, and every
+# name lookup, for a host other than this machine is written to $CMCD_OUTSIDE_LOG and refused, so
+# that connections made without the proxy are caught too.
+OUTSIDE_GUARD = """
+import os, socket
+
+LOCAL = ("127.", "::1", "localhost", "0.0.0.0")
+_connect, _connect_ex, _getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+
+
+def _outside(host):
+    if host is None or str(host).startswith(LOCAL):
+        return False
+    with open(os.environ["CMCD_OUTSIDE_LOG"], "a") as log:
+        log.write(f"{host}\\n")
+    return True
+
+
+def _host(sock, address):
+    return address[0] if sock.family in (socket.AF_INET, socket.AF_INET6) else None
+
+
+def connect(self, address):
+    if _outside(_host(self, address)):
+        raise OSError(f"outside connection to {address} refused by the test")
+    return _connect(self, address)
+
+
+def connect_ex(self, address):
+    return 111 if _outside(_host(self, address)) else _connect_ex(self, address)
+
+
+def getaddrinfo(host, *args, **kwargs):
+    if _outside(host.decode() if isinstance(host, bytes) else host):
+        raise socket.gaierror(f"name lookup of {host} refused by the test")
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
+"""
+
+
 @pytest.fixture(scope="module")
-def app_url(proxy):
+def outside_log(tmp_path_factory):
+    guard = tmp_path_factory.mktemp("outside-guard")
+    (guard / "sitecustomize.py").write_text(OUTSIDE_GUARD)
+    return guard / "outside.log"
+
+
+@pytest.fixture(scope="module")
+def app_url(proxy, outside_log):
+    python_path = os.pathsep.join(filter(None, [str(outside_log.parent), os.environ.get("PYTHONPATH")]))
     with served_app(HTTP_PROXY=proxy.url, HTTPS_PROXY=proxy.url, ALL_PROXY=proxy.url,
                     http_proxy=proxy.url, https_proxy=proxy.url, all_proxy=proxy.url,
-                    NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost") as url:
+                    NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
+                    PYTHONPATH=python_path, CMCD_OUTSIDE_LOG=str(outside_log)) as url:
         yield url
 
 
@@ -127,7 +175,7 @@ def _call_tool(mcp_url: str, name: str, arguments: dict):
     return anyio.run(call)
 
 
-def test_an_assistant_classifies_a_sketch_over_mcp_without_the_app_reaching_out(app_url, proxy):
+def test_an_assistant_classifies_a_sketch_over_mcp_without_the_app_reaching_out(app_url, proxy, outside_log):
     example = next(examples_dir().glob("digits-sketch__7__*.png"))
     picture = "data:image/png;base64," + base64.b64encode(example.read_bytes()).decode()
     listed, result = _call_tool(app_url + "gradio_api/mcp/", "classify_sketch",
@@ -139,4 +187,34 @@ def test_an_assistant_classifies_a_sketch_over_mcp_without_the_app_reaching_out(
     assert label["label"] == "7" and len(nearest) == 5
     assert answer["label"] == "7" and answer["unsure"] is False and 0 < answer["confidence"] <= 1
     assert verdict.endswith(f"7 ({round(100 * answer['confidence'])} %)")
-    assert proxy.connections == 0  # nothing went anywhere but localhost
+    assert proxy.connections == 0  # nothing went through the proxy...
+    assert not outside_log.exists(), outside_log.read_text()  # ...nor around it
+
+
+def _data_url(path, kind: str) -> str:
+    return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def test_an_assistant_classifies_a_depth_map_and_a_recording_over_mcp(app_url, outside_log):
+    depth = next(examples_dir().glob("digits-depth__3__*.png"))
+    speech = next(examples_dir().glob("digits-audio__7__*.wav"))
+    calls = {
+        "classify_depth_map": ({"pair": "digits-depth", "depth_map": _data_url(depth, "image/png")}, "3"),
+        "classify_recording": ({"pair": "digits-audio", "recording": _data_url(speech, "audio/wav")}, "7")}
+    for name, (arguments, expected) in calls.items():
+        _, result = _call_tool(app_url + "gradio_api/mcp/", name, arguments)
+        assert not result.isError, (name, result.content)
+        [text] = [item.text for item in result.content if item.type == "text"]
+        label, nearest, _, answer = ast.literal_eval(text)
+        assert label["label"] == answer["label"] == expected and len(nearest) == 5, name
+    assert not outside_log.exists(), outside_log.read_text()
+
+
+def test_an_assistant_runs_a_tiny_distillation_over_mcp(app_url, outside_log):
+    _, result = _call_tool(app_url + "gradio_api/mcp/", "run_distillation", {
+        "pair": "digits-depth", "method": "l2", "epochs": 1, "n_pairs": 256, "batch_size": 128,
+        "temperature": 0.3, "seed": 0})
+    assert not result.isError, result.content
+    text = " ".join(item.text for item in result.content if item.type == "text")
+    assert "Done on cpu" in text and "zero-label accuracy" in text
+    assert not outside_log.exists(), outside_log.read_text()

@@ -15,7 +15,6 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
-from cmcd.paths import checkpoint_root
 from cmcd.train.loop import BatchSampler
 from cmcd.train.losses import build_loss
 
@@ -101,8 +100,6 @@ def test_ranks_take_disjoint_halves_of_the_same_batches(ranks):
         assert torch.equal(torch.cat([first, second]), batch)
 
 
-@pytest.mark.skipif(not (checkpoint_root() / "teacher-digits-ft.safetensors").exists(),
-                    reason="no shipped digits teacher")
 def test_distill_under_torchrun_reports_two_processes_once():
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                str(WORLD_SIZE), "-m", "cmcd", "distill", "--pair", "digits-sketch", "--method",

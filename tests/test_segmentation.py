@@ -21,6 +21,7 @@ from cmcd.train.losses import LOSSES, build_loss
 from cmcd.train.objectives import METHODS
 from cmcd.train.segment import save_segment_run, segment_distill
 
+SHORT_STEPS = 100  # enough for a student well above chance (see the quality test)
 TINY = {"steps": 2, "n_pairs": 32, "head_steps": 2, "fine_tune_steps": 1, "few_label_draws": 1}
 
 
@@ -236,7 +237,41 @@ def test_bench_segmentation_quick_writes_runs_teacher_and_verdicts(tmp_path):
     assert report["written"]
 
 
+def test_a_short_segmentation_distillation_is_well_above_chance(seg):
+    """On a fixed seed, the student's zero-label masks beat answering "background" everywhere by far:
+    mIoU at least twice that answer's, and more pixels right than it gets."""
+    background = float((seg.split("test").target_masks == 0).float().mean())
+    run = segment_distill(SegmentConfig(steps=SHORT_STEPS, seed=0, device="cpu", fine_tune_steps=1,
+                                        few_label_draws=1))
+    assert run.metrics["miou_zero_label"] >= 2 * background / masks.NUM_CLASSES
+    assert run.metrics["pixel_acc"] > background
+
+
 # --- the app -------------------------------------------------------------------------------------
+
+def test_the_distill_tabs_segmentation_section_trains_with_its_settings_and_shows_a_mask(monkeypatch):
+    import app
+    from cmcd.app import segment
+
+    used = []
+
+    def tiny(**settings):
+        used.append(settings)
+        return SegmentConfig(**{**settings, "n_pairs": 32, "head_steps": 2, "fine_tune_steps": 1,
+                                "few_label_draws": 1})
+
+    monkeypatch.setattr(segment, "SegmentConfig", tiny)
+    text, picture = segment.distill_segmentation("digits-depth", "cmd", 20, 3)
+    assert used == [{"pair": "digits-depth", "method": "cmd", "steps": 20, "seed": 3, "device": "cpu"}]
+    assert text.startswith("| digits-depth, dense-cmd, seed 3 | test |") and "zero-label mIoU" in text
+    assert picture.ndim == 3 and picture.shape[2] == 3 and picture.dtype == np.uint8
+    config = app.build_demo().get_config_file()
+    buttons = {c["id"]: c["props"].get("value") for c in config["components"] if c["type"] == "button"}
+    [wired] = [d for d in config["dependencies"]
+               if any(buttons.get(target) == "Distill for segmentation" for target, _ in d["targets"])]
+    assert len(wired["inputs"]) == 4 and len(wired["outputs"]) == 2
+
+
 
 def test_the_data_tab_shows_masks_of_depth_pairs_only(seg):
     from cmcd.app import segment
@@ -250,8 +285,7 @@ def test_the_try_it_depth_panel_masks_an_upload_with_the_shipped_segmenter():
     from cmcd.app import segment
     from cmcd.eval.segment_files import has_shipped_segmenter
 
-    if not has_shipped_segmenter("digits-depth"):
-        pytest.skip("no shipped segmentation student")
+    assert has_shipped_segmenter("digits-depth"), "no shipped segmentation student"
     example = paths.examples_dir() / "digits-depth__3__test3147.npy"
     picture, caption = segment.segment_upload("digits-depth", str(example))
     assert picture.shape == (256, 256, 3) and picture.dtype == np.uint8
