@@ -31,13 +31,13 @@ def test_tuning_gives_every_method_the_same_budget_at_the_benchmarks_step_count(
     plan = bench_tuning.FULL
     runs = bench_tuning.planned_runs(plan)
     sweep = [config for study, config in runs if study == "sweep"]
-    assert set(plan.methods) == {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2"}
+    assert set(plan.methods) == {"cmc", "cmd", "l2", "crd", "socket", "rkd", "pkt", "affinity", "cmc+l2"}
     assert {len(bench_tuning.candidates(plan, method)) for method in plan.methods} == {6}
     assert {c.teacher for c in sweep} == {"ssl"}
     assert all(c.steps == runner.default_steps(c.pair) for c in sweep)  # the paper's step count
     paper = bench_paper.FULL
     assert not {c.seed for _, c in runs} & set(paper.seeds + paper.ablation_seeds)
-    assert len(runs) + 6 * len(plan.pairs) <= 120 and bench_tuning.plan_size(plan).startswith("111 runs")
+    assert len(runs) + 6 * len(plan.pairs) <= 170 and bench_tuning.plan_size(plan).startswith("165 runs")
 
 
 def test_socket_starts_from_what_l2_chose_so_it_never_scores_below_it():
@@ -93,8 +93,8 @@ def test_the_paper_benchmark_reads_the_tuned_settings_or_says_what_to_run(tmp_pa
     assert {c.teacher for c in main_runs} == {"ssl"} and {c.teacher for c in ablation} == {"ft"}
     assert {c.seed for c in main_runs} == set(range(5)) and {c.seed for c in ablation} == set(range(3))
     assert {c.pair for c in main_runs} == set(pairs.PAIRS)
-    assert {c.method for c in main_runs} == {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2", "random",
-                                             "supervised"}
+    assert {c.method for c in main_runs} == {"cmc", "cmd", "l2", "crd", "socket", "rkd", "pkt", "affinity",
+                                             "cmc+l2", "random", "supervised"}
     assert all(c.loss.temperature == 0.2 for c in main_runs if c.method == "cmc")
     assert all((c.loss.stats_weight, c.lr) == (0.0, 0.001) for c in main_runs if c.method == "socket")
     assert all((c.finetune_steps, c.finetune_lr) == (7, 0.002) for c in main_runs + ablation)
@@ -120,6 +120,7 @@ def test_verdicts_pair_by_seed_hold_each_family_apart_and_agree_with_their_words
     families = {family: {(r["method"], r["baseline"]) for r in rows if r["family"] == family}
                 for family in {r["family"] for r in rows}}
     assert families["paper's losses"] == {(m, b) for m in ("cmc", "cmd") for b in ("l2", "crd", "socket")}
+    # (the fake runs hold three of the six baselines: cells need runs of both methods)
     assert {m for m, _ in families["ours"]} == {"cmc+l2"}
     by_cell = {(r["metric"], r["method"], r["baseline"]): r for r in rows}
     assert by_cell[("accuracy", "cmc", "l2")]["verdict"] == "beats"

@@ -2,9 +2,9 @@
 
 - main table, the paper's setting: the `ssl` teacher (step 1 is self-supervised: SimCLR, then a
   linear head on the source labels), every pair x the paper's losses (cmc, cmd), the label-free
-  baselines (l2, crd, socket), the project's own cmc+l2 (reported separately) and the references
-  `random` (no training) and `supervised` (all target labels) x 5 seeds;
-- ablation: the `ft` teacher (fine-tuned with source labels), the six distillation methods x 3
+  baselines (l2, crd, socket, rkd, pkt, affinity), the project's own cmc+l2 (reported
+  separately) and the references `random` (no training) and `supervised` (all target labels) x 5 seeds;
+- ablation: the `ft` teacher (fine-tuned with source labels), the nine distillation methods x 3
   seeds.
 
 Every distillation method runs with the settings `cmcd bench tuning` chose for it on the validation
@@ -46,7 +46,7 @@ from cmcd.train.config import DistillConfig
 from cmcd.viz import figures
 
 PAPER_LOSSES = ("cmc", "cmd")
-BASELINES = ("l2", "crd", "socket")  # existing label-free distillation
+BASELINES = ("l2", "crd", "socket", "rkd", "pkt", "affinity")  # existing label-free distillation
 OURS = ("cmc+l2",)
 DISTILLATION = (*PAPER_LOSSES, *BASELINES, *OURS)
 REFERENCES = {"random": "no training", "supervised": "all target labels, own head: upper bound"}

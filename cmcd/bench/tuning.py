@@ -1,7 +1,8 @@
 """`cmcd bench tuning`: every distillation method gets the same validation sweep.
 
-Each of cmc, cmd, l2, crd, socket and cmc+l2 gets the same number of configurations over its own
-knobs (learning rate, temperature(s), loss weights, number of negatives; the first configuration
+Each of cmc, cmd, l2, crd, socket, rkd, pkt, affinity and cmc+l2 gets the same number of
+configurations over its own knobs (learning rate, temperature(s), loss weights, number of
+negatives, for rkd and pkt their L2 anchor switched off; the first configuration
 of each list is its default), trained with the ssl teacher for exactly the step count of the paper
 benchmark's runs, on three pairs (one per target modality, both datasets), with a seed of its own
 (TUNING_SEED, never a test seed). A configuration's score is its zero-label head accuracy on the
@@ -50,6 +51,12 @@ CANDIDATES: dict[str, tuple[dict, ...]] = {
     "crd": ({}, {"num_negatives": 256}, {"num_negatives": 256, "temperature": 0.1},
             {"num_negatives": 256, "temperature": 0.5}, {"num_negatives": 256, "lr": 1e-3},
             {"num_negatives": 64}),
+    "rkd": ({}, {"l2_weight": 0.0}, {"distance_weight": 5.0, "angle_weight": 10.0},
+            {"distance_weight": 100.0, "angle_weight": 200.0}, {"lr": 6e-3}, {"lr": 1e-3}),
+    "pkt": ({}, {"l2_weight": 0.0}, {"pkt_weight": 10.0}, {"pkt_weight": 1000.0}, {"lr": 6e-3},
+            {"lr": 1e-3}),
+    "affinity": ({}, {"temperature": 0.05}, {"temperature": 0.1}, {"temperature": 0.5}, {"lr": 6e-3},
+                 {"lr": 1e-3}),
     "cmc+l2": ({}, {"l2_weight": 0.5}, {"l2_weight": 2.0}, {"temperature": 0.2},
                {"temperature": 0.5}, {"lr": 1e-3}),
 }
@@ -69,7 +76,8 @@ class Plan:
 
 
 FULL = Plan(pairs=("digits-depth", "digits-audio", "fashion-sketch"),
-            methods=("cmc", "cmd", "l2", "crd", "socket", "cmc+l2"), candidates=6, schedules=SCHEDULES)
+            methods=("cmc", "cmd", "l2", "crd", "socket", "rkd", "pkt", "affinity", "cmc+l2"), candidates=6,
+            schedules=SCHEDULES)
 # CI: the pipeline and the file format on tiny runs; its choices mean nothing.
 QUICK = Plan(pairs=("digits-depth",), methods=("l2", "socket"), candidates=2,
              schedules=(Schedule(1, 1e-4), Schedule(1, 1e-3)), steps=3)
