@@ -170,8 +170,11 @@ def claim_one(paper: dict) -> str:
         wins = sum(r["verdict"] == "beats" for r in chosen)
         parts.append(f"{family}: a win in {wins} of {len(chosen)} (pair, method, baseline) cells; "
                      + "; ".join(_family_sentences(chosen, methods, baselines)))
+    from cmcd.bench.claim_size import sentence
+
+    size = sentence([r for r in rows if r.get("kind") == "claim-size"])
     return "counted from the verdicts (teacher `ssl`, test accuracy). " + ". ".join(
-        part[0].upper() + part[1:] for part in parts) + "."
+        part[0].upper() + part[1:] for part in parts) + "." + (" " + size if size else "")
 
 
 def paper_part(paper: dict) -> list[str]:

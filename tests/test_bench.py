@@ -9,8 +9,8 @@ from multiprocessing import get_context
 
 import pytest
 
+from cmcd.bench import claim_size, runner
 from cmcd.bench import paper as bench_paper
-from cmcd.bench import runner
 from cmcd.bench import theory as bench_theory
 from cmcd.bench import tuning as bench_tuning
 from cmcd.cli import main, progress_on_stderr
@@ -236,3 +236,34 @@ def test_resume_keeps_runs_of_the_current_data_version_only(tmp_path):
     runner.execute(planned, path, header, resume=True, kind=kind)
     assert calls == [0, 1, 0, 1]  # runs on other data are done again
     assert json.loads(path.read_text())["data_version"] == "2"
+
+
+def test_claim_size_compares_with_the_best_baseline_on_validation_never_on_test():
+    runs = []
+    for seed in range(5):
+        noise = 0.01 * seed
+        for method, test, validation in (("l2", 0.70, 0.60), ("crd", 0.74, 0.72), ("socket", 0.78, 0.70),
+                                         ("cmc", 0.80, 0.0), ("cmd", 0.745, 0.0)):
+            run = fake_run(method, test + noise + 0.001 * (seed % 2) * (method == "cmc"), seed)
+            run["metrics"]["validation_accuracy"] = validation
+            runs.append(run)
+    rows = claim_size.claim_verdicts(runs, bench_paper.BASELINES, tuning=None)
+    assert [(r["kind"], r["method"], r["baseline"]) for r in rows] == [("claim-size", "cmc", "crd"),
+                                                                       ("claim-size", "cmd", "crd")]
+    by_method = {r["method"]: r for r in rows}  # socket is better on test, crd on validation
+    assert by_method["cmc"]["diff_mean"] == pytest.approx(0.0604)
+    assert by_method["cmc"]["verdict"] == "at least"
+    assert by_method["cmd"]["verdict"] == "less than"  # +0.5 points, exactly
+    assert by_method["cmc"]["baseline_chosen_on"] == claim_size.FROM_RUNS
+    assert "cmc gains at least 2 points on 1 of 1 pairs" in claim_size.sentence(rows)
+
+
+def test_claim_size_falls_back_to_the_tuning_sweeps_validation_scores():
+    runs = [fake_run(method, 0.7 + 0.01 * seed, seed) for seed in range(3) for method in ("cmc", "l2", "crd")]
+    l2_rows = [{"settings": {}, "validation_accuracy": {"digits-sketch": 0.9}},  # not chosen
+               {"settings": {"lr": 6e-3}, "validation_accuracy": {"digits-sketch": 0.8}}]
+    crd_rows = [{"settings": {}, "validation_accuracy": {"digits-depth": 0.7, "fashion-sketch": 0.95}}]
+    tuning = {"chosen": {"l2": {"lr": 6e-3}, "crd": {}}, "candidates": {"l2": l2_rows, "crd": crd_rows}}
+    best = claim_size.best_baseline(runs, "digits-sketch", bench_paper.BASELINES, tuning)
+    assert best == {"baseline": "crd", "validation_accuracy": 0.825, "chosen_on": claim_size.FROM_TUNING_MEAN}
+    assert claim_size.best_baseline(runs, "digits-sketch", bench_paper.BASELINES, None) is None

@@ -34,8 +34,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from cmcd.bench import claim_size, tuning
 from cmcd.bench import runner as bench_runs
-from cmcd.bench import tuning
 from cmcd.data import pairs
 from cmcd.data.cache import atomic_write_bytes, atomic_write_json
 from cmcd.eval import records, stats
@@ -158,7 +158,8 @@ def verdicts(runs: list[dict]) -> list[dict]:
         for family, methods, baselines in FAMILIES:
             for metric in VERDICT_METRICS:
                 cells = family_cells(runs, study, methods, baselines, metric)
-                rows += [{**row, "family": family} for row in stats.family_verdicts(cells)]
+                rows += [{"kind": "difference", **row, "family": family}
+                         for row in stats.family_verdicts(cells)]
     return rows
 
 
@@ -210,7 +211,7 @@ def _signed(value: float | None) -> str:
 
 
 def verdict_table(rows: list[dict], methods, baselines) -> str:
-    """Pairs down, comparisons across: 'difference [interval] verdict' in points."""
+    """Pairs down, comparisons across: 'difference [95 % t interval] p_holm verdict' in points."""
     comparisons = [(m, b) for m in methods for b in baselines
                    if any(r["method"] == m and r["baseline"] == b for r in rows)]
     lines = ["| pair | " + " | ".join(f"{m} − {b}" for m, b in comparisons) + " |",
@@ -220,8 +221,8 @@ def verdict_table(rows: list[dict], methods, baselines) -> str:
         for method, baseline in comparisons:
             row = next((r for r in rows if (r["pair"], r["method"], r["baseline"])
                         == (pair, method, baseline)), None)
-            cells.append("–" if row is None else f"{_signed(row['diff_mean'])} [{_signed(row['ci_low'])}, "
-                         f"{_signed(row['ci_high'])}] {row['verdict']}")
+            cells.append("–" if row is None else f"{_signed(row['diff_mean'])} [{_signed(row['ci95_low'])}, "
+                         f"{_signed(row['ci95_high'])}] {row['p_holm']:.3f} {row['verdict']}")
         lines.append(f"| {pair} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -308,9 +309,15 @@ def _study_section(report: dict, study: str, heading: str) -> list[str]:
         for metric in VERDICT_METRICS:
             chosen = [r for r in rows if r["family"] == family and r["metric"] == metric.name]
             if chosen:
-                parts += [f"#### Verdicts, {family}: {metric.heading} (points; Holm over "
-                          f"{len(chosen)} cells)", "", verdict_table(chosen, methods, baselines), "",
+                parts += [f"#### Verdicts, {family}: {metric.heading} (points [95 % t interval], "
+                          f"Holm-adjusted p over {len(chosen)} cells, verdict)", "",
+                          verdict_table(chosen, methods, baselines), "",
                           family_summary(chosen, methods, baselines), ""]
+    claim = [r for r in rows if r.get("kind") == "claim-size"]
+    if claim:
+        parts += [f"#### The claim's size: {records.ACCURACY.heading} gain over each pair's best "
+                  "label-free baseline (chosen on validation), one-sided tests of 2 points, Holm over "
+                  "the pairs of each method", "", claim_size.table(claim), "", claim_size.sentence(claim), ""]
     return parts
 
 
@@ -327,8 +334,10 @@ def markdown(report: dict) -> str:
 
 
 VERDICT_RULE = ("paired by seed; `beats` / `loses to` when the Holm-adjusted p of a paired t test is "
-                "below 0.05 within its table, else `ties`; the interval is the paired t interval at "
-                "level 1 − 0.05·p/p_holm, so it excludes 0 exactly when the word is not `ties`")
+                "below 0.05 within its table, else `ties`; the interval shown is the plain 95 % paired "
+                "t interval, which can exclude 0 in a cell that ties after Holm's correction; "
+                "paper.json also keeps the interval at level 1 − 0.05·p/p_holm (ci_low, ci_high, "
+                "ci_level), which excludes 0 exactly when the word is not `ties`")
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -372,7 +381,8 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
         resume=resume, report_only=report_only, command=command, device=device,
         settings={**dataclasses.asdict(plan), "chosen": chosen, "finetune": finetune,
                   "supervised_budget": SUPERVISED_BUDGET, "defaults": DistillConfig().to_dict()})
-    report["verdicts"] = verdicts(report["runs"])
+    report["verdicts"] = [*verdicts(report["runs"]),
+                          *claim_size.claim_verdicts(report["runs"], BASELINES, claim_size.load_tuning(out))]
     report["written"] = [str(p) for p in write_outputs(report, out)]
     return report
 

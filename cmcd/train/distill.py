@@ -332,6 +332,7 @@ def train_student(config: DistillConfig,
 
 def _run_metrics(setup: _Setup, trained: TrainedStudent, wall_s: float) -> dict:
     config, data, samples = setup.config, setup.data, trained.samples
+    kept = kept_validation(trained)
     return {
         "pair": data.spec.name, "method": config.method, "teacher": config.teacher,
         "seed": config.seed, "device": trained.device, "epochs": trained.epochs,
@@ -341,7 +342,14 @@ def _run_metrics(setup: _Setup, trained: TrainedStudent, wall_s: float) -> dict:
         "pairs_per_s": round(samples / trained.train_s, 1) if samples else 0.0,
         "cancelled": trained.cancelled, "world_size": trained.world_size,
         **({} if trained.selected_epoch is None else {"selected_epoch": trained.selected_epoch}),
+        **({} if kept is None else {"validation_accuracy": kept["accuracy"]}),
     }
+
+
+def kept_validation(trained: TrainedStudent) -> dict | None:
+    """The validation of the weights the run kept: its selected epoch's, else its last."""
+    chosen = [v for v in trained.val_history if v.get("epoch") == trained.selected_epoch]
+    return (chosen or trained.val_history or [None])[-1]
 
 
 def run_classifier(setup: _Setup) -> nn.Module:
