@@ -2,6 +2,7 @@
 formats (the numbers of such tiny runs mean nothing); the plans (equal tuning budgets, the paper's
 setting, the tuned settings read back); and the verdicts on made-up runs."""
 
+import dataclasses
 import json
 import logging
 from concurrent.futures import ProcessPoolExecutor
@@ -9,6 +10,7 @@ from multiprocessing import get_context
 
 import pytest
 
+from cmcd.bench import budget as bench_budget
 from cmcd.bench import claim_size, runner
 from cmcd.bench import paper as bench_paper
 from cmcd.bench import theory as bench_theory
@@ -267,3 +269,43 @@ def test_claim_size_falls_back_to_the_tuning_sweeps_validation_scores():
     best = claim_size.best_baseline(runs, "digits-sketch", bench_paper.BASELINES, tuning)
     assert best == {"baseline": "crd", "validation_accuracy": 0.825, "chosen_on": claim_size.FROM_TUNING_MEAN}
     assert claim_size.best_baseline(runs, "digits-sketch", bench_paper.BASELINES, None) is None
+
+
+def _curve(pair, method, multiplier, validation):
+    return {"pair": pair, "method": method, "multiplier": multiplier, "validation": validation, "test": 0.0}
+
+
+def test_budget_choice_is_the_smallest_budget_where_doubling_gains_the_best_method_under_a_point():
+    rows, budgets = [], (0.25, 0.5, 1.0, 2.0, 4.0)
+    for pair, values in (("a", {"cmc": (0.5, 0.7, 0.75, 0.755, 0.76), "crd": (0.6, 0.72, 0.74, 0.76, 0.8)}),
+                         ("b", {"cmc": (0.60, 0.65, 0.655, 0.66, 0.66), "l2": (0.3, 0.4, 0.5, 0.6, 0.7)})):
+        for method, curve in values.items():
+            rows += [_curve(pair, method, m, v) for m, v in zip(budgets, curve, strict=True)]
+    rows += [_curve("a", "supervised", m, 0.9 + m / 10) for m in budgets]  # not a distillation method
+    # x0.5: a's best is crd (0.72 -> 0.74, +2 points): no. x1: a's best cmc (+0.5), b's cmc (+0.5): yes.
+    choice = bench_budget.choose(rows)
+    assert choice["multiplier"] == 1.0 and choice["converged"]
+    assert choice["gains"] == {"a": {"best": "cmc", "gain": 0.005}, "b": {"best": "cmc", "gain": 0.005}}
+    growing = [dict(row, validation=row["validation"] + row["multiplier"] / 10) for row in rows]
+    never = bench_budget.choose(growing)
+    assert never["multiplier"] == 4.0 and not never["converged"] and "largest" in never["reason"]
+
+
+def test_quick_budget_study_records_both_curves_and_the_paper_reads_a_full_studys_choice(tmp_path):
+    out = tmp_path / "results"
+    assert main(["bench", "budget", "--quick", "--out", str(out)]) == 0
+    report = json.loads((out / "budget.json").read_text())
+    plan = bench_budget.QUICK
+    assert len(report["runs"]) == len(plan.methods) * len(plan.multipliers) * len(plan.seeds)
+    steps = {(r["config"]["method"], r["study"]): r["config"]["steps"] for r in report["runs"]}
+    assert steps[("cmc", "x0.5")] == 1 and steps[("cmc", "x2")] == 4
+    assert all({"validation", "test", "n"} <= set(row) for row in report["curves"])
+    assert report["choice"]["multiplier"] in plan.multipliers and report["choice"]["reason"]
+    assert (out / "figures" / "budget-validation.png").read_bytes().startswith(PNG_MAGIC)
+    assert bench_tuning.chosen_budget(out)[0] == 1.0  # a --quick study is never read
+    report["quick"], report["choice"] = False, {"multiplier": 2.0, "reason": "made up"}
+    (out / "budget.json").write_text(json.dumps(report))
+    assert bench_tuning.chosen_budget(out) == (2.0, "x2 from budget.json: made up")
+    doubled = dataclasses.replace(bench_paper.FULL, budget=2.0)
+    config = bench_paper.run_config(doubled, "digits-depth", "cmc", "ssl", 0, {}, bench_paper.QUICK_FINETUNE)
+    assert config.steps == 2 * runner.default_steps("digits-depth")

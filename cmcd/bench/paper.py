@@ -9,7 +9,8 @@
 
 Every distillation method runs with the settings `cmcd bench tuning` chose for it on the validation
 split, with the same budget of configurations for each (results/tuning.json; --quick uses the
-defaults), and for the same number of optimiser steps: a default run's on all pairs. `supervised`
+defaults), and for the same number of optimiser steps: a default run's on all pairs, times the
+budget `cmcd bench budget` chose on validation (results/budget.json; 1 without it). `supervised`
 trains its own head with augmentation for SUPERVISED_BUDGET times that many steps, keeping the
 weights of its best validation epoch (early stopping), and reports its own head's test accuracy.
 Every run also fine-tunes the whole student on 1/5/10 labels per class (few_label_ft_acc, the
@@ -73,6 +74,7 @@ class Plan:
     ablation_methods: tuple[str, ...]  # teacher ft
     ablation_seeds: tuple[int, ...]
     steps: int | None = None  # None: a default run's steps on all of the pair's pairs
+    budget: float = 1.0  # x those steps: the budget `cmcd bench budget` chose
     cost_pair: str = "digits-depth"  # target-ssl's timed run
     cost_steps: int = 40
 
@@ -96,7 +98,7 @@ def run_config(plan: Plan, pair: str, method: str, teacher: str, seed: int, chos
                finetune: dict) -> DistillConfig:
     """A benchmark run: the method's tuned settings, the shared step budget (supervised: its own),
     and step-3 fine-tuning."""
-    steps = plan.steps or bench_runs.default_steps(pair)
+    steps = max(1, round((plan.steps or bench_runs.default_steps(pair)) * plan.budget))
     if method == "supervised":
         steps *= SUPERVISED_BUDGET
     return DistillConfig.from_flat(pair=pair, method=method, teacher=teacher, steps=steps, seed=seed,
@@ -282,8 +284,9 @@ def settings_note(report: dict) -> str:
                        if method in DISTILLATION) or "every method at its defaults"
     finetune = settings["finetune"]
     source = "defaults (--quick)" if report.get("quick") else "chosen on validation, results/tuning.json"
+    budget = f" Training budget: {settings['budget']['why']}." if "budget" in settings else ""
     return (f"Settings ({source}): {chosen}. Step-3 fine-tuning: {finetune['steps']} full-batch "
-            f"steps at peak lr {finetune['lr']:g}, 5 draws per k.")
+            f"steps at peak lr {finetune['lr']:g}, 5 draws per k." + budget)
 
 
 def _flat(values: dict) -> str:
@@ -371,7 +374,8 @@ def write_outputs(report: dict, out: Path) -> list[Path]:
 def run(out: str = "results", quick: bool = False, seeds: int | None = None, workers: int = 1,
         resume: bool = False, report_only: bool = False, command: str = "",
         device: str = "auto") -> dict:
-    plan = with_seeds(QUICK if quick else FULL, seeds)
+    budget, why = (1.0, "x1 (--quick)") if quick else tuning.chosen_budget(out)
+    plan = dataclasses.replace(with_seeds(QUICK if quick else FULL, seeds), budget=budget)
     if quick or report_only:  # --report-only: the results file holds the settings the runs used
         chosen, finetune = {}, QUICK_FINETUNE
     else:
@@ -380,7 +384,8 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
         "paper", plan, lambda p: planned_runs(p, chosen, finetune), out, quick=quick, workers=workers,
         resume=resume, report_only=report_only, command=command, device=device,
         settings={**dataclasses.asdict(plan), "chosen": chosen, "finetune": finetune,
-                  "supervised_budget": SUPERVISED_BUDGET, "defaults": DistillConfig().to_dict()})
+                  "supervised_budget": SUPERVISED_BUDGET, "defaults": DistillConfig().to_dict(),
+                  "budget": {"multiplier": budget, "why": why}})
     report["verdicts"] = [*verdicts(report["runs"]),
                           *claim_size.claim_verdicts(report["runs"], BASELINES, claim_size.load_tuning(out))]
     report["written"] = [str(p) for p in write_outputs(report, out)]

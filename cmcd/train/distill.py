@@ -449,3 +449,20 @@ def validation_run(config: DistillConfig, schedules: tuple[Schedule, ...] = (),
     metrics["wall_s"] = round(time.perf_counter() - started, 2)
     metrics["cpu_s"] = round(time.process_time() - cpu_started, 1)
     return metrics
+
+
+def accuracy_run(config: DistillConfig) -> dict:
+    """Train a student and measure only what a learning curve needs: the validation accuracy of
+    the weights it kept and the test accuracy of its classifier (`cmcd bench budget`; the full
+    evaluation of `distill`, its probes and TV estimates, costs more than a short run)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    setup = _prepare(config)
+    trained = _train_prepared(setup, started, None, None)
+    test = setup.data.test
+    kept = kept_validation(trained)
+    return {"pair": config.pair, "method": config.method, "seed": config.seed, "steps": trained.total_steps,
+            "validation_accuracy": None if kept is None else kept["accuracy"],
+            "accuracy": classifier_accuracy(run_classifier(setup), embed(setup.student, test.target),
+                                            test.labels),
+            "train_s": round(trained.train_s, 2), "wall_s": round(time.perf_counter() - started, 2),
+            "cpu_s": round(time.process_time() - cpu_started, 1)}
