@@ -309,3 +309,13 @@ def test_quick_budget_study_records_both_curves_and_the_paper_reads_a_full_study
     doubled = dataclasses.replace(bench_paper.FULL, budget=2.0)
     config = bench_paper.run_config(doubled, "digits-depth", "cmc", "ssl", 0, {}, bench_paper.QUICK_FINETUNE)
     assert config.steps == 2 * runner.default_steps("digits-depth")
+
+
+def test_a_resumed_benchmark_keeps_only_the_runs_of_its_plan():
+    plan = dataclasses.replace(bench_paper.QUICK, budget=2.0)
+    planned = bench_paper.planned_runs(plan, {}, bench_paper.QUICK_FINETUNE)
+    study, config = planned[0]
+    current = {"study": study, "config": {**config.to_dict(), "device": "cuda"}, "metrics": {}}
+    old_budget = {"study": study, "config": {**config.to_dict(), "steps": config.steps // 2}, "metrics": {}}
+    kept = runner.planned_only({"runs": [current, old_budget]}, planned)["runs"]
+    assert kept == [current]

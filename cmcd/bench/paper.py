@@ -386,6 +386,8 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
         settings={**dataclasses.asdict(plan), "chosen": chosen, "finetune": finetune,
                   "supervised_budget": SUPERVISED_BUDGET, "defaults": DistillConfig().to_dict(),
                   "budget": {"multiplier": budget, "why": why}})
+    if not report_only:
+        report = bench_runs.planned_only(report, planned_runs(plan, chosen, finetune))
     report["verdicts"] = [*verdicts(report["runs"]),
                           *claim_size.claim_verdicts(report["runs"], BASELINES, claim_size.load_tuning(out))]
     report["written"] = [str(p) for p in write_outputs(report, out)]

@@ -220,6 +220,8 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
                                         command=command, device=device,
                                         settings={**dataclasses.asdict(plan),
                                                   "budget": {"multiplier": budget, "why": why}})
+    if not report_only:
+        report = bench_runs.planned_only(report, planned_runs(plan))
     report["calibration"] = calibration()
     current = [r for r in report["runs"] if "tv_intervals" in r["metrics"]]
     if len(current) < len(report["runs"]):
