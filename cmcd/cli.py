@@ -241,7 +241,7 @@ def cmd_bench(args) -> int:
     options = {"data": {"cache_root": args.cache}, "speed": {"device": args.device}, "app": {},
                "inputs": {"out": args.out},
                "paper": study, "theory": study, "segmentation": study, "tuning": study,
-               "ingredients": study}
+               "ingredients": study, "budget": study}
     module = importlib.import_module(f"cmcd.bench.{args.what}")
     report = module.run(**options[args.what])
     if args.json:
@@ -317,22 +317,24 @@ def _add_classify_parser(subcommands) -> None:
 
 def _add_bench_parser(subcommands) -> None:
     p = subcommands.add_parser("bench", help="measure: tuning (every method's settings chosen on "
-                       "validation with the same budget), paper (methods x pairs over seeds, with "
-                       "the tuned settings), theory (error against TV distance), segmentation "
-                       "(dense distillation on the depth pairs), data (build and load times), "
+                       "validation with the same budget), budget (accuracy against training steps, "
+                       "the main table's budget chosen on validation), paper (methods x pairs "
+                       "over seeds, with the tuned settings), theory (error against TV distance), "
+                       "segmentation (dense distillation on the depth pairs), data (build and load times), "
                        "speed, app (start-up, classify latency), inputs (real recordings, drawing "
                        "styles, junk and 'not sure'), ingredients (what each people-like "
                        "ingredient of the training data adds, on validation)")
-    p.add_argument("what", choices=["tuning", "paper", "theory", "segmentation", "data", "speed", "app",
-                                    "inputs", "ingredients"])
-    studies = "tuning, paper, theory, segmentation, ingredients"
+    p.add_argument("what", choices=["tuning", "budget", "paper", "theory", "segmentation", "data", "speed",
+                                    "app", "inputs", "ingredients"])
+    studies = "tuning, budget, paper, theory, segmentation, ingredients"
     p.add_argument("--out", default="results", help=f"{studies}, inputs: folder for the results")
     p.add_argument("--quick", action="store_true", help=f"{studies}: tiny runs that check the "
                    "pipeline and file formats (numbers mean nothing; paper --quick uses the default "
                    "settings instead of tuning.json)")
-    p.add_argument("--seeds", type=int, default=None, help="paper, theory, segmentation, "
+    p.add_argument("--seeds", type=int, default=None, help="budget, paper, theory, segmentation, "
                    "ingredients: seeds per setting (paper and ingredients: 5, the paper's ft "
-                   "ablation at most 3; theory and segmentation: 3; tuning uses a seed of its own)")
+                   "ablation at most 3; budget and theory: 3; segmentation: 5; tuning uses a seed of "
+                   "its own)")
     p.add_argument("--workers", type=int, default=1, help=f"{studies}: runs at once, each in a "
                    "process of its own (use several on a GPU or a many-core CPU)")
     p.add_argument("--resume", action="store_true", help=f"{studies}: keep finished runs of an "

@@ -1,28 +1,53 @@
 #!/usr/bin/env bash
-# Everything that needs a CUDA GPU, in one go: the tuning sweep, the full paper and segmentation
-# benchmarks (theory ran on the CPU), the CUDA tests and the speed benchmark. Usage: scripts/gpu_checks.sh OUT_DIR [WORKERS]
-# Writes OUT_DIR/{tuning.json,paper.json,segmentation.json,bench-speed.json,gpu.log}; tables and figures
-# are made from the JSON files afterwards with `cmcd bench paper --report-only` (and segmentation).
-# The paper benchmark reads the settings the tuning sweep chose (results dir's tuning.json).
+# Everything that needs a CUDA GPU, in one go, resumably: the tuning sweep, the budget study, the
+# tuning sweep again at the chosen budget, the paper, theory and segmentation benchmarks, the CUDA
+# tests and the speed benchmark.
+# Usage: scripts/gpu_checks.sh OUT_DIR [WORKERS] [FROM_DIR]
+# FROM_DIR (default: results) holds the JSON files of earlier runs: they are copied in first and
+# every benchmark runs with --resume, so a machine lent for a few minutes adds what it can and the
+# next one goes on from OUT_DIR (pass it as FROM_DIR). Each benchmark has a time limit of its own
+# (seconds, overridable: LIMIT_TUNING=..., LIMIT_BUDGET=...); what finished is saved after every run.
+# Writes OUT_DIR/{tuning,budget,paper,theory,segmentation}.json, OUT_DIR/bench-speed.json and
+# OUT_DIR/gpu.log; tables, figures and the README are made from the JSON files afterwards with
+# `cmcd bench NAME --report-only` and `python scripts/readme_results.py`.
+# The budget study reads the settings the first tuning sweep chose; tuning (again), paper and
+# theory then read the budget it chose (budget.json), and paper the settings of that second sweep.
 set -u
-out=${1:?usage: scripts/gpu_checks.sh OUT_DIR [WORKERS]}
+out=${1:?usage: scripts/gpu_checks.sh OUT_DIR [WORKERS] [FROM_DIR]}
 workers=${2:-8}
+from=${3:-results}
 export PYTHONUNBUFFERED=1 CMCD_CACHE=${CMCD_CACHE:-/tmp/cmcd-cache}
 results=/tmp/cmcd-results
 mkdir -p "$out" "$results"
 log="$out/gpu.log"
 step() { echo "=== $(date +%T) $*" | tee -a "$log"; }
 
+for name in tuning budget paper theory segmentation; do
+  [ -f "$from/$name.json" ] && [ ! -f "$results/$name.json" ] && cp "$from/$name.json" "$results/"
+done
+
+# One benchmark in a session of its own, stopped after its time limit with every worker process
+# it started (the whole process group, by its id), then its results copied out.
+bench() {
+  local name=$1 seconds=$2
+  step "bench $name (at most $seconds s)"
+  setsid python3 -m cmcd bench "$name" --workers "$workers" --resume --out "$results" >>"$log" 2>&1 &
+  local pid=$!
+  ( sleep "$seconds"; kill -TERM -- "-$pid" 2>/dev/null; sleep 10; kill -KILL -- "-$pid" 2>/dev/null ) &
+  local watchdog=$!
+  wait "$pid"; echo "exit $?" >>"$log"
+  kill "$watchdog" 2>/dev/null
+  kill -KILL -- "-$pid" 2>/dev/null  # workers left behind by a stopped run
+  cp "$results/$name.json" "$out/" 2>/dev/null
+}
+
 step "device"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$log" 2>&1
-step "bench tuning"
-timeout -k 5 240 python3 -m cmcd bench tuning --workers "$workers" --resume --out "$results" >>"$log" 2>&1
-echo "exit $?" >>"$log"; pkill -f multiprocessing.spawn; cp "$results/tuning.json" "$out/" 2>/dev/null
-step "bench paper"
-timeout -k 5 420 python3 -m cmcd bench paper --workers "$workers" --resume --out "$results" >>"$log" 2>&1
-echo "exit $?" >>"$log"; pkill -f multiprocessing.spawn; cp "$results/paper.json" "$out/" 2>/dev/null
-step "bench segmentation"
-timeout -k 5 140 python3 -m cmcd bench segmentation --workers "$workers" --resume --out "$results" >>"$log" 2>&1
-echo "exit $?" >>"$log"; pkill -f multiprocessing.spawn; cp "$results/segmentation.json" "$out/" 2>/dev/null
+bench tuning "${LIMIT_TUNING:-240}"
+bench budget "${LIMIT_BUDGET:-420}"
+bench tuning "${LIMIT_TUNING:-240}"  # at the budget just chosen (no-op while budget.json is partial)
+bench paper "${LIMIT_PAPER:-420}"
+bench theory "${LIMIT_THEORY:-240}"
+bench segmentation "${LIMIT_SEGMENTATION:-240}"
 step "CUDA tests"
 timeout -k 5 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py >>"$log" 2>&1; echo "exit $?" >>"$log"
 step "bench speed"

@@ -170,8 +170,11 @@ def claim_one(paper: dict) -> str:
         wins = sum(r["verdict"] == "beats" for r in chosen)
         parts.append(f"{family}: a win in {wins} of {len(chosen)} (pair, method, baseline) cells; "
                      + "; ".join(_family_sentences(chosen, methods, baselines)))
+    from cmcd.bench.claim_size import sentence
+
+    size = sentence([r for r in rows if r.get("kind") == "claim-size"])
     return "counted from the verdicts (teacher `ssl`, test accuracy). " + ". ".join(
-        part[0].upper() + part[1:] for part in parts) + "."
+        part[0].upper() + part[1:] for part in parts) + "." + (" " + size if size else "")
 
 
 def paper_part(paper: dict) -> list[str]:
@@ -224,12 +227,14 @@ def theory_part() -> list[str]:
 
 def _best_cmcd(report: dict, pair: str) -> tuple[str, float]:
     """The CMCD method with the best mean zero-label mIoU on `pair`, and that mean."""
-    from cmcd.bench.segmentation import CMCD, ZERO_LABEL_MIOU
+    from cmcd.bench.segmentation import CMCD, ZERO_LABEL_MIOU, main_teacher
 
     means = {}
+    teacher = main_teacher(report["runs"])
     for method in CMCD:
         values = [ZERO_LABEL_MIOU.read(r["metrics"]) for r in report["runs"]
-                  if r["config"]["pair"] == pair and r["config"]["method"] == method]
+                  if r["config"]["pair"] == pair and r["config"]["method"] == method
+                  and r["config"].get("teacher", "ft") == teacher]
         if values:
             means[method] = sum(values) / len(values)
     best = max(means, key=means.get)
@@ -238,11 +243,14 @@ def _best_cmcd(report: dict, pair: str) -> tuple[str, float]:
 
 def segmentation_sentences(report: dict) -> list[str]:
     """Per pair: the best CMCD method's zero-label mIoU against the teacher's on photos, and the
-    verdicts against dense L2, counted from the JSON."""
+    verdicts against dense L2 (the main setting's teacher), counted from the JSON."""
+    from cmcd.bench.segmentation import main_teacher
+
     sentences = []
     for pair, teacher in report["teacher"].items():
         method, miou = _best_cmcd(report, pair)
-        rows = [r for r in report["verdicts"] if r["pair"] == pair]
+        rows = [r for r in report["verdicts"] if r["pair"] == pair
+                and r.get("teacher", "ft") == main_teacher(report["runs"])]
         words = "; ".join(f"{r['method']} {r['verdict']} l2 on {r['metric']} ({_points(r['diff_mean'])} "
                           f"points, p_Holm {r['p_holm']:.2f})" for r in rows)
         sentences.append(f"{pair}: the best CMCD student ({method}) reaches a zero-label mIoU of "

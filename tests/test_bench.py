@@ -2,6 +2,7 @@
 formats (the numbers of such tiny runs mean nothing); the plans (equal tuning budgets, the paper's
 setting, the tuned settings read back); and the verdicts on made-up runs."""
 
+import dataclasses
 import json
 import logging
 from concurrent.futures import ProcessPoolExecutor
@@ -9,8 +10,9 @@ from multiprocessing import get_context
 
 import pytest
 
+from cmcd.bench import budget as bench_budget
+from cmcd.bench import claim_size, runner
 from cmcd.bench import paper as bench_paper
-from cmcd.bench import runner
 from cmcd.bench import theory as bench_theory
 from cmcd.bench import tuning as bench_tuning
 from cmcd.cli import main, progress_on_stderr
@@ -31,13 +33,13 @@ def test_tuning_gives_every_method_the_same_budget_at_the_benchmarks_step_count(
     plan = bench_tuning.FULL
     runs = bench_tuning.planned_runs(plan)
     sweep = [config for study, config in runs if study == "sweep"]
-    assert set(plan.methods) == {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2"}
+    assert set(plan.methods) == {"cmc", "cmd", "l2", "crd", "socket", "rkd", "pkt", "affinity", "cmc+l2"}
     assert {len(bench_tuning.candidates(plan, method)) for method in plan.methods} == {6}
     assert {c.teacher for c in sweep} == {"ssl"}
     assert all(c.steps == runner.default_steps(c.pair) for c in sweep)  # the paper's step count
     paper = bench_paper.FULL
     assert not {c.seed for _, c in runs} & set(paper.seeds + paper.ablation_seeds)
-    assert len(runs) + 6 * len(plan.pairs) <= 120 and bench_tuning.plan_size(plan).startswith("111 runs")
+    assert len(runs) + 6 * len(plan.pairs) <= 170 and bench_tuning.plan_size(plan).startswith("165 runs")
 
 
 def test_socket_starts_from_what_l2_chose_so_it_never_scores_below_it():
@@ -113,8 +115,8 @@ def test_the_paper_benchmark_reads_the_tuned_settings_or_says_what_to_run(tmp_pa
     assert {c.teacher for c in main_runs} == {"ssl"} and {c.teacher for c in ablation} == {"ft"}
     assert {c.seed for c in main_runs} == set(range(5)) and {c.seed for c in ablation} == set(range(3))
     assert {c.pair for c in main_runs} == set(pairs.PAIRS)
-    assert {c.method for c in main_runs} == {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2", "random",
-                                             "supervised"}
+    assert {c.method for c in main_runs} == {"cmc", "cmd", "l2", "crd", "socket", "rkd", "pkt", "affinity",
+                                             "cmc+l2", "random", "supervised"}
     assert all(c.loss.temperature == 0.2 for c in main_runs if c.method == "cmc")
     assert all((c.loss.stats_weight, c.lr) == (0.0, 0.001) for c in main_runs if c.method == "socket")
     assert all((c.finetune_steps, c.finetune_lr) == (7, 0.002) for c in main_runs + ablation)
@@ -140,6 +142,7 @@ def test_verdicts_pair_by_seed_hold_each_family_apart_and_agree_with_their_words
     families = {family: {(r["method"], r["baseline"]) for r in rows if r["family"] == family}
                 for family in {r["family"] for r in rows}}
     assert families["paper's losses"] == {(m, b) for m in ("cmc", "cmd") for b in ("l2", "crd", "socket")}
+    # (the fake runs hold three of the six baselines: cells need runs of both methods)
     assert {m for m, _ in families["ours"]} == {"cmc+l2"}
     by_cell = {(r["metric"], r["method"], r["baseline"]): r for r in rows}
     assert by_cell[("accuracy", "cmc", "l2")]["verdict"] == "beats"
@@ -255,3 +258,84 @@ def test_resume_keeps_runs_of_the_current_data_version_only(tmp_path):
     runner.execute(planned, path, header, resume=True, kind=kind)
     assert calls == [0, 1, 0, 1]  # runs on other data are done again
     assert json.loads(path.read_text())["data_version"] == "2"
+
+
+def test_claim_size_compares_with_the_best_baseline_on_validation_never_on_test():
+    runs = []
+    for seed in range(5):
+        noise = 0.01 * seed
+        for method, test, validation in (("l2", 0.70, 0.60), ("crd", 0.74, 0.72), ("socket", 0.78, 0.70),
+                                         ("cmc", 0.80, 0.0), ("cmd", 0.745, 0.0)):
+            run = fake_run(method, test + noise + 0.001 * (seed % 2) * (method == "cmc"), seed)
+            run["metrics"]["validation_accuracy"] = validation
+            runs.append(run)
+    rows = claim_size.claim_verdicts(runs, bench_paper.BASELINES, tuning=None)
+    assert [(r["kind"], r["method"], r["baseline"]) for r in rows] == [("claim-size", "cmc", "crd"),
+                                                                       ("claim-size", "cmd", "crd")]
+    by_method = {r["method"]: r for r in rows}  # socket is better on test, crd on validation
+    assert by_method["cmc"]["diff_mean"] == pytest.approx(0.0604)
+    assert by_method["cmc"]["verdict"] == "at least"
+    assert by_method["cmd"]["verdict"] == "less than"  # +0.5 points, exactly
+    assert by_method["cmc"]["baseline_chosen_on"] == claim_size.FROM_RUNS
+    assert "cmc gains at least 2 points on 1 of 1 pairs" in claim_size.sentence(rows)
+
+
+def test_claim_size_falls_back_to_the_tuning_sweeps_validation_scores():
+    runs = [fake_run(method, 0.7 + 0.01 * seed, seed) for seed in range(3) for method in ("cmc", "l2", "crd")]
+    l2_rows = [{"settings": {}, "validation_accuracy": {"digits-sketch": 0.9}},  # not chosen
+               {"settings": {"lr": 6e-3}, "validation_accuracy": {"digits-sketch": 0.8}}]
+    crd_rows = [{"settings": {}, "validation_accuracy": {"digits-depth": 0.7, "fashion-sketch": 0.95}}]
+    tuning = {"chosen": {"l2": {"lr": 6e-3}, "crd": {}}, "candidates": {"l2": l2_rows, "crd": crd_rows}}
+    best = claim_size.best_baseline(runs, "digits-sketch", bench_paper.BASELINES, tuning)
+    assert best == {"baseline": "crd", "validation_accuracy": 0.825, "chosen_on": claim_size.FROM_TUNING_MEAN}
+    assert claim_size.best_baseline(runs, "digits-sketch", bench_paper.BASELINES, None) is None
+
+
+def _curve(pair, method, multiplier, validation):
+    return {"pair": pair, "method": method, "multiplier": multiplier, "validation": validation, "test": 0.0}
+
+
+def test_budget_choice_is_the_smallest_budget_where_doubling_gains_the_best_method_under_a_point():
+    rows, budgets = [], (0.25, 0.5, 1.0, 2.0, 4.0)
+    for pair, values in (("a", {"cmc": (0.5, 0.7, 0.75, 0.755, 0.76), "crd": (0.6, 0.72, 0.74, 0.76, 0.8)}),
+                         ("b", {"cmc": (0.60, 0.65, 0.655, 0.66, 0.66), "l2": (0.3, 0.4, 0.5, 0.6, 0.7)})):
+        for method, curve in values.items():
+            rows += [_curve(pair, method, m, v) for m, v in zip(budgets, curve, strict=True)]
+    rows += [_curve("a", "supervised", m, 0.9 + m / 10) for m in budgets]  # not a distillation method
+    # x0.5: a's best is crd (0.72 -> 0.74, +2 points): no. x1: a's best cmc (+0.5), b's cmc (+0.5): yes.
+    choice = bench_budget.choose(rows)
+    assert choice["multiplier"] == 1.0 and choice["converged"]
+    assert choice["gains"] == {"a": {"best": "cmc", "gain": 0.005}, "b": {"best": "cmc", "gain": 0.005}}
+    growing = [dict(row, validation=row["validation"] + row["multiplier"] / 10) for row in rows]
+    never = bench_budget.choose(growing)
+    assert never["multiplier"] == 4.0 and not never["converged"] and "largest" in never["reason"]
+
+
+def test_quick_budget_study_records_both_curves_and_the_paper_reads_a_full_studys_choice(tmp_path):
+    out = tmp_path / "results"
+    assert main(["bench", "budget", "--quick", "--out", str(out)]) == 0
+    report = json.loads((out / "budget.json").read_text())
+    plan = bench_budget.QUICK
+    assert len(report["runs"]) == len(plan.methods) * len(plan.multipliers) * len(plan.seeds)
+    steps = {(r["config"]["method"], r["study"]): r["config"]["steps"] for r in report["runs"]}
+    assert steps[("cmc", "x0.5")] == 1 and steps[("cmc", "x2")] == 4
+    assert all({"validation", "test", "n"} <= set(row) for row in report["curves"])
+    assert report["choice"]["multiplier"] in plan.multipliers and report["choice"]["reason"]
+    assert (out / "figures" / "budget-validation.png").read_bytes().startswith(PNG_MAGIC)
+    assert bench_tuning.chosen_budget(out)[0] == 1.0  # a --quick study is never read
+    report["quick"], report["choice"] = False, {"multiplier": 2.0, "reason": "made up"}
+    (out / "budget.json").write_text(json.dumps(report))
+    assert bench_tuning.chosen_budget(out) == (2.0, "x2 from budget.json: made up")
+    doubled = dataclasses.replace(bench_paper.FULL, budget=2.0)
+    config = bench_paper.run_config(doubled, "digits-depth", "cmc", "ssl", 0, {}, bench_paper.QUICK_FINETUNE)
+    assert config.steps == 2 * runner.default_steps("digits-depth")
+
+
+def test_a_resumed_benchmark_keeps_only_the_runs_of_its_plan():
+    plan = dataclasses.replace(bench_paper.QUICK, budget=2.0)
+    planned = bench_paper.planned_runs(plan, {}, bench_paper.QUICK_FINETUNE)
+    study, config = planned[0]
+    current = {"study": study, "config": {**config.to_dict(), "device": "cuda"}, "metrics": {}}
+    old_budget = {"study": study, "config": {**config.to_dict(), "steps": config.steps // 2}, "metrics": {}}
+    kept = runner.planned_only({"runs": [current, old_budget]}, planned)["runs"]
+    assert kept == [current]

@@ -14,7 +14,7 @@ from cmcd.train.losses import LOSSES, build_loss
 pytestmark = [pytest.mark.cuda,  # the only tests that may skip under CI=true
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (skipped in CI)")]
 
-DETERMINISTIC_LOSSES = ("cmc", "cmd", "l2", "socket", "cmc+l2")  # crd samples its negatives
+DETERMINISTIC_LOSSES = ("cmc", "cmd", "l2", "socket", "rkd", "pkt", "affinity", "cmc+l2")  # crd: random draws
 
 
 @pytest.mark.parametrize("name", DETERMINISTIC_LOSSES)

@@ -10,7 +10,7 @@ from cmcd.modalities import build_encoder, encoder_from_config, get_modality
 from cmcd.modalities.encoders import ImageEncoder, ProjectionHead
 from cmcd.train.losses import LOSSES, CRDLoss, CRDOptions, build_loss, sample_negatives
 
-ALL_LOSSES = {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2"}
+ALL_LOSSES = {"cmc", "cmd", "l2", "crd", "socket", "cmc+l2", "rkd", "pkt", "affinity"}
 # Options under which each loss reads the bank (losses that never read it take none).
 BANK_OPTIONS = {"cmc": {"negatives": "bank"}, "cmd": {"negatives": "bank"},
                 "cmc+l2": {"negatives": "bank"}, "crd": {"num_negatives": 64}}
@@ -186,6 +186,63 @@ def test_cmc_plus_l2_weights_its_l2_term():
     cmc_alone = build_loss("cmc", learn_temperature=False)(student, teacher)["cmc"]
     assert terms["cmc"].item() == pytest.approx(cmc_alone.item())
     assert terms["l2"].item() == pytest.approx(0.25 * build_loss("l2")(student, teacher)["l2"].item())
+
+
+# ---------------------------------------------------------------------------------------------
+# RKD, PKT, affinity mimicking: three points on the unit circle, worked out by hand
+
+TRIANGLE = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])  # the teacher's three items
+
+
+def test_rkd_by_hand():
+    # The student is the same right isosceles triangle with its right angle at another item:
+    # (1,0), (0,1), (0,-1). Both have mean pair distance (2 + 2√2)/3.
+    student = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    terms = build_loss("rkd", distance_weight=2.0, angle_weight=3.0, l2_weight=0.5,
+                       angle_items=None)(student, TRIANGLE)
+    # distances: pairs 1-3 and 2-3 swap √2 and 2 (4 of the 6 ordered pairs), Huber x²/2 below 1
+    x = (2 - math.sqrt(2)) / ((2 + 2 * math.sqrt(2)) / 3)
+    assert terms["rkd_distance"].item() == pytest.approx(2.0 * (4 * x * x / 2) / 6, rel=1e-5)
+    # angles: the teacher's cosines at items 1, 2, 3 are 1/√2, 0, 1/√2, the student's 0, 1/√2, 1/√2;
+    # each vertex has two ordered (j, k) with j ≠ k, Huber (1/√2)²/2 = 1/4, over all 27 triplets
+    assert terms["rkd_angle"].item() == pytest.approx(3.0 * 4 * 0.25 / 27, rel=1e-5)
+    # L2: only item 3 moved, by (1, -1)
+    assert terms["l2"].item() == pytest.approx(0.5 * 2 / 3, rel=1e-6)
+
+
+def test_rkd_relations_ignore_a_rotation_and_its_angles_read_the_first_items():
+    teacher = unit(6, 4, seed=3)
+    rotation = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(4)))[0]
+    terms = build_loss("rkd", angle_items=None)(teacher @ rotation, teacher)
+    assert terms["rkd_distance"].item() < 1e-6 and terms["rkd_angle"].item() < 1e-6
+    assert terms["l2"].item() > 0.1  # the rotation moved the student out of the teacher's space
+    student = unit(6, 4, seed=5)
+    first = build_loss("rkd", angle_items=3)(student, teacher)["rkd_angle"]
+    assert first.item() == pytest.approx(build_loss("rkd", angle_items=None)(
+        student[:3], teacher[:3])["rkd_angle"].item(), rel=1e-6)
+
+
+def test_pkt_by_hand():
+    # Kernel (1 + cos)/2 over j ≠ i. Teacher rows p(.|i): (1, 0), (1/2, 1/2), (0, 1);
+    # student (1,0), (1,0), (0,1): q(.|i) = (2/3, 1/3), (2/3, 1/3), (1/2, 1/2).
+    student = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    terms = build_loss("pkt", pkt_weight=2.0, l2_weight=0.5)(student, TRIANGLE)
+    divergence = (math.log(1.5) + 0.5 * math.log(0.75) + 0.5 * math.log(1.5) + math.log(2)) / 3
+    assert terms["pkt"].item() == pytest.approx(2.0 * divergence, rel=1e-5)
+    assert terms["l2"].item() == pytest.approx(0.5 * 4 / 3, rel=1e-6)  # items 2 and 3 moved by √2
+
+
+def test_affinity_by_hand():
+    # Teacher (1,0), (0,1); student (1,0), (1,0); τ = 1. The teacher's affinity rows are
+    # softmax(1, 0) = (a, b) and (b, a). Student→teacher rows are both (a, b); teacher→student rows
+    # are uniform (the two students coincide), so that direction costs log 2 per row.
+    teacher = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    student = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    a, b = math.e / (math.e + 1), 1 / (math.e + 1)
+    target_to_source = (-(a * math.log(a) + b * math.log(b)) - (b * math.log(a) + a * math.log(b))) / 2
+    expected = (target_to_source + math.log(2)) / 2
+    assert build_loss("affinity", temperature=1.0)(student, teacher)["affinity"].item() == \
+        pytest.approx(expected, rel=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from cmcd import cli, paths
-from cmcd.data import pairs
+from cmcd.modalities import pairs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -155,7 +155,17 @@ def test_miou_and_pixel_accuracy():
     assert scores["pixel_acc"] == pytest.approx(7 / 8)
     assert scores["iou"] == [1.0, 0.5, pytest.approx(2 / 3, abs=1e-4)]
     assert scores["miou"] == pytest.approx((1 + 0.5 + 2 / 3) / 3, abs=1e-4)
+    assert scores["miou_foreground"] == pytest.approx((0.5 + 2 / 3) / 2, abs=1e-4)  # class 0 left out
     assert confusion(predicted, truth, 3).sum() == 8
+
+
+def test_the_segmentation_plan_has_the_ssl_teacher_as_main_setting_on_5_seeds():
+    runs = bench.planned_runs(bench.FULL)
+    main = [c for study, c in runs if study == "main"]
+    ablation = [c for study, c in runs if study == "ablation"]
+    assert {c.teacher for c in main} == {"ssl"} and {c.teacher for c in ablation} == {"ft"}
+    assert {c.seed for c in main} == set(range(5))
+    assert len(main) == len(bench.FULL.pairs) * len(bench.METHODS) * 5
 
 
 def test_few_label_rows_take_k_per_class_and_repeat():
@@ -228,11 +238,13 @@ def test_bench_segmentation_quick_writes_runs_teacher_and_verdicts(tmp_path):
     saved = json.loads((tmp_path / "segmentation.json").read_text())
     assert saved["benchmark"] == "segmentation" and len(saved["runs"]) == 2
     for run in saved["runs"]:
-        assert {"pair", "method", "seed"} <= set(run["config"])
-        assert {"miou_zero_label", "pixel_acc", "miou_few_label"} <= set(run["metrics"])
+        assert {"pair", "method", "seed"} <= set(run["config"]) and run["config"]["teacher"] == "ssl"
+        assert {"miou_zero_label", "miou_foreground_zero_label", "pixel_acc", "miou_few_label"} \
+            <= set(run["metrics"])
         assert set(run["metrics"]["miou_few_label"]) == {"1", "5", "10"}
     assert "miou" in saved["teacher"]["digits-depth"]
     assert {row["method"] for row in saved["verdicts"]} == {"cmc"}
+    assert "miou_foreground_zero_label" in {row["metric"] for row in saved["verdicts"]}
     assert "teacher on the test photos" in (tmp_path / "segmentation.md").read_text()
     assert report["written"]
 

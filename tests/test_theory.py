@@ -57,11 +57,27 @@ def test_the_gaussian_family_has_the_tv_it_is_drawn_for():
 
 def test_calibration_rows_and_summary():
     always_half = lambda *samples, seed: TVEstimate(0.5, 0.4, 0.6)  # noqa: E731
-    rows = tv_calibration.calibrate(always_half, "half", mixture_levels=(0.0, 0.5), gaussian_levels=(0.5,))
-    assert [r["family"] for r in rows] == ["mixture", "mixture", "gaussian"]
+    rows = tv_calibration.calibrate(always_half, "half", mixture_levels=(0.0, 0.5), gaussian_levels=(0.5,),
+                                    spread_levels=(0.5,))
+    assert [r["family"] for r in rows] == ["mixture", "mixture", "gaussian", "spread"]
     assert set(rows[0]) == {"estimator", "family", "true_tv", "estimated_tv", "ci_low", "ci_high"}
     summary = tv_calibration.calibration_summary(rows)
     assert summary["max_error"] == 0.5 and summary["coverage"] == pytest.approx(2 / 3, abs=1e-3)
+
+
+def test_the_spread_family_has_its_tv_and_the_projections_miss_most_of_it():
+    scale = tv_calibration.spread_scale(0.5)
+    x = np.random.default_rng(5).normal(size=(100_000, tv_calibration.DIM))
+    squared = (x ** 2).sum(axis=1)
+    log_ratio = -squared / (2 * scale ** 2) + squared / 2 - tv_calibration.DIM * np.log(scale)  # log q/p
+    assert np.mean(np.maximum(0.0, 1 - np.exp(log_ratio))) == pytest.approx(0.5, abs=0.01)
+    samples = tv_calibration.spread_samples(np.random.default_rng(6), 0.9)
+    assert _estimate(samples, dims=2).estimate < 0.3  # of a true TV of 0.9
+    rows = [{"family": "spread", "true_tv": 0.9, "estimated_tv": 0.2, "ci_low": 0.1, "ci_high": 0.3},
+            {"family": "gaussian", "true_tv": 0.5, "estimated_tv": 0.45, "ci_low": 0.4, "ci_high": 0.5}]
+    assert tv_calibration.spread_summary(rows) == {"levels": 1, "loss_by_true_tv": {0.9: 0.7},
+                                                   "max_loss": 0.7}
+    assert tv_calibration.calibration_summary(rows)["max_error"] == 0.05  # spread rows apart
 
 
 def test_the_estimator_is_calibrated_within_a_tenth():
@@ -91,6 +107,18 @@ def test_pooling_by_stratum_counts_only_the_relation_inside_each_stratum():
     assert stratified_correlation(x, y, strata, "pearson") == pytest.approx(-1.0)
     pooled = correlation_ci(x, y, strata, "spearman", draws=300)
     assert pooled["r"] == pytest.approx(-1.0) and pooled["ci_high"] < 0
+
+
+def test_the_bootstrap_over_arms_and_seeds_sees_that_seeds_of_one_arm_are_not_independent():
+    rng = np.random.default_rng(7)
+    arm_x, arm_y = rng.random(5), rng.random(5)  # five arms, weakly related
+    x = np.repeat(arm_x, 4) + 1e-3 * rng.random(20)  # four near-identical seeds per arm
+    y = np.repeat(arm_y, 4) + 1e-3 * rng.random(20)
+    arms = np.repeat(np.arange(5), 4)
+    students = correlation_ci(x, y, kind="pearson", draws=500)
+    clustered = correlation_ci(x, y, kind="pearson", draws=500, clusters=arms)
+    assert clustered["r"] == students["r"]
+    assert clustered["ci_high"] - clustered["ci_low"] > 1.5 * (students["ci_high"] - students["ci_low"])
 
 
 def test_the_interval_widens_with_noise():
@@ -141,4 +169,27 @@ def test_verdicts_are_made_from_the_numbers(made_up_theory_report):
 
     narrow = [{**p, "tv_wide": 0.3, "tv_wide_low": 0.28, "tv_wide_high": 0.32} for p in flipped]
     against = {**report, "summary": theory_summary.summary(narrow, report["calibration"])}
-    assert "break the bound even with TV on 16 directions" in " ".join(theory_words.verdict_lines(against))
+    text = " ".join(theory_words.verdict_lines(against))
+    assert "exceeds even the TV on 16 directions" in text and "no proof against it" in text
+    assert theory_words.BOUND_SCOPE in text
+
+
+def test_every_estimators_correlation_is_reported_with_its_sign(made_up_theory_report):
+    flipped = [{**p, "tv_head": 1 - p["tv_head"]} for p in made_up_theory_report["points"]]
+    summary = theory_summary.summary(flipped, made_up_theory_report["calibration"])
+    sentence = theory_words.every_estimator_sentence(summary)
+    assert "TV 2-D 1.00" in sentence and "TV head -1.00" in sentence  # the head's ρ flipped sign
+    assert "TV 16-D –" in sentence  # constant at 1.0: it orders nothing
+    assert summary["correlation"]["all"]["tv"]["bootstrap"].startswith("arms, then seeds")
+
+
+def test_the_theory_plan_sweeps_five_gaps_from_0_to_1_on_every_pair():
+    from cmcd.bench import theory as bench_theory
+    from cmcd.modalities import pairs
+
+    sweep = [(study, c) for study, c in bench_theory.planned_runs(bench_theory.FULL)
+             if study.startswith("cmc, gap")]
+    gaps = sorted({c.gap for _, c in sweep})
+    assert len(gaps) >= 5 and gaps[0] == 0.0 and gaps[-1] == 1.0
+    assert {c.pair for _, c in sweep} == set(pairs.PAIRS) and {c.method for _, c in sweep} == {"cmc"}
+    assert len(sweep) == len(gaps) * len(pairs.PAIRS) * 3

@@ -2,14 +2,15 @@
 
 - main table, the paper's setting: the `ssl` teacher (step 1 is self-supervised: SimCLR, then a
   linear head on the source labels), every pair x the paper's losses (cmc, cmd), the label-free
-  baselines (l2, crd, socket), the project's own cmc+l2 (reported separately) and the references
-  `random` (no training) and `supervised` (all target labels) x 5 seeds;
-- ablation: the `ft` teacher (fine-tuned with source labels), the six distillation methods x 3
+  baselines (l2, crd, socket, rkd, pkt, affinity), the project's own cmc+l2 (reported
+  separately) and the references `random` (no training) and `supervised` (all target labels) x 5 seeds;
+- ablation: the `ft` teacher (fine-tuned with source labels), the nine distillation methods x 3
   seeds.
 
 Every distillation method runs with the settings `cmcd bench tuning` chose for it on the validation
 split, with the same budget of configurations for each (results/tuning.json; --quick uses the
-defaults), and for the same number of optimiser steps: a default run's on all pairs. `supervised`
+defaults), and for the same number of optimiser steps: a default run's on all pairs, times the
+budget `cmcd bench budget` chose on validation (results/budget.json; 1 without it). `supervised`
 trains its own head with augmentation for SUPERVISED_BUDGET times that many steps, keeping the
 weights of its best validation epoch (early stopping), and reports its own head's test accuracy.
 Every run also fine-tunes the whole student on 1/5/10 labels per class (few_label_ft_acc, the
@@ -34,8 +35,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from cmcd.bench import claim_size, tuning
 from cmcd.bench import runner as bench_runs
-from cmcd.bench import tuning
 from cmcd.data.cache import atomic_write_bytes, atomic_write_json
 from cmcd.eval import records, stats
 from cmcd.eval.records import Metric
@@ -46,7 +47,7 @@ from cmcd.train.config import DistillConfig
 from cmcd.viz import figures
 
 PAPER_LOSSES = ("cmc", "cmd")
-BASELINES = ("l2", "crd", "socket")  # existing label-free distillation
+BASELINES = ("l2", "crd", "socket", "rkd", "pkt", "affinity")  # existing label-free distillation
 OURS = ("cmc+l2",)
 DISTILLATION = (*PAPER_LOSSES, *BASELINES, *OURS)
 REFERENCES = {"random": "no training", "supervised": "all target labels, own head: upper bound"}
@@ -73,6 +74,7 @@ class Plan:
     ablation_methods: tuple[str, ...]  # teacher ft
     ablation_seeds: tuple[int, ...]
     steps: int | None = None  # None: a default run's steps on all of the pair's pairs
+    budget: float = 1.0  # x those steps: the budget `cmcd bench budget` chose
     cost_pair: str = "digits-depth"  # target-ssl's timed run
     cost_steps: int = 40
 
@@ -96,7 +98,7 @@ def run_config(plan: Plan, pair: str, method: str, teacher: str, seed: int, chos
                finetune: dict) -> DistillConfig:
     """A benchmark run: the method's tuned settings, the shared step budget (supervised: its own),
     and step-3 fine-tuning."""
-    steps = plan.steps or bench_runs.default_steps(pair)
+    steps = max(1, round((plan.steps or bench_runs.default_steps(pair)) * plan.budget))
     if method == "supervised":
         steps *= SUPERVISED_BUDGET
     return DistillConfig.from_flat(pair=pair, method=method, teacher=teacher, steps=steps, seed=seed,
@@ -158,7 +160,8 @@ def verdicts(runs: list[dict]) -> list[dict]:
         for family, methods, baselines in FAMILIES:
             for metric in VERDICT_METRICS:
                 cells = family_cells(runs, study, methods, baselines, metric)
-                rows += [{**row, "family": family} for row in stats.family_verdicts(cells)]
+                rows += [{"kind": "difference", **row, "family": family}
+                         for row in stats.family_verdicts(cells)]
     return rows
 
 
@@ -210,7 +213,7 @@ def _signed(value: float | None) -> str:
 
 
 def verdict_table(rows: list[dict], methods, baselines) -> str:
-    """Pairs down, comparisons across: 'difference [interval] verdict' in points."""
+    """Pairs down, comparisons across: 'difference [95 % t interval] p_holm verdict' in points."""
     comparisons = [(m, b) for m in methods for b in baselines
                    if any(r["method"] == m and r["baseline"] == b for r in rows)]
     lines = ["| pair | " + " | ".join(f"{m} − {b}" for m, b in comparisons) + " |",
@@ -220,8 +223,8 @@ def verdict_table(rows: list[dict], methods, baselines) -> str:
         for method, baseline in comparisons:
             row = next((r for r in rows if (r["pair"], r["method"], r["baseline"])
                         == (pair, method, baseline)), None)
-            cells.append("–" if row is None else f"{_signed(row['diff_mean'])} [{_signed(row['ci_low'])}, "
-                         f"{_signed(row['ci_high'])}] {row['verdict']}")
+            cells.append("–" if row is None else f"{_signed(row['diff_mean'])} [{_signed(row['ci95_low'])}, "
+                         f"{_signed(row['ci95_high'])}] {row['p_holm']:.3f} {row['verdict']}")
         lines.append(f"| {pair} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -281,8 +284,9 @@ def settings_note(report: dict) -> str:
                        if method in DISTILLATION) or "every method at its defaults"
     finetune = settings["finetune"]
     source = "defaults (--quick)" if report.get("quick") else "chosen on validation, results/tuning.json"
+    budget = f" Training budget: {settings['budget']['why']}." if "budget" in settings else ""
     return (f"Settings ({source}): {chosen}. Step-3 fine-tuning: {finetune['steps']} full-batch "
-            f"steps at peak lr {finetune['lr']:g}, 5 draws per k.")
+            f"steps at peak lr {finetune['lr']:g}, 5 draws per k." + budget)
 
 
 def _flat(values: dict) -> str:
@@ -308,9 +312,15 @@ def _study_section(report: dict, study: str, heading: str) -> list[str]:
         for metric in VERDICT_METRICS:
             chosen = [r for r in rows if r["family"] == family and r["metric"] == metric.name]
             if chosen:
-                parts += [f"#### Verdicts, {family}: {metric.heading} (points; Holm over "
-                          f"{len(chosen)} cells)", "", verdict_table(chosen, methods, baselines), "",
+                parts += [f"#### Verdicts, {family}: {metric.heading} (points [95 % t interval], "
+                          f"Holm-adjusted p over {len(chosen)} cells, verdict)", "",
+                          verdict_table(chosen, methods, baselines), "",
                           family_summary(chosen, methods, baselines), ""]
+    claim = [r for r in rows if r.get("kind") == "claim-size"]
+    if claim:
+        parts += [f"#### The claim's size: {records.ACCURACY.heading} gain over each pair's best "
+                  "label-free baseline (chosen on validation), one-sided tests of 2 points, Holm over "
+                  "the pairs of each method", "", claim_size.table(claim), "", claim_size.sentence(claim), ""]
     return parts
 
 
@@ -327,8 +337,10 @@ def markdown(report: dict) -> str:
 
 
 VERDICT_RULE = ("paired by seed; `beats` / `loses to` when the Holm-adjusted p of a paired t test is "
-                "below 0.05 within its table, else `ties`; the interval is the paired t interval at "
-                "level 1 − 0.05·p/p_holm, so it excludes 0 exactly when the word is not `ties`")
+                "below 0.05 within its table, else `ties`; the interval shown is the plain 95 % paired "
+                "t interval, which can exclude 0 in a cell that ties after Holm's correction; "
+                "paper.json also keeps the interval at level 1 − 0.05·p/p_holm (ci_low, ci_high, "
+                "ci_level), which excludes 0 exactly when the word is not `ties`")
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -362,7 +374,8 @@ def write_outputs(report: dict, out: Path) -> list[Path]:
 def run(out: str = "results", quick: bool = False, seeds: int | None = None, workers: int = 1,
         resume: bool = False, report_only: bool = False, command: str = "",
         device: str = "auto") -> dict:
-    plan = with_seeds(QUICK if quick else FULL, seeds)
+    budget, why = (1.0, "x1 (--quick)") if quick else tuning.chosen_budget(out)
+    plan = dataclasses.replace(with_seeds(QUICK if quick else FULL, seeds), budget=budget)
     if quick or report_only:  # --report-only: the results file holds the settings the runs used
         chosen, finetune = {}, QUICK_FINETUNE
     else:
@@ -371,8 +384,12 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
         "paper", plan, lambda p: planned_runs(p, chosen, finetune), out, quick=quick, workers=workers,
         resume=resume, report_only=report_only, command=command, device=device,
         settings={**dataclasses.asdict(plan), "chosen": chosen, "finetune": finetune,
-                  "supervised_budget": SUPERVISED_BUDGET, "defaults": DistillConfig().to_dict()})
-    report["verdicts"] = verdicts(report["runs"])
+                  "supervised_budget": SUPERVISED_BUDGET, "defaults": DistillConfig().to_dict(),
+                  "budget": {"multiplier": budget, "why": why}})
+    if not report_only:
+        report = bench_runs.planned_only(report, planned_runs(plan, chosen, finetune))
+    report["verdicts"] = [*verdicts(report["runs"]),
+                          *claim_size.claim_verdicts(report["runs"], BASELINES, claim_size.load_tuning(out))]
     report["written"] = [str(p) for p in write_outputs(report, out)]
     return report
 

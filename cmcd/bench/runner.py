@@ -248,6 +248,16 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
     return report
 
 
+def planned_only(report: dict, planned: list[tuple[str, DistillConfig]]) -> dict:
+    """The report with only the runs of `planned` (on whatever device each ran): after the step
+    budget changes, a resumed benchmark's file still holds the runs of the old budget, which must
+    not join the tables."""
+    def key(study: str, config: dict) -> str:
+        return run_key(study, {**config, "device": None})
+    wanted = {key(study, config.to_dict()) for study, config in planned}
+    return {**report, "runs": [run for run in report["runs"] if key(run["study"], run["config"]) in wanted]}
+
+
 def choose_plan(full, quick_plan, quick: bool, seeds: int | None):
     """A benchmark's plan: the full or the quick one, with `seeds` seeds when given."""
     plan = quick_plan if quick else full

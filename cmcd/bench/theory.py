@@ -9,20 +9,27 @@ err_target <= err_source + TV.
 
 Students, with the `ssl` teacher (the paper's setting), each on several seeds: at the pair's
 default gap, different methods, training lengths and pair budgets (`FIXED_GAP_ARMS`: these move
-TV without moving the gap), and CMC at both ends of the gap (`GAP_ARMS`). TV is the calibrated
+TV without moving the gap), and CMC over a sweep of gaps from 0 to 1 (`GAP_ARMS`: five levels,
+the gap sweep). TV is the calibrated
 estimate of cmcd.eval.divergence on the embeddings' top 2 principal directions (and on 16, nearly
-the whole embedding); its calibration on samples of known TV is part of the report.
+the whole embedding); its calibration on samples of known TV, with spread-signal rows that show
+what the projections lose, is part of the report. Every TV here is a lower bound on the latent
+TV, so the bound check can confirm the inequality for a student but never refute it. Runs train
+for a default run's steps times the budget `cmcd bench budget` chose (1 without
+results/budget.json).
 Writes results/theory.json, results/theory.md and results/figures/theory{,-calibration}.*.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from cmcd.bench import runner as bench_runs
+from cmcd.bench import tuning
 from cmcd.bench.theory_summary import summary
 from cmcd.data.cache import atomic_write_bytes, atomic_write_json
 from cmcd.eval import tv_calibration
@@ -52,7 +59,8 @@ FIXED_GAP_ARMS = (Arm("cmc", "cmc"), Arm("cmd", "cmd"), Arm("l2", "l2"),
                   Arm("cmc, 1/4 steps", "cmc", steps_share=0.25),
                   Arm("l2, 1/4 steps", "l2", steps_share=0.25),
                   Arm("cmc, 500 pairs", "cmc", n_pairs=500))
-GAP_ARMS = (Arm("cmc, gap 0", "cmc", gap=0.0), Arm("cmc, gap 1", "cmc", gap=1.0))
+GAP_SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
+GAP_ARMS = tuple(Arm(f"cmc, gap {gap:g}", "cmc", gap=gap) for gap in GAP_SWEEP)
 
 
 @dataclass(frozen=True)
@@ -62,11 +70,12 @@ class Plan:
     seeds: tuple[int, ...]
     teacher: str = "ssl"
     steps: int | None = None  # None: a default run's steps
+    budget: float = 1.0  # x those steps: the budget `cmcd bench budget` chose
 
 
 FULL = Plan(pairs=tuple(pairs.PAIRS), arms=FIXED_GAP_ARMS + GAP_ARMS, seeds=(0, 1, 2))
 # CI: the whole pipeline and the file formats on tiny runs; its numbers mean nothing.
-QUICK = Plan(pairs=("digits-depth",), arms=(FIXED_GAP_ARMS[0], FIXED_GAP_ARMS[2], GAP_ARMS[1]),
+QUICK = Plan(pairs=("digits-depth",), arms=(FIXED_GAP_ARMS[0], FIXED_GAP_ARMS[2], GAP_ARMS[-1]),
              seeds=(0,), steps=3)
 
 
@@ -74,7 +83,7 @@ def planned_runs(plan: Plan) -> list[tuple[str, DistillConfig]]:
     """(arm name, config) for every pair x arm x seed."""
     runs = []
     for pair in plan.pairs:
-        steps = plan.steps or bench_runs.default_steps(pair)
+        steps = (plan.steps or bench_runs.default_steps(pair)) * plan.budget
         for arm in plan.arms:
             for seed in plan.seeds:
                 runs.append((arm.name, DistillConfig(
@@ -124,6 +133,20 @@ def _calibration_table(summary: dict) -> list[str]:
     return lines
 
 
+def _spread_table(summary: dict) -> list[str]:
+    spread = summary.get("spread", {})
+    levels = sorted({tv for entry in spread.values() for tv in map(float, entry["loss_by_true_tv"])})
+    if not levels:
+        return []
+    lines = ["Spread-signal rows (true TV − estimate; the difference spread over all 128 coordinates):",
+             "", "| TV estimator | " + " | ".join(f"true TV {tv:g}" for tv in levels) + " |",
+             "|" + " --- |" * (1 + len(levels))]
+    for name, entry in spread.items():
+        losses = {float(tv): loss for tv, loss in entry["loss_by_true_tv"].items()}
+        lines.append(f"| {TV_KINDS[name]} | " + " | ".join(f"{losses[tv]:.3f}" for tv in levels) + " |")
+    return lines + [""]
+
+
 def _correlation_table(correlation: dict) -> list[str]:
     """A row per pair and a pooled row; a column per (TV kind, correlation)."""
     kinds = [(kind, "spearman") for kind in TV_KINDS] + [("tv", "pearson")]
@@ -153,9 +176,11 @@ def _bound_table(bound: dict) -> list[str]:
 
 def tables(report: dict) -> str:
     """The calibration, correlation and bound tables."""
-    summary, lines = report["summary"], _calibration_table(report["summary"]) + [""]
+    summary = report["summary"]
+    lines = _calibration_table(summary) + [""] + _spread_table(summary)
     for subset, title in SUBSET_TITLES.items():
-        lines += [f"Target error against TV, {title}: correlation [95 % bootstrap interval]", "",
+        lines += [f"Target error against TV, {title}: correlation [95 % bootstrap interval, "
+                  "resampling arms and seeds]", "",
                   *_correlation_table(summary["correlation"][subset]), ""]
     lines += ["The bound err_target ≤ err_source + TV, student by student (errors of the teacher's "
               "head, on the target and on the source):", "", *_bound_table(summary["bound"])]
@@ -185,12 +210,18 @@ def write_outputs(report: dict, out: Path) -> list[Path]:
 def run(out: str = "results", quick: bool = False, seeds: int | None = None, workers: int = 1,
         resume: bool = False, report_only: bool = False, command: str = "",
         device: str = "auto") -> dict:
-    plan = bench_runs.choose_plan(FULL, QUICK, quick, seeds)
+    budget, why = (1.0, "x1 (--quick)") if quick else tuning.chosen_budget(out)
+    plan = dataclasses.replace(bench_runs.choose_plan(FULL, QUICK, quick, seeds), budget=budget)
+    log.info(f"theory budget: {why}")
     log.info(f"theory plan: {len(planned_runs(plan))} runs ({len(plan.pairs)} pairs x "
              f"{len(plan.arms)} arms x {len(plan.seeds)} seeds)")
     report = bench_runs.load_or_execute("theory", plan, planned_runs, out, quick=quick,
                                         workers=workers, resume=resume, report_only=report_only,
-                                        command=command, device=device)
+                                        command=command, device=device,
+                                        settings={**dataclasses.asdict(plan),
+                                                  "budget": {"multiplier": budget, "why": why}})
+    if not report_only:
+        report = bench_runs.planned_only(report, planned_runs(plan))
     report["calibration"] = calibration()
     current = [r for r in report["runs"] if "tv_intervals" in r["metrics"]]
     if len(current) < len(report["runs"]):

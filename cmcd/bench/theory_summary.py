@@ -14,7 +14,7 @@ import statistics
 
 from cmcd.eval.correlation import KINDS, correlation_ci
 from cmcd.eval.results import group
-from cmcd.eval.tv_calibration import calibration_summary
+from cmcd.eval.tv_calibration import calibration_summary, spread_summary
 from cmcd.viz.theory import BOUND_KINDS, TV_KINDS
 
 SATURATED = 0.98
@@ -30,12 +30,15 @@ def saturation(points: list[dict]) -> dict:
 
 def correlations(points: list[dict], kind: str) -> dict:
     """Spearman and Pearson of error against TV `kind`: per pair, and pooled over the pairs
-    with each pair a stratum."""
+    with each pair a stratum. The bootstrap resamples arms, then seeds within each drawn arm (the
+    students of one arm share their recipe, so they are not independent draws)."""
     def both(rows, strata=None):
         x, y = [r[kind] for r in rows], [r["error"] for r in rows]
-        return {name: correlation_ci(x, y, strata, name) for name in KINDS}
+        arms = [r["arm"] for r in rows]
+        return {name: correlation_ci(x, y, strata, name, clusters=arms) for name in KINDS}
     return {"by_pair": {pair: both(rows) for (pair,), rows in group(points, "pair").items()},
-            "pooled": both(points, [p["pair"] for p in points])}
+            "pooled": both(points, [p["pair"] for p in points]),
+            "bootstrap": "arms, then seeds within each drawn arm, within each pair"}
 
 
 def error_gap_interval(point: dict) -> tuple[float, float]:
@@ -76,8 +79,10 @@ def bound_check(points: list[dict], kind: str, allowance: float) -> dict:
 def summary(points: list[dict], calibration: list[dict]) -> dict:
     calibrated = {name: calibration_summary(rows)
                   for (name,), rows in group(calibration, "estimator").items()}
+    spread = {name: spread_summary(rows) for (name,), rows in group(calibration, "estimator").items()}
     return {
         "calibration": calibrated,
+        "spread": spread,
         "saturation": saturation(points),
         "correlation": {subset: {kind: correlations([p for p in points if keep(p)], kind)
                                  for kind in TV_KINDS}

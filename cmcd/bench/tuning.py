@@ -1,7 +1,8 @@
 """`cmcd bench tuning`: every distillation method gets the same validation sweep.
 
-Each of cmc, cmd, l2, crd, socket and cmc+l2 gets the same number of configurations over its own
-knobs (learning rate, temperature(s), loss weights, number of negatives; the first configuration
+Each of cmc, cmd, l2, crd, socket, rkd, pkt, affinity and cmc+l2 gets the same number of
+configurations over its own knobs (learning rate, temperature(s), loss weights, number of
+negatives, for rkd and pkt their L2 anchor switched off; the first configuration
 of each list is its default), trained with the ssl teacher for exactly the step count of the paper
 benchmark's runs, on three pairs (one per target modality, both datasets), with a seed of its own
 (TUNING_SEED, never a test seed). A configuration's score is its zero-label head accuracy on the
@@ -50,6 +51,12 @@ CANDIDATES: dict[str, tuple[dict, ...]] = {
     "crd": ({}, {"num_negatives": 256}, {"num_negatives": 256, "temperature": 0.1},
             {"num_negatives": 256, "temperature": 0.5}, {"num_negatives": 256, "lr": 1e-3},
             {"num_negatives": 64}),
+    "rkd": ({}, {"l2_weight": 0.0}, {"distance_weight": 5.0, "angle_weight": 10.0},
+            {"distance_weight": 100.0, "angle_weight": 200.0}, {"lr": 6e-3}, {"lr": 1e-3}),
+    "pkt": ({}, {"l2_weight": 0.0}, {"pkt_weight": 10.0}, {"pkt_weight": 1000.0}, {"lr": 6e-3},
+            {"lr": 1e-3}),
+    "affinity": ({}, {"temperature": 0.05}, {"temperature": 0.1}, {"temperature": 0.5}, {"lr": 6e-3},
+                 {"lr": 1e-3}),
     "cmc+l2": ({}, {"l2_weight": 0.5}, {"l2_weight": 2.0}, {"temperature": 0.2},
                {"temperature": 0.5}, {"lr": 1e-3}),
 }
@@ -66,10 +73,12 @@ class Plan:
     schedules: tuple[Schedule, ...]  # fine-tuning schedules to choose from
     seeds: tuple[int, ...] = (TUNING_SEED,)
     steps: int | None = None  # None: the paper benchmark's (a default run's on all pairs)
+    budget: float = 1.0  # x those steps: the budget `cmcd bench budget` chose
 
 
 FULL = Plan(pairs=("digits-depth", "digits-audio", "fashion-sketch"),
-            methods=("cmc", "cmd", "l2", "crd", "socket", "cmc+l2"), candidates=6, schedules=SCHEDULES)
+            methods=("cmc", "cmd", "l2", "crd", "socket", "rkd", "pkt", "affinity", "cmc+l2"), candidates=6,
+            schedules=SCHEDULES)
 # CI: the pipeline and the file format on tiny runs; its choices mean nothing.
 QUICK = Plan(pairs=("digits-depth",), methods=("l2", "socket"), candidates=2,
              schedules=(Schedule(1, 1e-4), Schedule(1, 1e-3)), steps=3)
@@ -85,7 +94,7 @@ def candidates(plan: Plan, method: str, report: dict | None = None) -> tuple[dic
 
 
 def config_of(plan: Plan, pair: str, method: str, seed: int, settings: dict) -> DistillConfig:
-    steps = plan.steps or bench_runs.default_steps(pair)
+    steps = max(1, round((plan.steps or bench_runs.default_steps(pair)) * plan.budget))
     return DistillConfig.from_flat(pair=pair, method=method, teacher=TEACHER, steps=steps, seed=seed,
                                    **settings)
 
@@ -167,15 +176,17 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
     if seeds:
         raise ValueError(f"cmcd bench tuning uses a seed of its own ({TUNING_SEED}), never a test "
                          "seed; --seeds does not apply")
-    plan = QUICK if quick else FULL
-    bench_runs.log.info(f"tuning plan: {plan_size(plan)}")
+    budget, why = (1.0, "x1 (--quick)") if quick else chosen_budget(out)
+    plan = dataclasses.replace(QUICK if quick else FULL, budget=budget)
+    bench_runs.log.info(f"tuning plan: {plan_size(plan)}; budget {why}")
     common = {"quick": quick, "workers": workers, "report_only": report_only, "command": command,
               "device": device, "kind": bench_runs.RunKind(
                   functools.partial(validation_job, schedules=plan.schedules), bench_runs.prepare,
                   bench_runs.DISTILLATION.result),
               "settings": {**dataclasses.asdict(plan), "teacher": TEACHER,
                            "score": "validation accuracy", "derived": DERIVED,
-                           "schedules": [dataclasses.asdict(s) for s in plan.schedules]}}
+                           "schedules": [dataclasses.asdict(s) for s in plan.schedules],
+                  "budget": {"multiplier": budget, "why": why}}}
     report = bench_runs.load_or_execute("tuning", plan, planned_runs, out, resume=resume, **common)
     if not report_only:  # then the methods that start from another's choice
         report = bench_runs.load_or_execute("tuning", plan, lambda p: planned_runs(p, report), out,
@@ -198,6 +209,17 @@ def chosen_settings(out: str | Path) -> tuple[dict[str, dict], dict]:
         raise ValueError(f"{path} comes from `cmcd bench tuning --quick` or an older sweep; run "
                          "`cmcd bench tuning` (without --quick) first")
     return tuning["chosen"], tuning["finetune"]["chosen"]
+
+
+def chosen_budget(out: str | Path) -> tuple[float, str]:
+    """(multiplier of the paper benchmark's steps, where it comes from), for the tuning and paper
+    benchmarks: the choice in out/budget.json (`cmcd bench budget`), or 1 without a full one."""
+    path = Path(out) / "budget.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    if report.get("quick") or "choice" not in report:
+        return 1.0, "x1, a default run's steps (no results/budget.json from a full `cmcd bench budget`)"
+    choice = report["choice"]
+    return float(choice["multiplier"]), f"x{choice['multiplier']:g} from budget.json: {choice['reason']}"
 
 
 def format_report(report: dict) -> str:

@@ -3,7 +3,9 @@ several groups (strata) without letting differences between the groups make the 
 
 Pooled, each stratum is centred on its own means first (Pearson), or ranked within itself and its
 ranks centred (Spearman), so only how x and y move together *inside* each stratum counts; the
-bootstrap resamples points within each stratum. Computed on many resamples at once: one row each.
+bootstrap resamples points within each stratum, or, given clusters (points that are not
+independent, such as the seeds of one recipe), clusters and then points within them. Computed
+on many resamples at once: one row each.
 """
 
 from __future__ import annotations
@@ -54,17 +56,38 @@ def _resample(strata: np.ndarray, draws: int, rng: np.random.Generator) -> np.nd
     return rows
 
 
+def _resample_clusters(strata: np.ndarray, clusters: np.ndarray, draws: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """(draws, n) indices of a two-stage bootstrap inside each stratum: each cluster's slots take
+    a cluster drawn with replacement, then that many of its members drawn with replacement."""
+    rows = np.empty((draws, len(strata)), dtype=np.int64)
+    for stratum in np.unique(strata):
+        in_stratum = strata == stratum
+        names = list(dict.fromkeys(clusters[in_stratum]))
+        groups = [np.flatnonzero(in_stratum & (clusters == name)) for name in names]
+        sizes = np.array([len(g) for g in groups])
+        padded = np.array([np.resize(g, sizes.max()) for g in groups])
+        for slots in groups:
+            chosen = rng.integers(0, len(groups), draws)
+            within = (rng.random((draws, len(slots))) * sizes[chosen][:, None]).astype(np.int64)
+            rows[:, slots] = padded[chosen[:, None], within]
+    return rows
+
+
 def correlation_ci(x, y, strata=None, kind: str = "spearman", draws: int = DRAWS, seed: int = 0,
-                   level: float = 0.95) -> dict:
+                   level: float = 0.95, clusters=None) -> dict:
     """{"r", "ci_low", "ci_high", "n"}: the (stratified) correlation and its percentile bootstrap
     interval; r and the interval are None when x or y is constant within every stratum or there
-    are fewer than 4 points."""
+    are fewer than 4 points. With `clusters` (a label per point, such as its arm), the bootstrap
+    resamples clusters and then points within them, instead of points."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     strata = np.zeros(len(x)) if strata is None else np.asarray(strata)
     r = stratified_correlation(x, y, strata, kind) if len(x) >= 4 else float("nan")
     if not np.isfinite(r):
         return {"r": None, "ci_low": None, "ci_high": None, "n": len(x)}
-    rows = _resample(strata, draws, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    rows = (_resample(strata, draws, rng) if clusters is None
+            else _resample_clusters(strata, np.asarray(clusters), draws, rng))
     samples = _correlations(x[rows], y[rows], strata, kind)
     tail = 100 * (1 - level) / 2
     low, high = np.nanpercentile(samples, [tail, 100 - tail])

@@ -248,10 +248,14 @@ def tv_distance_head(teacher_fit, student_fit, teacher_held, student_held, head,
                      seed=0) -> TVEstimate:
     """Estimated TV between teacher and student as the teacher's head sees them (class probabilities).
 
-    The head's prediction is a function of these probabilities, so this TV still bounds how much
-    the head's error can differ between the two, and by data processing it is at most the
-    embedding TV. It is computed from the same outputs that define the error, so it cannot test
-    the paper's bound independently of the error; it is kept as a reference.
+    By data processing it is at most the embedding TV. It does *not* bound how much the head's
+    error can differ between the two: the error depends on how the outputs pair with the labels,
+    and a TV between the two distributions of outputs ignores the labels (a student whose
+    embeddings are the teacher's, shuffled among items of other classes, has TV 0 here and any
+    error). The paper's bound needs a TV between the latent distributions together with a shared
+    labelling function. It is computed from the same outputs that define the error, so it cannot
+    test the bound either; it is kept as a reference, and its correlation with the error is reported
+    beside the others.
     """
     return two_sample_tv(*(head_probabilities(x, head, normalize) for x in
                            (teacher_fit, student_fit, teacher_held, student_held)), dims=None, seed=seed)

@@ -25,12 +25,18 @@ def iou_per_class(counts: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, hits / union.clamp_min(1), torch.full_like(hits, float("nan")))
 
 
+def _mean_present(iou: torch.Tensor) -> float:
+    present = iou[~iou.isnan()]
+    return round(float(present.mean()), 4) if len(present) else float("nan")
+
+
 def segmentation_scores(predicted: torch.Tensor, truth: torch.Tensor, num_classes: int) -> dict:
-    """{"miou": mean IoU over the classes present or predicted, "pixel_acc", "iou": per class}."""
+    """{"miou": mean IoU over the classes present or predicted, "miou_foreground": the same without
+    class 0, the background (whose IoU, near 0.9, otherwise dominates the mean), "pixel_acc",
+    "iou": per class}."""
     counts = confusion(predicted, truth, num_classes)
     iou = iou_per_class(counts)
-    present = iou[~iou.isnan()]
-    return {"miou": round(float(present.mean()), 4) if len(present) else float("nan"),
+    return {"miou": _mean_present(iou), "miou_foreground": _mean_present(iou[1:]),
             "pixel_acc": round(float(counts.diagonal().sum() / counts.sum()), 4),
             "iou": [None if value != value else round(float(value), 4) for value in iou.tolist()]}
 

@@ -9,8 +9,15 @@ any false "beats" or "loses to" in the family at or below α = 0.05.
 The rule, stated once: a cell's verdict is "beats" when its Holm-adjusted p is below α and the
 mean difference is positive, "loses to" when it is below α and the difference is negative, and
 "ties" otherwise. Its interval is the paired t interval at level 1 − α·p/p_holm, which excludes 0
-exactly when p_holm < α: the interval and the word always agree. With one seed there is no test:
-the cell ties and its interval is unbounded (None).
+exactly when p_holm < α: the interval and the word always agree. That level is not 95 % (with
+p = 0.01 and p_holm = 0.05 it is 99 %), so each cell also carries its plain 95 % t interval
+(ci95_low, ci95_high), which can exclude 0 in a cell that ties after Holm's correction. With one
+seed there is no test: the cell ties and its intervals are unbounded (None).
+
+The claim's size (`claim_size_verdicts`): does a method gain at least a margin (2 points) over a
+baseline? Two one-sided paired t tests of the mean difference against the margin, each
+Holm-corrected across the family: "at least" when "mean > margin" is significant, "less than"
+when "mean < margin" is, else "undecided".
 """
 
 from __future__ import annotations
@@ -95,10 +102,51 @@ def family_verdicts(cells: Sequence[tuple[dict, Sequence[float]]], alpha: float 
     adjusted = holm([test.p for test in tests])
     rows = []
     for (labels, _), test, p_holm in zip(cells, tests, adjusted, strict=True):
-        low, high = test.interval(_level(test.p, p_holm, alpha))
+        level = _level(test.p, p_holm, alpha)
+        low, high = test.interval(level)
+        low95, high95 = test.interval(1 - alpha)
         rows.append({**labels, "n": test.n, "diff_mean": round(test.mean, 4), "ci_low": _rounded(low),
-                     "ci_high": _rounded(high), "p": test.p, "p_holm": p_holm,
+                     "ci_high": _rounded(high), "ci_level": round(level, 6), "ci95_low": _rounded(low95),
+                     "ci95_high": _rounded(high95), "p": test.p, "p_holm": p_holm,
                      "verdict": verdict(test.mean, p_holm, alpha)})
+    return rows
+
+
+CLAIM_MARGIN = 0.02  # the paper's "+2–3 %": at least 2 points of accuracy
+CLAIM_VERDICTS = ("at least", "undecided", "less than")
+
+
+def one_sided_p(differences: Sequence[float], margin: float) -> tuple[float, float]:
+    """(p of "mean difference > margin", p of "mean difference < margin"): one-sided one-sample t
+    tests of the differences against the margin (as scipy.stats.ttest_1samp with
+    alternative="greater" and "less"). One difference, or all equal to the margin: (1, 1)."""
+    test = paired_t([d - margin for d in differences])
+    if test.n < 2 or (test.se == 0 and test.mean == 0):
+        return 1.0, 1.0
+    if test.se == 0:
+        return (0.0, 1.0) if test.mean > 0 else (1.0, 0.0)
+    statistic = test.mean / test.se
+    return (float(scipy_stats.t.sf(statistic, test.n - 1)), float(scipy_stats.t.cdf(statistic, test.n - 1)))
+
+
+def claim_size_verdicts(cells: Sequence[tuple[dict, Sequence[float]]], margin: float = CLAIM_MARGIN,
+                        alpha: float = ALPHA) -> list[dict]:
+    """One family of "gain ≥ margin" questions, each cell (labels, per-seed differences). Returns
+    each cell's labels with n, margin, diff_mean, its 95 % t interval, both one-sided p values and
+    their Holm adjustments across the family, and the verdict."""
+    sides = [one_sided_p(differences, margin) for _, differences in cells]
+    above = holm([p for p, _ in sides])
+    below = holm([p for _, p in sides])
+    rows = []
+    for (labels, differences), (p_above, p_below), h_above, h_below in zip(cells, sides, above, below,
+                                                                            strict=True):
+        test = paired_t(differences)
+        low, high = test.interval(1 - alpha)
+        word = "at least" if h_above < alpha else "less than" if h_below < alpha else "undecided"
+        rows.append({**labels, "n": test.n, "margin": margin, "diff_mean": round(test.mean, 4),
+                     "ci95_low": _rounded(low), "ci95_high": _rounded(high),
+                     "p_above": p_above, "p_above_holm": h_above, "p_below": p_below,
+                     "p_below_holm": h_below, "verdict": word})
     return rows
 
 

@@ -319,6 +319,7 @@ def train_student(config: DistillConfig,
 
 def _run_metrics(setup: _Setup, trained: TrainedStudent, wall_s: float) -> dict:
     config, data, samples = setup.config, setup.data, trained.samples
+    kept = kept_validation(trained)
     return {
         "pair": data.spec.name, "method": config.method, "teacher": config.teacher,
         "seed": config.seed, "device": trained.device, "epochs": trained.epochs,
@@ -328,7 +329,14 @@ def _run_metrics(setup: _Setup, trained: TrainedStudent, wall_s: float) -> dict:
         "pairs_per_s": round(samples / trained.train_s, 1) if samples else 0.0,
         "cancelled": trained.cancelled, "world_size": trained.world_size,
         **({} if trained.selected_epoch is None else {"selected_epoch": trained.selected_epoch}),
+        **({} if kept is None else {"validation_accuracy": kept["accuracy"]}),
     }
+
+
+def kept_validation(trained: TrainedStudent) -> dict | None:
+    """The validation of the weights the run kept: its selected epoch's, else its last."""
+    chosen = [v for v in trained.val_history if v.get("epoch") == trained.selected_epoch]
+    return (chosen or trained.val_history or [None])[-1]
 
 
 def run_classifier(setup: _Setup) -> nn.Module:
@@ -428,3 +436,20 @@ def validation_run(config: DistillConfig, schedules: tuple[Schedule, ...] = (),
     metrics["wall_s"] = round(time.perf_counter() - started, 2)
     metrics["cpu_s"] = round(time.process_time() - cpu_started, 1)
     return metrics
+
+
+def accuracy_run(config: DistillConfig) -> dict:
+    """Train a student and measure only what a learning curve needs: the validation accuracy of
+    the weights it kept and the test accuracy of its classifier (`cmcd bench budget`; the full
+    evaluation of `distill`, its probes and TV estimates, costs more than a short run)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    setup = _prepare(config)
+    trained = _train_prepared(setup, started, None, None)
+    test = setup.data.test
+    kept = kept_validation(trained)
+    return {"pair": config.pair, "method": config.method, "seed": config.seed, "steps": trained.total_steps,
+            "validation_accuracy": None if kept is None else kept["accuracy"],
+            "accuracy": classifier_accuracy(run_classifier(setup), embed(setup.student, test.target),
+                                            test.labels),
+            "train_s": round(trained.train_s, 2), "wall_s": round(time.perf_counter() - started, 2),
+            "cpu_s": round(time.process_time() - cpu_started, 1)}

@@ -400,3 +400,149 @@ class CMCPlusL2Loss(DistillationLoss):
         terms = self.cmc.terms(student, teacher, index, bank)
         terms["l2"] = self.l2_weight * self.l2.terms(student, teacher, index, bank)["l2"]
         return terms
+
+
+# ---------------------------------------------------------------------------------------------
+# Label-free baselines of the literature: RKD, PKT and TinyCLIP's affinity mimicking
+
+
+def l2_anchor_setting():
+    return setting(1.0, "weight of an L2 term that keeps the student in the teacher's space "
+                        "(0: the relational loss alone)", minimum=0)
+
+
+def pairwise_distances(x: Tensor) -> Tensor:
+    """(N, N) Euclidean distances, exactly 0 on the diagonal (no sqrt of a rounding error)."""
+    squared = (x[:, None, :] - x[None, :, :]).pow(2).sum(dim=2)
+    return squared.clamp(min=1e-12).sqrt() * (1 - torch.eye(len(x), device=x.device, dtype=x.dtype))
+
+
+def rkd_distance(v: Tensor, u: Tensor) -> Tensor:
+    """RKD's distance term: Huber (δ = 1) between the pair distances of v and of u, each divided by
+    its own mean distance, averaged over the ordered pairs i ≠ j."""
+    off_diagonal = ~torch.eye(len(v), dtype=torch.bool, device=v.device)
+    student, teacher = pairwise_distances(v)[off_diagonal], pairwise_distances(u)[off_diagonal]
+    return F.smooth_l1_loss(student / student.mean(), teacher / teacher.mean())
+
+
+def triplet_angles(x: Tensor) -> Tensor:
+    """(N, N, N) cosines ⟨e(x_j − x_i), e(x_k − x_i)⟩ of the angle at vertex x_i, e the unit vector
+    (the zero vector where j = i or k = i, as in the authors' code). Computed from the Gram matrix
+    G, since (x_j − x_i)·(x_k − x_i) = G_jk − G_ij − G_ik + G_ii: N³ numbers, not N³·d products."""
+    gram = x @ x.T
+    inner = gram[None, :, :] - gram[:, :, None] - gram[:, None, :] + gram.diagonal()[:, None, None]
+    lengths = pairwise_distances(x)
+    inverse = torch.where(lengths > 0, 1 / lengths.clamp(min=1e-12), torch.zeros_like(lengths))
+    return inner * inverse[:, :, None] * inverse[:, None, :]
+
+
+def rkd_angle(v: Tensor, u: Tensor) -> Tensor:
+    """RKD's angle term: Huber (δ = 1) between the triplet angles of v and of u, over all N³."""
+    return F.smooth_l1_loss(triplet_angles(v), triplet_angles(u))
+
+
+@dataclass(frozen=True)
+class RKDOptions(MethodOptions):
+    distance_weight: float = setting(25.0, "weight of the distance term (the paper's 25)", minimum=0)
+    angle_weight: float = setting(50.0, "weight of the angle term (the paper's 50)", minimum=0)
+    angle_items: int | None = setting(64, "the angle term's triplets come from the batch's first "
+                                          "this many items (none: all)", minimum=3)
+    l2_weight: float = l2_anchor_setting()
+    normalize: bool = normalize_setting()
+
+
+@register_loss("rkd", RKDOptions)
+class RKDLoss(DistillationLoss):
+    """Relational knowledge distillation (Park et al. 2019, "Relational Knowledge Distillation"):
+    the student reproduces the teacher's pair distances (each set divided by its mean) and triplet
+    angles within the batch, under a Huber loss, weighted 25 and 50 as in the paper.
+
+    Both terms are invariant to rotating the student's space, so alone they leave the student
+    wherever the teacher's head cannot read it. The paper adds RKD to another loss (the task's, or
+    FitNets'); with no labels here, that is L2 (`l2_weight`; 0 gives RKD alone).
+
+    The angle term costs N³: 16.8 million triplets at batch 256, about 1 s a step on two CPU cores,
+    twenty times a CMC step. It therefore reads the batch's first `angle_items` items (the batch is
+    shuffled, so a random subset): 64 give 262,144 triplets."""
+
+    def __init__(self, options: RKDOptions = RKDOptions()):
+        super().__init__()
+        self.options = options
+
+    def terms(self, student, teacher, index, bank):
+        v = F.normalize(student, dim=1) if self.options.normalize else student
+        items = self.options.angle_items
+        return {"rkd_distance": self.options.distance_weight * rkd_distance(v, teacher),
+                "rkd_angle": self.options.angle_weight * rkd_angle(v[:items], teacher[:items]),
+                "l2": self.options.l2_weight * squared_distance(v, teacher)}
+
+
+def conditional_similarities(x: Tensor) -> Tensor:
+    """PKT's p(j | i): the cosine kernel (1 + cos(x_i, x_j)) / 2 over j ≠ i, normalised per row."""
+    x = F.normalize(x, dim=1)
+    kernel = (1 + x @ x.T) / 2 * (1 - torch.eye(len(x), device=x.device, dtype=x.dtype))
+    return kernel / kernel.sum(dim=1, keepdim=True)
+
+
+@dataclass(frozen=True)
+class PKTOptions(MethodOptions):
+    pkt_weight: float = setting(100.0, "weight of the PKT divergence", minimum=0)
+    l2_weight: float = l2_anchor_setting()
+    normalize: bool = normalize_setting()
+
+
+@register_loss("pkt", PKTOptions)
+class PKTLoss(DistillationLoss):
+    """Probabilistic knowledge transfer (Passalis & Tefas 2018, "Learning Deep Representations with
+    Probabilistic Knowledge Transfer"): with the cosine kernel K = (1 + cos)/2, the teacher's
+    conditional distributions p(j | i) = K(u_i, u_j) / Σ_{k≠i} K(u_i, u_k) and the student's q(j | i)
+    over the batch; the loss is (1/N) Σ_i KL(p(· | i) ‖ q(· | i)).
+
+    Like RKD it is rotation invariant, so it comes with the same L2 anchor (`l2_weight`; 0: PKT
+    alone). The kernel's distributions over a batch are nearly flat, so the divergence is small
+    (about 0.004 against L2's 0.6 for a student at cosine 0.7 to its teacher over 256 pairs): hence
+    the default weight of 100."""
+
+    EPS = 1e-7  # the authors' code's guard against log 0
+
+    def __init__(self, options: PKTOptions = PKTOptions()):
+        super().__init__()
+        self.options = options
+
+    def terms(self, student, teacher, index, bank):
+        v = F.normalize(student, dim=1) if self.options.normalize else student
+        p, q = conditional_similarities(teacher), conditional_similarities(v)
+        divergence = (p * torch.log((p + self.EPS) / (q + self.EPS))).sum(dim=1).mean()
+        return {"pkt": self.options.pkt_weight * divergence,
+                "l2": self.options.l2_weight * squared_distance(v, teacher)}
+
+
+@dataclass(frozen=True)
+class AffinityOptions(MethodOptions):
+    temperature: float = setting(0.2, "temperature τ of both affinities", above=0)
+
+
+@register_loss("affinity", AffinityOptions)
+class AffinityLoss(DistillationLoss):
+    """Affinity mimicking as TinyCLIP distils CLIP (Wu et al. 2023, "TinyCLIP: CLIP Distillation via
+    Affinity Mimicking and Weight Inheritance"): the student's cross-modal affinities, in both
+    directions, match the teacher's. TinyCLIP's student has an image and a text tower; here the
+    source tower is the frozen teacher itself, and the teacher's affinity between the pair i's source
+    and pair j's target is u_i·u_j (its embedding of pair j's photo). So, with softmax over rows,
+
+        ½ [CE(softmax(U Uᵀ/τ), softmax(V Uᵀ/τ)) + CE(softmax(U Uᵀ/τ), softmax(U Vᵀ/τ))],
+
+    one τ on both sides (TinyCLIP reuses the logit scales). The target→source half is CMD with
+    τ_T = τ_S; the source→target half scores each teacher embedding against the batch's students."""
+
+    def __init__(self, options: AffinityOptions = AffinityOptions()):
+        super().__init__()
+        self.temperature = options.temperature
+
+    def terms(self, student, teacher, index, bank):
+        v = gather(F.normalize(student, dim=1), with_grad=True)
+        teacher = gather(teacher)
+        targets = F.softmax(teacher @ teacher.T / self.temperature, dim=1)
+        target_to_source = -(targets * F.log_softmax(v @ teacher.T / self.temperature, dim=1)).sum(1)
+        source_to_target = -(targets * F.log_softmax(teacher @ v.T / self.temperature, dim=1)).sum(1)
+        return {"affinity": (target_to_source.mean() + source_to_target.mean()) / 2}

@@ -188,7 +188,8 @@ def evaluate_segmentation(setup: _Setup) -> dict:
     teacher = _scores(setup.teacher.features.to(setup.device), head.to(setup.device),
                       seg.data.test.source, seg.split("test").source_masks)
     few = few_label_scores(setup, student, head)
-    return {"miou_zero_label": zero["miou"], "pixel_acc": zero["pixel_acc"],
+    return {"miou_zero_label": zero["miou"], "miou_foreground_zero_label": zero["miou_foreground"],
+            "pixel_acc": zero["pixel_acc"],
             "iou_zero_label": zero["iou"], "val_miou_zero_label": validation_miou(setup),
             "miou_few_label": few["miou"], "pixel_acc_few_label": few["pixel_acc"],
             "teacher_miou": teacher["miou"], "teacher_pixel_acc": teacher["pixel_acc"]}

@@ -91,6 +91,32 @@ def calibration_sentence(summary: dict) -> str:
             f"and {wide['coverage']:.0%} of the levels.")
 
 
+def spread_sentence(summary: dict) -> str:
+    """What the 2- and 16-direction projections lose when the difference is spread out."""
+    spread = summary.get("spread", {})
+    if not all(spread.get(kind, {}).get("levels") for kind in BOUND_KINDS):
+        return ""
+    def losses(kind: str) -> str:
+        by_level = spread[kind]["loss_by_true_tv"].items()
+        return ", ".join(f"{loss:.2f} at {float(tv):g}" for tv, loss in by_level)
+    words = [f"{TV_KINDS[kind]} reads up to {spread[kind]['max_loss']:.2f} below the true TV ({losses(kind)})"
+             for kind in BOUND_KINDS]
+    return ("On samples whose difference is spread over all 128 coordinates (two isotropic Gaussians "
+            "of different scales), " + "; ".join(words) + ": a projection can miss most of the TV.")
+
+
+def every_estimator_sentence(summary: dict) -> str:
+    """The pooled Spearman ρ of error against every TV estimator, signs included, none picked."""
+    parts = []
+    for subset, title in (("fixed_gap", "at a fixed gap"), ("all", "over all students")):
+        found = summary["correlation"][subset]
+        rhos = [f"{TV_KINDS[kind]} {interval(found[kind]['pooled']['spearman'])}"
+                for kind in TV_KINDS if kind in found]
+        parts.append(f"{title}: " + ", ".join(rhos))
+    return ("Pooled ρ(target error, TV) on every estimator, none chosen by its result (bootstrap over "
+            "arms and seeds): " + "; ".join(parts) + ".")
+
+
 def saturation_sentence(summary: dict) -> str:
     s = summary["saturation"]
     met = "met" if s["tv"] is not None and s["tv"] <= 0.25 else "not met"
@@ -135,17 +161,29 @@ def bound_sentences(summary: dict) -> list[str]:
              f"{wide['median_slack']:.2f}); with TV on {TV_DIMS} directions, a lower bound on it, "
              f"it {counts(narrow)} (median slack {narrow['median_slack']:.2f})."]
     if wide["fails"]:
-        lines.append(f"Against the paper: {wide['fails']} students break the bound even with TV "
-                     f"on {WIDE_TV_DIMS} directions.")
+        lines.append(f"{wide['fails']} students' error gap exceeds even the TV on {WIDE_TV_DIMS} "
+                     "directions beyond its calibration error: the bound is not confirmed for them, "
+                     "which is no proof against it (the estimate is a lower bound).")
     elif narrow["fails"]:
         lines.append(f"Every break is against the {TV_DIMS}-direction TV only, a lower bound on the "
                      "embeddings' TV, so none contradicts the paper's bound.")
     else:
         lines.append("No student breaks the bound.")
+    lines.append(BOUND_SCOPE)
     return lines
+
+
+BOUND_SCOPE = ("What this check can show: every TV here is a classifier two-sample estimate on a "
+               "projection of the embeddings, a lower bound on the latent TV of the paper (up to "
+               "sampling noise), so a student whose error gap is below the estimate's lower end "
+               "confirms the inequality for that student, while a gap above it refutes nothing: the "
+               "latent TV may be larger than any estimate (on spread-out differences the 2- and "
+               "16-direction projections lose much of it, see the spread-signal calibration rows). "
+               "A `fails` is therefore a bound that no estimate here confirms, not a broken bound.")
 
 
 def verdict_lines(report: dict) -> list[str]:
     summary = report["summary"]
-    return [calibration_sentence(summary), saturation_sentence(summary),
-            *correlation_sentences(summary), *bound_sentences(summary)]
+    return [line for line in (calibration_sentence(summary), spread_sentence(summary),
+                              saturation_sentence(summary), *correlation_sentences(summary),
+                              every_estimator_sentence(summary), *bound_sentences(summary)) if line]
