@@ -146,7 +146,10 @@ def sketch_pad(ask) -> gr.Sketchpad:
     """The sketch pad, which also takes an uploaded or pasted picture: one that cannot be decoded
     (an SVG, a text file) is one sentence for the visitor, not a failure inside Gradio. (Its
     decoding is wrapped on the instance: a subclass of a Gradio component writes a .pyi file next
-    to its module when defined.)"""
+    to its module when defined.) Gradio 6.31 has no public way to do this: the pad decodes an
+    upload in its preprocess, before any event function or validator runs (a validator gets the
+    decoded value), and `preprocess=False` would hand the handler unchecked paths from the request;
+    tests/test_app.py checks that a plain pad still fails outside gr.Error."""
     pad = gr.Sketchpad(type="numpy", label=ask.label, canvas_size=(280, 280),
                        sources=("upload", "clipboard"),
                        brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"))

@@ -107,6 +107,18 @@ def test_the_sketch_pad_takes_a_picture_and_refuses_one_it_cannot_decode_in_one_
                                          "the sketch pad takes a PNG or JPEG picture")
 
 
+def test_a_plain_gradio_sketch_pad_still_fails_outside_gr_error_on_a_bad_upload(tmp_path):
+    """Why app.sketch_pad wraps the pad's private decoding: Gradio's own pad raises PIL's error,
+    which a visitor sees as a bare "Error". When this fails, Gradio handles it: drop the wrap."""
+    import gradio as gr
+    from PIL import UnidentifiedImageError
+
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture\n")
+    with pytest.raises(UnidentifiedImageError):
+        gr.Sketchpad(type="numpy").preprocess(_pad_value(text))
+
+
 def test_the_sketch_panel_offers_the_shipped_sketch_examples():
     import app
 

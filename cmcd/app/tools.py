@@ -235,14 +235,18 @@ def distillation_tool(train: Callable[[DistillConfig], Iterator[dict]]) -> Calla
 
     def run_distillation(*values) -> str:
         given = dict(zip(names, values, strict=True))
-        settings = {name: given[name] for name in names if name not in ("pair", "method")}
         config = tool_config(given["pair"], given["method"], given, given)
+        settings = {name: given[name] for name in SETTINGS} | config.loss.to_dict()
         started = time.perf_counter()
         training.prepare_data(config)
         trained = None
-        for event in train(config):
-            if event["kind"] == "trained":
-                trained = event["trained"]
+        stream = train(config)
+        try:
+            for event in stream:
+                if event["kind"] == "trained":
+                    trained = event["trained"]
+        finally:
+            stream.close()  # stops the training worker if anything went wrong
         untrained = training.untrained_metrics(config.pair, config.seed, config.width, "cpu")
         return distillation_answer(config, trained, untrained, settings, started)
 
