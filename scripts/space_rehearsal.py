@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import deploy_space  # noqa: E402
 
 ROOT = deploy_space.ROOT
+SPACE_ID = "rehearsal/cmcd"
 EXAMPLES = Path("cmcd/shipped/examples")
 TINY = {"epochs": 1, "n_pairs": 256, "batch_size": 128}  # a run of a few seconds on a CPU
 # Each named endpoint's gradio_client calls: (what, positional arguments; a file as examples/NAME).
@@ -165,7 +166,7 @@ def space_environment(space: Path, port: int) -> dict:
     """A Space's environment: its id and server settings, an empty cache, nothing of ours."""
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("CMCD_", "PYTHON", "GRADIO_", "VIRTUAL_ENV"))}
-    return {**env, "SPACE_ID": "rehearsal/cmcd", "SYSTEM": "spaces", "GRADIO_SERVER_NAME": "0.0.0.0",
+    return {**env, "SPACE_ID": SPACE_ID, "SYSTEM": "spaces", "GRADIO_SERVER_NAME": "0.0.0.0",
             "GRADIO_SERVER_PORT": str(port), "CMCD_CACHE": str(space.parent / "empty-cache")}
 
 
@@ -263,7 +264,7 @@ def data_uri(path: Path) -> str:
     return f"data:{MIME[path.suffix]};base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def mcp_calls(url: str, space: Path) -> list[dict]:
+def mcp_calls(url: str, space: Path, space_id: str) -> list[dict]:
     """Every MCP tool over streamable HTTP, files as base64 data URIs, and the refused setting."""
     import anyio
     from mcp import ClientSession
@@ -274,15 +275,18 @@ def mcp_calls(url: str, space: Path) -> list[dict]:
                 if isinstance(value, str) and value.startswith("file:") else value
                 for name, value in plan.items()}
 
-    async def call(name: str, arguments: dict):
+    async def answer(name: str, arguments: dict) -> tuple[bool, str]:
         async with streamable_http_client(url + "gradio_api/mcp/") as (read, write, _), \
                 ClientSession(read, write) as session:
             await session.initialize()
             result = await session.call_tool(name, arguments)
-            text = " ".join(item.text for item in result.content if item.type == "text")
-            if result.isError:
-                raise RuntimeError(text)
-            return text
+            return result.isError, " ".join(item.text for item in result.content if item.type == "text")
+
+    def call(name: str, arguments: dict) -> str:
+        failed, text = anyio.run(answer, name, arguments)  # raised here, not inside the task group
+        if failed:
+            raise RuntimeError(text)
+        return text
 
     async def listed() -> list[str]:
         async with streamable_http_client(url + "gradio_api/mcp/") as (read, write, _), \
@@ -290,20 +294,25 @@ def mcp_calls(url: str, space: Path) -> list[dict]:
             await session.initialize()
             return sorted(tool.name for tool in (await session.list_tools()).tools)
 
-    records = []
+    records, prefix = [], tool_prefix(space_id)
     for tool in anyio.run(listed):
-        for plan in MCP_CALLS.get(tool, [None]):
+        name = tool.removeprefix(prefix)
+        for plan in MCP_CALLS.get(name, [None]):
             record = {"client": "mcp", "call": tool, "pair": (plan or {}).get("pair", "")}
             if plan is None:
                 records.append({**record, "ok": False, "seconds": 0,
                                 "error": "the rehearsal has no call for this tool: add one"})
                 continue
-            records.append(timed(record, lambda t=tool, p=plan: anyio.run(call, t, arguments_of(p))))
-    for tool, plan in MCP_REFUSALS.items():
-        records.append(timed({"client": "mcp", "call": tool, "pair": "refused seed"},
-                             lambda t=tool, p=plan: refused(lambda: anyio.run(call, t, p),
-                                                            REFUSED_SENTENCE)))
+            records.append(timed(record, lambda t=tool, p=plan: call(t, arguments_of(p))))
+    for name, plan in MCP_REFUSALS.items():
+        records.append(timed({"client": "mcp", "call": prefix + name, "pair": "refused seed"},
+                             lambda t=prefix + name, p=plan: refused(lambda: call(t, p), REFUSED_SENTENCE)))
     return records
+
+
+def tool_prefix(space_id: str) -> str:
+    """On a Space, Gradio names each MCP tool after the Space first: `NAME_classify_sketch`."""
+    return space_id.split("/")[-1] + "_"
 
 
 def server_problems(log_path: Path) -> list[str]:
@@ -329,7 +338,7 @@ def rehearse(workdir: Path, python: Path | None) -> dict:
         process, url, report["start_s"] = start_app(python, space, port, log_file)
         report["port"] = port
         try:
-            report["calls"] = client_calls(url, space) + mcp_calls(url, space)
+            report["calls"] = client_calls(url, space) + mcp_calls(url, space, SPACE_ID)
         finally:
             process.terminate()
             process.wait(timeout=30)
