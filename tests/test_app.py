@@ -514,6 +514,8 @@ def test_an_unexpected_error_in_any_handler_is_one_logged_sentence_never_a_bare_
     demo = app.build_demo()
     handlers = [block_fn.fn for block_fn in demo.fns.values() if block_fn.fn is not None]
     assert handlers and all(hasattr(handler, "__wrapped__") for handler in handlers)
+    every, older_than = demo.delete_cache  # Gradio's cleanup of uploads and outputs is on
+    assert 0 < every <= older_than <= 86400
 
 
 def test_spaces_is_imported_before_torch(tmp_path):
