@@ -8,6 +8,8 @@ student and the benchmark), Theory (error against TV), About, Data (contact shee
 """
 
 import functools
+import inspect
+import logging
 import os
 import threading
 from pathlib import Path
@@ -17,12 +19,18 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+try:  # On a Hugging Face ZeroGPU Space: imported before torch, as the `spaces` package asks.
+    import spaces
+except ImportError:
+    spaces = None
+
 import gradio as gr  # noqa: E402
 from PIL import UnidentifiedImageError  # noqa: E402
 
-from cmcd.app import compare, explore, segment, shipped, training, tryit  # noqa: E402
+from cmcd.app import compare, explore, segment, shipped, tools, training, tryit  # noqa: E402
 from cmcd.data.inputs import InputError, check_file, open_image  # noqa: E402
 from cmcd.modalities import pairs  # noqa: E402
+from cmcd.modalities.audio.voices import SpeechEnginesMissing  # noqa: E402
 from cmcd.train.config import DistillConfig  # noqa: E402
 from cmcd.train.distill import evaluate_student  # noqa: E402
 from cmcd.train.objectives import METHODS, method_options, option_settings  # noqa: E402
@@ -77,11 +85,71 @@ def friendly(handler):
     return wrapped
 
 
+log = logging.getLogger("cmcd.app")
+# Errors whose message is already a sentence for the visitor.
+VISITOR_ERRORS = (InputError, SpeechEnginesMissing)
+
+
+def one_sentence(handler_name: str, error: Exception) -> gr.Error:
+    """The gr.Error a visitor sees for `error`; an unexpected one is logged with its traceback."""
+    if isinstance(error, gr.Error):
+        return error
+    if isinstance(error, VISITOR_ERRORS):
+        return gr.Error(str(error))
+    log.exception("%s failed", handler_name)
+    return gr.Error(f"{handler_name} failed on the server ({type(error).__name__}); it is in the "
+                    "server's log, so try again, or with other settings or another file")
+
+
+def visitor_errors(handler):
+    """`handler` (a function, generator or coroutine) with any exception turned into one gr.Error
+    sentence, never Gradio's bare "Error"; the signature, name and docstring stay its own."""
+    name = getattr(handler, "__name__", "the request")
+    if inspect.isasyncgenfunction(handler):
+        async def wrapped(*args, **kwargs):
+            try:
+                async for update in handler(*args, **kwargs):
+                    yield update
+            except Exception as error:
+                raise one_sentence(name, error) from None
+    elif inspect.iscoroutinefunction(handler):
+        async def wrapped(*args, **kwargs):
+            try:
+                return await handler(*args, **kwargs)
+            except Exception as error:
+                raise one_sentence(name, error) from None
+    elif inspect.isgeneratorfunction(handler):
+        def wrapped(*args, **kwargs):
+            try:
+                return (yield from handler(*args, **kwargs))
+            except Exception as error:
+                raise one_sentence(name, error) from None
+    else:
+        def wrapped(*args, **kwargs):
+            try:
+                return handler(*args, **kwargs)
+            except Exception as error:
+                raise one_sentence(name, error) from None
+    return functools.wraps(handler)(wrapped)
+
+
+def catch_every_handler(demo: gr.Blocks) -> None:
+    """Wrap each event handler and validator of `demo` in visitor_errors."""
+    for block_fn in demo.fns.values():
+        if block_fn.fn is not None:
+            block_fn.fn = visitor_errors(block_fn.fn)
+        if block_fn.validator is not None:
+            block_fn.validator = visitor_errors(block_fn.validator)
+
+
 def sketch_pad(ask) -> gr.Sketchpad:
     """The sketch pad, which also takes an uploaded or pasted picture: one that cannot be decoded
     (an SVG, a text file) is one sentence for the visitor, not a failure inside Gradio. (Its
     decoding is wrapped on the instance: a subclass of a Gradio component writes a .pyi file next
-    to its module when defined.)"""
+    to its module when defined.) Gradio 6.31 has no public way to do this: the pad decodes an
+    upload in its preprocess, before any event function or validator runs (a validator gets the
+    decoded value), and `preprocess=False` would hand the handler unchecked paths from the request;
+    tests/test_app.py checks that a plain pad still fails outside gr.Error."""
     pad = gr.Sketchpad(type="numpy", label=ask.label, canvas_size=(280, 280),
                        sources=("upload", "clipboard"),
                        brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"))
@@ -113,17 +181,17 @@ WIDGETS = {
 
 
 def classify_events(modality, button: gr.Button, pair, value, outputs: list):
-    """The Classify button, and the modality's tool for API and MCP clients (`classify_NAME`):
-    the file-based tool is the button's event itself, except for the sketch pad, whose value
-    (layers and a composite) is UI plumbing: its tool takes a picture file instead."""
-    tool = friendly(tryit.TOOLS.get(modality.name, tryit.look_up_upload))
-    api_name = f"classify_{modality.name}"
-    if modality.try_it.widget != "sketchpad":
-        button.click(tool, [pair, value], outputs, api_name=api_name)
-        return
-    button.click(friendly(tryit.look_up_drawing), [pair, value], outputs, api_visibility="private")
-    picture = gr.File(type="filepath", file_types=["image"], visible=False)
-    gr.on([], tool, [pair, picture], outputs, api_name=api_name)  # no trigger: API and MCP only
+    """The Classify button, and the modality's tool for API and MCP clients (`classify_NAME`): the
+    tool takes the pair and a file (a hidden input, so a sketch is a picture file, not the pad's
+    layers) and answers compact JSON (a hidden output), not the panel's gallery and figures."""
+    if modality.try_it.widget == "sketchpad":
+        button.click(friendly(tryit.look_up_drawing), [pair, value], outputs, api_visibility="private")
+    else:
+        button.click(friendly(tryit.look_up_upload), [pair, value], outputs, api_visibility="private")
+    picture = gr.File(type="filepath", visible=False)
+    answer = gr.Textbox(visible=False)
+    gr.on([], tools.TOOLS[modality.name], [pair, picture], answer,
+          api_name=f"classify_{modality.name}")  # no trigger: API and MCP only
 
 
 def try_it_column(modality, pairs_here: list[str]):
@@ -213,12 +281,8 @@ def gpu_seconds(config: DistillConfig) -> int:
     return training.gpu_seconds(config.epochs, config.n_pairs)
 
 
-try:  # On a Hugging Face ZeroGPU Space, each run borrows a GPU for about as long as it trains.
-    import spaces
-
+if spaces is not None:  # On a Hugging Face ZeroGPU Space, each run borrows a GPU while it trains.
     train_on_gpu = spaces.GPU(duration=gpu_seconds)(train_on_gpu)
-except ImportError:
-    pass
 
 
 def _training_updates(config: DistillConfig, events: list, progress):
@@ -337,9 +401,12 @@ def distill_tab(demo: gr.Blocks, session_runs: gr.State):
         aligned = gr.Plot(label="Your student's alignment")
     running = start.click(run_distillation,
                           [pair, method, epochs, n_pairs, batch_size, temperature, seed, session_runs],
-                          [status, curves, table, aligned, session_runs], api_name="distill",
+                          [status, curves, table, aligned, session_runs], api_visibility="private",
                           inputs_kwargs=options, validator=refuse_bad_settings,
                           concurrency_limit=1, concurrency_id="training")
+    # API and MCP clients: the same training, no browser-session state, one compact JSON answer.
+    gr.api(tools.distillation_tool(train_on_gpu), api_name="distill", concurrency_limit=1,
+           concurrency_id="training")
     cancel.click(None, None, None, cancels=[running])
     method.change(show_options_of, method, [temperature, *options.values()], api_visibility="private")
     pair.change(explore.pair_strip, pair, preview, api_visibility="private")
@@ -458,8 +525,13 @@ def data_tab(tab: gr.Tab):
         event(segment.mask_sheet, choice, masks, api_visibility="private")
 
 
+# Gradio's cache cleanup: every 10 minutes, the uploads and outputs older than an hour go (and all
+# of them when the server stops).
+DELETE_CACHE = (600, 3600)
+
+
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="CMCD") as demo:
+    with gr.Blocks(title="CMCD", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
         session_runs = gr.State([])  # this browser session's distillation runs
         with gr.Tab("Try it"):
@@ -481,6 +553,7 @@ def build_demo() -> gr.Blocks:
             gr.Markdown(tryit.real_inputs_summary())
         with gr.Tab("Data") as tab:
             data_tab(tab)
+    catch_every_handler(demo)
     return demo
 
 

@@ -1,8 +1,11 @@
 """Deploy the app as a Hugging Face Space: create the Space (Gradio SDK) if it does not exist, then
 upload what the app needs and nothing else (no caches, virtual environments, runs or tests).
 
-    python scripts/deploy_space.py --repo-id USER/NAME [--private]      # create or update the Space
-    python scripts/deploy_space.py --repo-id USER/NAME --dry-run --json # list what would go up
+    python scripts/deploy_space.py --repo-id USER/NAME [--private] [--hardware cpu-basic]
+    python scripts/deploy_space.py --repo-id USER/NAME --dry-run --json # what would go up, offline
+
+A new Space is created on ZeroGPU hardware (`zero-a10g`, the default: the Distill tab trains on a
+borrowed GPU) or on `cpu-basic`; an existing Space keeps the hardware set in its settings.
 
 The token is huggingface_hub's usual one: $HF_TOKEN, else the one `hf auth login` saved. This is the
 only place in the project that talks to the hub; --dry-run makes no network call and imports
@@ -37,6 +40,8 @@ IGNORE_PATTERNS = (
     "tests/*",
 )
 REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+HARDWARE = ("zero-a10g", "cpu-basic")  # huggingface_hub.SpaceHardware values this app runs on
+HARDWARE_REFUSAL = re.compile(r"hardware|zero|gpu|\bpro\b|subscri|payment", re.I)
 
 
 class DeployError(Exception):
@@ -59,7 +64,24 @@ def space_files(root: Path = ROOT) -> list[dict]:
             for relpath in filter_repo_objects(on_disk, **patterns)]
 
 
-def deploy(repo_id: str, private: bool, root: Path = ROOT) -> str:
+def create_space(api, repo_id: str, private: bool, hardware: str) -> None:
+    """Create the Space on `hardware` unless it exists; a refusal of the hardware says what to do."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private,
+                        space_hardware=hardware, exist_ok=True)
+    except HfHubHTTPError as error:
+        reason = str(error).splitlines()[0]
+        status = getattr(error.response, "status_code", None)
+        if hardware == "cpu-basic" or not (status == 402 or HARDWARE_REFUSAL.search(reason)):
+            raise
+        raise DeployError(f"The hub refused to create {repo_id} on {hardware} ({reason}); ZeroGPU "
+                          "needs a PRO account or a Team or Enterprise organisation, so deploy with "
+                          "--hardware cpu-basic otherwise") from error
+
+
+def deploy(repo_id: str, private: bool, hardware: str = HARDWARE[0], root: Path = ROOT) -> str:
     """Create the Space if needed and make its files exactly the selected ones; returns its address.
     Remote files that are no longer selected are deleted in the same commit."""
     from huggingface_hub import HfApi, get_token  # imported here so that a dry run stays offline
@@ -70,8 +92,7 @@ def deploy(repo_id: str, private: bool, root: Path = ROOT) -> str:
         raise DeployError("No Hugging Face token found: run `hf auth login` or set HF_TOKEN.")
     api = HfApi(token=token)
     try:
-        api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private,
-                        exist_ok=True)
+        create_space(api, repo_id, private, hardware)
         api.upload_folder(folder_path=root, repo_id=repo_id, repo_type="space",
                           delete_patterns="*", commit_message="Deploy the CMCD app",
                           **space_patterns())
@@ -92,6 +113,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repo-id", required=True, type=repo_id_argument,
                         help="the Space, USER/NAME")
     parser.add_argument("--private", action="store_true", help="create the Space private")
+    parser.add_argument("--hardware", choices=HARDWARE, default=HARDWARE[0],
+                        help="the hardware a new Space asks for (default: %(default)s, ZeroGPU)")
     parser.add_argument("--dry-run", action="store_true", help="list the files only, offline")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser.parse_args(argv)
@@ -100,6 +123,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def summary(report: dict) -> str:
     lines = [f"{entry['bytes']:>12,}  {entry['path']}" for entry in report["files"]]
     lines.append(f"{report['total_bytes']:>12,}  in {len(report['files'])} files")
+    lines.append(f"hardware of a new Space: {report['hardware']}")
     if "url" in report:
         lines.append(f"Deployed to {report['url']}")
     return "\n".join(lines)
@@ -108,12 +132,13 @@ def summary(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     files = space_files()
-    report = {"files": files, "total_bytes": sum(entry["bytes"] for entry in files)}
+    report = {"files": files, "total_bytes": sum(entry["bytes"] for entry in files),
+              "hardware": args.hardware}
     if not args.dry_run:
         print(f"Uploading {len(files)} files ({report['total_bytes'] / 1e6:.1f} MB) to the Space "
               f"{args.repo_id}...", file=sys.stderr)
         try:
-            report["url"] = deploy(args.repo_id, args.private)
+            report["url"] = deploy(args.repo_id, args.private, args.hardware)
         except DeployError as error:
             print(error, file=sys.stderr)
             return 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,13 +41,22 @@ def ensure_venv() -> None:
         venv.create(VENV, with_pip=True)
 
 
+def space_gradio() -> str:
+    """The Gradio a Space installs: the README front matter's sdk_version, with the MCP extra."""
+    version = re.search(r"^sdk_version: *(\S+)", (ROOT / "README.md").read_text(), re.M).group(1)
+    return f"gradio[mcp]=={version}"
+
+
 def ensure_dependencies() -> None:
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """cmcd with the tested set: requirements.txt's pins and the Space's Gradio as constraints."""
+    pinned = [(ROOT / name).read_bytes() for name in ("pyproject.toml", "requirements.txt")]
+    wanted = hashlib.sha256(b"".join(pinned) + space_gradio().encode()).hexdigest()
     stamp = VENV / ".cmcd-installed"
     if stamp.exists() and stamp.read_text() == wanted:
         return
     step("installing cmcd and its dependencies (first time: torch is large, a few minutes)")
-    run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", ".[test]")
+    run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-c", "requirements.txt",
+        "-e", ".[test]", space_gradio())
     stamp.write_text(wanted)
 
 

@@ -101,6 +101,18 @@ def test_the_sketch_pad_takes_a_picture_and_refuses_one_it_cannot_decode_in_one_
                                          "the sketch pad takes a PNG or JPEG picture")
 
 
+def test_a_plain_gradio_sketch_pad_still_fails_outside_gr_error_on_a_bad_upload(tmp_path):
+    """Why app.sketch_pad wraps the pad's private decoding: Gradio's own pad raises PIL's error,
+    which a visitor sees as a bare "Error". When this fails, Gradio handles it: drop the wrap."""
+    import gradio as gr
+    from PIL import UnidentifiedImageError
+
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture\n")
+    with pytest.raises(UnidentifiedImageError):
+        gr.Sketchpad(type="numpy").preprocess(_pad_value(text))
+
+
 def test_the_sketch_panel_offers_the_shipped_sketch_examples():
     import app
 
@@ -532,3 +544,86 @@ def test_once_per_key_builds_once_however_many_ask_at_once():
     for thread in threads:
         thread.join()
     assert sorted(calls) == [0, 1] and sorted(results) == [0, 0, 0, 2, 2, 2]
+
+
+def test_an_unexpected_error_in_any_handler_is_one_logged_sentence_never_a_bare_error(caplog):
+    import gradio as gr
+
+    import app
+    from cmcd.modalities.audio.voices import SpeechEnginesMissing
+
+    def broken(pair):
+        raise KeyError(pair)
+
+    def broken_stream(pair):
+        yield "started"
+        raise ZeroDivisionError
+
+    with pytest.raises(gr.Error) as refused:
+        app.visitor_errors(broken)("digits-sketch")
+    assert refused.value.message.startswith("broken failed on the server (KeyError); it is in the")
+    assert "broken failed" in caplog.text and "KeyError" in caplog.text
+    stream = app.visitor_errors(broken_stream)("digits-sketch")
+    assert next(stream) == "started"
+    with pytest.raises(gr.Error, match=r"broken_stream failed on the server \(ZeroDivisionError\)"):
+        next(stream)
+    with pytest.raises(gr.Error, match="a Space needs them in its packages.txt") as refused:
+        app.visitor_errors(lambda: (_ for _ in ()).throw(SpeechEnginesMissing(
+            "the spoken-digit bank needs ... (a Space needs them in its packages.txt)")))()
+    demo = app.build_demo()
+    handlers = [block_fn.fn for block_fn in demo.fns.values() if block_fn.fn is not None]
+    assert handlers and all(hasattr(handler, "__wrapped__") for handler in handlers)
+    every, older_than = demo.delete_cache  # Gradio's cleanup of uploads and outputs is on
+    assert 0 < every <= older_than <= 86400
+
+
+def test_spaces_is_imported_before_torch(tmp_path):
+    """The `spaces` package asks to be imported first on a ZeroGPU Space: a stand-in records
+    whether torch was already loaded when the app imported it."""
+    import subprocess
+    import sys
+
+    (tmp_path / "spaces.py").write_text(
+        "import sys\n"
+        "TORCH_BEFORE = 'torch' in sys.modules\n"
+        "def GPU(duration=60):\n"
+        "    return lambda function: function\n")
+    root = Path(__file__).resolve().parent.parent
+    check = "import app\nimport spaces\nprint(spaces.TORCH_BEFORE, app.spaces is spaces)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    result = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True,
+                            cwd=root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "True"]
+
+
+@pytest.mark.parametrize("pair", ["digits-sketch", "fashion-sketch", "digits-depth", "fashion-depth",
+                                  "digits-audio"])
+def test_the_classify_tools_answer_compact_json(pair):
+    from cmcd.app import tools
+
+    [example] = [path for path in tryit.examples(pair) if not path.endswith(".png") or "sketch" in pair][:1]
+    answer = json.loads(tools.classify_answer(pair, example))
+    expected = Path(example).name.split("__")[1]
+    assert answer["pair"] == pair and answer["label"] == answer["top_classes"][0]["class"]
+    assert (answer["label"] == expected) or answer["unsure"], (answer, expected)
+    assert [set(item) for item in answer["nearest_test_items"]] == [{"test_item", "class", "similarity"}] * 5
+    with pytest.raises(InputError, match="give a file"):
+        tools.classify_answer(pair, None)
+
+
+@pytest.mark.parametrize("change, sentence", [
+    ({"seed": -1}, "seed (-1) must be at least 0"),
+    ({"epochs": 50}, "epochs (50) must be at most 20"),
+    ({"batch_size": 100.5}, "batch_size (100.5) must be an integer from 64 to 512"),
+    ({"n_pairs": "many"}, "n_pairs ('many') must be an integer from 100 to 10,000"),
+    ({"method": "magic"}, "method ('magic') must be one of cmc, cmd"),
+    ({"temperature": 0.0}, "temperature (0.0) must be at least 0.05"),
+])
+def test_run_distillation_refuses_a_setting_in_one_sentence_before_anything_loads(change, sentence):
+    from cmcd.app import tools
+
+    settings = {"epochs": 1, "n_pairs": 256, "batch_size": 128, "temperature": 0.3, "seed": 0, **change}
+    with pytest.raises(InputError) as refused:
+        tools.tool_config("digits-depth", change.get("method", "l2"), settings, {})
+    assert str(refused.value).startswith(sentence)

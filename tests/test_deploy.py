@@ -123,7 +123,7 @@ def test_deploy_creates_the_space_and_uploads_with_the_dry_run_patterns(deploy_s
     (_, init), (_, create), (_, upload) = stand_in_hub
     assert init == {"token": "hf_stand_in"}
     assert create == {"repo_id": "someone/cmcd", "repo_type": "space", "space_sdk": "gradio",
-                      "private": True, "exist_ok": True}
+                      "private": True, "space_hardware": "zero-a10g", "exist_ok": True}
     assert upload["repo_id"] == "someone/cmcd" and upload["repo_type"] == "space"
     assert Path(upload["folder_path"]) == ROOT
     on_disk = sorted(path.relative_to(ROOT).as_posix() for path in ROOT.glob("**/*") if path.is_file())
@@ -153,6 +153,49 @@ def test_a_hub_refusal_is_one_sentence(deploy_space, stand_in_hub, monkeypatch, 
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == ("The hub refused the deploy to someone/cmcd: "
                      "403 Forbidden: you cannot create a Space here.")
+
+
+def test_the_dry_run_shows_the_hardware_and_cpu_basic_may_be_asked_for(deploy_space, stand_in_hub,
+                                                                      capsys):
+    assert deploy_space.main(["--repo-id", "someone/cmcd", "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["hardware"] == "zero-a10g"
+    assert deploy_space.main(["--repo-id", "someone/cmcd", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "hardware of a new Space: zero-a10g"
+    assert stand_in_hub == []  # a dry run asks nothing of the hub
+    assert deploy_space.main(["--repo-id", "someone/cmcd", "--hardware", "cpu-basic"]) == 0
+    assert stand_in_hub[1][1]["space_hardware"] == "cpu-basic"
+    with pytest.raises(SystemExit):
+        deploy_space.main(["--repo-id", "someone/cmcd", "--hardware", "a100-large", "--dry-run"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_zerogpu_refused_to_the_account_says_what_to_do_in_one_sentence(deploy_space, stand_in_hub,
+                                                                        monkeypatch, capsys):
+    def refuse(self, repo_id, **kwargs):
+        response = SimpleNamespace(headers={}, request=None)
+        raise HfHubHTTPError("402 Payment Required: ZeroGPU is for PRO users.", response=response)
+
+    monkeypatch.setattr(StandInHfApi, "create_repo", refuse)
+    assert deploy_space.main(["--repo-id", "someone/cmcd"]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == ("The hub refused to create someone/cmcd on zero-a10g (402 Payment Required: "
+                     "ZeroGPU is for PRO users.); ZeroGPU needs a PRO account or a Team or Enterprise "
+                     "organisation, so deploy with --hardware cpu-basic otherwise")
+    assert [call for call, _ in stand_in_hub] == ["init"]  # nothing uploaded
+
+
+def test_packages_txt_goes_up_with_every_debian_package_the_code_checks_for():
+    """Every Debian package the code names as needed (the speech engines, the recorded digits)
+    is installed on the Space through packages.txt, and the dry run uploads that file."""
+    from cmcd.modalities.audio import voices
+    from cmcd.modalities.audio.renderer import ALLISON_DIGITS
+
+    listed = [line.strip() for line in (ROOT / "packages.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    for package in (*voices.DEBIAN_PACKAGES, "asterisk-core-sounds-en-wav"):
+        assert package in listed, package
+    assert "asterisk" in str(ALLISON_DIGITS)  # the recorded digits' package, named above
+    assert "packages.txt" in [entry["path"] for entry in load_script().space_files()]
 
 
 @pytest.mark.parametrize("repo_id", ["cmcd", "a/b/c", "someone/my space"])

@@ -1,7 +1,6 @@
 """The app's MCP server as an assistant meets it: `python app.py` on localhost, its tool schema at
 /gradio_api/mcp/schema, and a tool called over MCP's streamable HTTP transport."""
 
-import ast
 import base64
 import inspect
 import json
@@ -135,29 +134,46 @@ def test_the_tools_are_the_classifiers_and_the_distillation_and_nothing_else(too
         "classify_sketch", "classify_depth", "classify_audio", "distill"}
 
 
+def _tool_functions() -> dict:
+    import app
+    from cmcd.app import tools
+
+    return {"classify_sketch": tools.classify_sketch, "classify_depth_map": tools.classify_depth_map,
+            "classify_recording": tools.classify_recording,
+            "run_distillation": tools.distillation_tool(app.train_on_gpu)}
+
+
 def test_each_tool_takes_its_parameters_described_by_its_docstring(tools):
     import app
-    from cmcd.app import tryit
 
-    functions = {"classify_sketch": tryit.classify_sketch,
-                 "classify_depth_map": tryit.classify_depth_map,
-                 "classify_recording": tryit.classify_recording,
-                 "run_distillation": app.run_distillation}
     for name, parameters in TOOL_PARAMETERS.items():
-        tool, (text, described) = tools[name], _docstring_parts(functions[name])
+        tool, (text, described) = tools[name], _docstring_parts(_tool_functions()[name])
         properties = tool["inputSchema"]["properties"]
         assert list(properties)[:len(parameters)] == parameters
         assert tool["description"].startswith(text)
-        for parameter in parameters:
+        for parameter in properties:
             assert properties[parameter]["description"] == described[parameter], (name, parameter)
     # the Distill tab's loss options, by name, after the documented settings
     distill = tools["run_distillation"]["inputSchema"]["properties"]
     assert list(distill)[len(TOOL_PARAMETERS["run_distillation"]):] == list(app.LOSS_OPTIONS)
-    assert distill["batch_size"]["type"] == "number"  # a number an assistant can send
+    assert distill["batch_size"]["type"] == "integer" and distill["temperature"]["type"] == "number"
+    assert distill["method"]["enum"] and "required" not in tools["run_distillation"]["inputSchema"]
     for name in ("classify_sketch", "classify_depth_map", "classify_recording"):
         file_parameter = TOOL_PARAMETERS[name][1]
         assert tools[name]["inputSchema"]["properties"][file_parameter]["type"] == "string"
         assert tools[name]["inputSchema"]["properties"]["pair"]["enum"]
+
+
+def test_every_tool_parameter_says_its_range_and_default_and_returns_read_in_one_piece(tools):
+    distill = tools["run_distillation"]["inputSchema"]["properties"]
+    for name, schema in distill.items():
+        assert "default" in schema["description"], name
+    assert distill["seed"]["description"].endswith("an integer from 0 to 4,294,967,295; default 0")
+    assert distill["epochs"]["description"].endswith("an integer from 1 to 20; default 5")
+    assert "for crd only" in distill["num_negatives"]["description"]
+    for tool in tools.values():
+        returns = tool["description"].split(" Returns: ")[1]
+        assert returns.endswith("as JSON") and ", ," not in returns and "\n" not in returns
 
 
 def _call_tool(mcp_url: str, name: str, arguments: dict):
@@ -175,46 +191,52 @@ def _call_tool(mcp_url: str, name: str, arguments: dict):
     return anyio.run(call)
 
 
+def _as_data_uri(path, mime: str) -> str:
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
 def test_an_assistant_classifies_a_sketch_over_mcp_without_the_app_reaching_out(app_url, proxy, outside_log):
     example = next(examples_dir().glob("digits-sketch__7__*.png"))
-    picture = "data:image/png;base64," + base64.b64encode(example.read_bytes()).decode()
     listed, result = _call_tool(app_url + "gradio_api/mcp/", "classify_sketch",
-                                {"pair": "digits-sketch", "sketch": picture})
+                                {"pair": "digits-sketch", "sketch": _as_data_uri(example, "image/png")})
     assert sorted(listed) == sorted(TOOL_PARAMETERS)
     assert not result.isError, result.content
     [text] = [item.text for item in result.content if item.type == "text"]
-    label, nearest, verdict, answer = ast.literal_eval(text)  # the panel's outputs' values
-    assert label["label"] == "7" and len(nearest) == 5
+    answer = json.loads(text)  # compact JSON, not the panel's gallery payload
     assert answer["label"] == "7" and answer["unsure"] is False and 0 < answer["confidence"] <= 1
-    assert verdict.endswith(f"7 ({round(100 * answer['confidence'])} %)")
+    assert [top["class"] for top in answer["top_classes"]][0] == "7" and len(answer["top_classes"]) == 3
+    assert len(answer["nearest_test_items"]) == 5
+    assert all(isinstance(item["test_item"], int) for item in answer["nearest_test_items"])
+    assert len(text) < 1000
     assert proxy.connections == 0  # nothing went through the proxy...
     assert not outside_log.exists(), outside_log.read_text()  # ...nor around it
-
-
-def _data_url(path, kind: str) -> str:
-    return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode()
 
 
 def test_an_assistant_classifies_a_depth_map_and_a_recording_over_mcp(app_url, outside_log):
     depth = next(examples_dir().glob("digits-depth__3__*.png"))
     speech = next(examples_dir().glob("digits-audio__7__*.wav"))
     calls = {
-        "classify_depth_map": ({"pair": "digits-depth", "depth_map": _data_url(depth, "image/png")}, "3"),
-        "classify_recording": ({"pair": "digits-audio", "recording": _data_url(speech, "audio/wav")}, "7")}
+        "classify_depth_map": ({"pair": "digits-depth", "depth_map": _as_data_uri(depth, "image/png")}, "3"),
+        "classify_recording": ({"pair": "digits-audio", "recording": _as_data_uri(speech, "audio/wav")}, "7")}
     for name, (arguments, expected) in calls.items():
         _, result = _call_tool(app_url + "gradio_api/mcp/", name, arguments)
         assert not result.isError, (name, result.content)
         [text] = [item.text for item in result.content if item.type == "text"]
-        label, nearest, _, answer = ast.literal_eval(text)
-        assert label["label"] == answer["label"] == expected and len(nearest) == 5, name
+        answer = json.loads(text)
+        assert answer["label"] == expected and len(answer["nearest_test_items"]) == 5, name
     assert not outside_log.exists(), outside_log.read_text()
 
 
-def test_an_assistant_runs_a_tiny_distillation_over_mcp(app_url, outside_log):
-    _, result = _call_tool(app_url + "gradio_api/mcp/", "run_distillation", {
-        "pair": "digits-depth", "method": "l2", "epochs": 1, "n_pairs": 256, "batch_size": 128,
-        "temperature": 0.3, "seed": 0})
+def test_an_assistant_runs_a_tiny_distillation_over_mcp_and_hears_a_refused_setting(app_url, outside_log):
+    settings = {"pair": "digits-depth", "method": "l2", "epochs": 1, "n_pairs": 256, "batch_size": 128}
+    _, result = _call_tool(app_url + "gradio_api/mcp/", "run_distillation", settings)
     assert not result.isError, result.content
-    text = " ".join(item.text for item in result.content if item.type == "text")
-    assert "Done on cpu" in text and "zero-label accuracy" in text
+    [text] = [item.text for item in result.content if item.type == "text"]
+    answer = json.loads(text)
+    assert answer["pair"] == "digits-depth" and answer["device"] == "cpu"
+    assert 0 <= answer["zero_label_acc"]["head"] <= 1 and answer["settings"]["seed"] == 0
+    assert len(text) < 1200
+    _, refused = _call_tool(app_url + "gradio_api/mcp/", "run_distillation", {**settings, "seed": -1})
+    assert refused.isError
+    assert "seed (-1) must be at least 0" in " ".join(item.text for item in refused.content)
     assert not outside_log.exists(), outside_log.read_text()

@@ -25,19 +25,39 @@ def test_readme_starts_with_spaces_front_matter_then_two_commands():
     assert commands == ["python3 scripts/dev.py app", "python3 scripts/dev.py test"]
 
 
-def test_spaces_gradio_version_matches_the_pinned_one():
+def _requirements() -> dict[str, str]:
+    """requirements.txt as {name: pinned version}; every line must be an exact pin."""
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    pins = {}
+    for line in lines:
+        if line and not line.startswith("#"):
+            name, version = re.fullmatch(r"([\w.-]+)==([\w.]+)", line).groups()
+            pins[name.lower()] = version
+    return pins
+
+
+def _ranges() -> dict:
+    from packaging.requirements import Requirement
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return {Requirement(dep).name.lower(): Requirement(dep) for dep in deps}
+
+
+def test_gradio_is_pinned_by_the_front_matter_alone_inside_pyprojects_range():
     front_matter, _, _ = _readme_commands()
     sdk_version = re.search(r"sdk_version: *(\S+)", front_matter).group(1)
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    pinned = rf"gradio(\[[\w,]+\])?=={re.escape(sdk_version)}"  # extras allowed: gradio[mcp]==...
-    assert any(re.fullmatch(pinned, dep) for dep in deps), deps
+    gradio = _ranges()["gradio"]
+    assert "mcp" in gradio.extras and gradio.specifier.contains(sdk_version), (gradio, sdk_version)
+    assert "gradio" not in _requirements()  # the Space's "Upgrade SDK" button changes one place
 
 
-def test_requirements_agree_with_pyproject():
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
-    requirements = [line for line in lines if line and not line.startswith("#")]
-    assert sorted(requirements) == sorted(deps)
+def test_pyproject_gives_ranges_and_requirements_pin_a_version_inside_each():
+    ranges, pins = _ranges(), _requirements()
+    assert sorted(pins) == sorted(name for name in ranges if name != "gradio")
+    for name, requirement in ranges.items():
+        assert not any(spec.operator == "==" for spec in requirement.specifier), requirement
+        if name in pins:
+            assert requirement.specifier.contains(pins[name]), (requirement, pins[name])
 
 
 def test_ci_runs_the_readme_test_command():

@@ -90,61 +90,6 @@ def look_up_upload(pair: str, path: str) -> tuple[dict, list, str, dict]:
     return _look_up(pair, _upload_sample(pair, path))
 
 
-# The Try-it tools an assistant sees through the app's MCP server (and any API client): Gradio
-# takes each tool's name from the function's, and its description from the docstring's text and
-# its `Args:` lines (one line each). The pair's choices come from the panel's Pair dropdown.
-def classify_sketch(pair: str, sketch: str) -> tuple[dict[str, float], list, str, dict]:
-    """Classify a sketch (a PNG or JPEG picture of a line drawing, dark on light or light on dark)
-    with the pair's shipped student, distilled from a photo teacher without a single sketch label,
-    and find the test photos nearest to it; says "not sure" for a drawing that looks like no class.
-
-    Args:
-        pair: the pair whose student reads it: digits-sketch (digits 0-9) or fashion-sketch (clothing)
-        sketch: the sketch, an image file (PNG or JPEG, up to 4096 pixels a side)
-    Returns:
-        the calibrated probability of each class, the five nearest test photos with their
-        classes, the answer in words, and the answer as {"label", "confidence", "unsure",
-        "closest", "probs"}: "unsure" is true when the input looks like none of the classes
-    """
-    return look_up_upload(pair, sketch)
-
-
-def classify_depth_map(pair: str, depth_map: str) -> tuple[dict[str, float], list, str, dict]:
-    """Classify a depth map with the pair's shipped student, distilled from a photo teacher
-    without a single depth label, and find the test photos nearest to it; says "not sure" for a
-    depth map that looks like no class.
-
-    Args:
-        pair: the pair whose student reads it: digits-depth (digits 0-9) or fashion-depth (clothing)
-        depth_map: a .npy array (H, W) or an 8/16-bit PNG file; larger is farther, 0 no reading
-    Returns:
-        the calibrated probability of each class, the five nearest test photos with their
-        classes, the answer in words, and the answer as {"label", "confidence", "unsure",
-        "closest", "probs"}: "unsure" is true when the input looks like none of the classes
-    """
-    return look_up_upload(pair, depth_map)
-
-
-def classify_recording(pair: str, recording: str) -> tuple[dict[str, float], list, str, dict]:
-    """Classify a recording of a spoken digit (English, zero to nine) with the pair's shipped
-    student, distilled from a photo teacher without a single audio label, and find the test photos
-    of the digit nearest to it; says "not sure" for a sound that is no spoken digit.
-
-    Args:
-        pair: the pair whose student listens, e.g. digits-audio
-        recording: one spoken digit, up to 10 s: a WAV, FLAC, OGG, MP3, M4A or WebM file
-    Returns:
-        the calibrated probability of each digit, the five nearest test photos with their
-        classes, the answer in words, and the answer as {"label", "confidence", "unsure",
-        "closest", "probs"}: "unsure" is true when the input looks like none of the digits
-    """
-    return look_up_upload(pair, recording)
-
-
-# Each Try-it modality's tool; a modality without one of its own is served by look_up_upload.
-TOOLS = {"sketch": classify_sketch, "depth": classify_depth_map, "audio": classify_recording}
-
-
 def measured_inputs(pair: str) -> dict | None:
     """The pair's figures from `cmcd bench inputs` (results/inputs.json), if they were measured
     on the student shipped now."""

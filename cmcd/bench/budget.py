@@ -23,8 +23,8 @@ from pathlib import Path
 from cmcd.bench import paper as bench_paper
 from cmcd.bench import runner as bench_runs
 from cmcd.bench import tuning
-from cmcd.modalities import pairs
 from cmcd.eval import records
+from cmcd.modalities import pairs
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import accuracy_run
 from cmcd.viz import figures

@@ -50,17 +50,22 @@ def split_of(speaker: str) -> str:
     return next(split for split, speakers in SPEAKER_SPLITS.items() if speaker in speakers)
 
 
+class SpeechEnginesMissing(RuntimeError):
+    """The Debian speech engines are not installed; the message names the packages."""
+
+
 def check_installed() -> None:
-    """RuntimeError naming the Debian packages when flite or festival's voices are missing."""
+    """SpeechEnginesMissing naming the Debian packages when flite or festival's voices are missing."""
     voices = Path("/usr/share/festival/voices")
     missing = shutil.which("flite") is None or shutil.which("festival") is None or not all(
         (voices / folder).is_dir()
         for folder in ("english/kal_diphone", "english/ked_diphone", "us/cmu_us_slt_arctic_hts")
     )
     if missing:
-        raise RuntimeError(
-            "the spoken-digit bank needs the speech engines flite and festival with their voices: "
-            f"apt-get install {' '.join(DEBIAN_PACKAGES)}  (or run .ci/run / scripts/dev.py as root)"
+        raise SpeechEnginesMissing(
+            "the spoken-digit bank needs the Debian speech engines flite and festival with their "
+            f"voices: apt-get install {' '.join(DEBIAN_PACKAGES)} (a Space needs them in its "
+            "packages.txt; .ci/run and scripts/dev.py install them when run as root)"
         )
 
 
