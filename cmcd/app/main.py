@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 from PIL import UnidentifiedImageError  # noqa: E402
 
-from cmcd.app import compare, explore, segment, shipped, training, tryit  # noqa: E402
+from cmcd.app import compare, explore, segment, shipped, training, tryit, your_runs  # noqa: E402
 from cmcd.data import pairs  # noqa: E402
 from cmcd.data.inputs import InputError, check_file, open_image  # noqa: E402
 from cmcd.train.config import DistillConfig  # noqa: E402
@@ -113,33 +113,66 @@ WIDGETS = {
 }
 
 
-def classify_events(modality, button: gr.Button, pair, value, outputs: list):
-    """The Classify button, and the modality's tool for API and MCP clients (`classify_NAME`):
-    the file-based tool is the button's event itself, except for the sketch pad, whose value
-    (layers and a composite) is UI plumbing: its tool takes a picture file instead."""
+def classify_events(modality, button: gr.Button, pair, student, value, outputs: list):
+    """The Classify button (with the chosen student: the shipped one or the visitor's), and the
+    modality's tool for API and MCP clients (`classify_NAME`, the shipped student), an event with
+    no trigger: the file-based tool takes the panel's file; the sketch pad's value (layers and a
+    composite) is UI plumbing, so its tool takes a picture file instead."""
     tool = friendly(tryit.TOOLS.get(modality.name, tryit.look_up_upload))
-    api_name = f"classify_{modality.name}"
-    if modality.try_it.widget != "sketchpad":
-        button.click(tool, [pair, value], outputs, api_name=api_name)
+    sketchpad = modality.try_it.widget == "sketchpad"
+    look_up = your_runs.look_up_drawing if sketchpad else your_runs.look_up_upload
+    button.click(friendly(look_up), [pair, student, value], outputs, api_visibility="private")
+    file = gr.File(type="filepath", file_types=["image"], visible=False) if sketchpad else value
+    gr.on([], tool, [pair, file], outputs, api_name=f"classify_{modality.name}")
+
+
+def student_choice(demo: gr.Blocks, session_runs, pair, pairs_here: list[str]) -> gr.Dropdown:
+    """The Student dropdown: the shipped student, then the visitor's own of the panel's pairs
+    (refreshed when a run finishes and when the page loads); choosing one sets its pair."""
+    student = gr.Dropdown([("the shipped student", your_runs.SHIPPED)], value=your_runs.SHIPPED,
+                          label="Student", info="your own appear here once distilled (Distill tab)")
+
+    def refresh(run_ids, chosen):
+        choices = your_runs.student_choices(run_ids, pairs_here)
+        kept = chosen if chosen in [value for _, value in choices] else your_runs.SHIPPED
+        return gr.update(choices=choices, value=kept)
+
+    def its_pair(chosen):
+        return gr.skip() if chosen == your_runs.SHIPPED else your_runs.run_classifier(chosen)[0]
+
+    session_runs.change(refresh, [session_runs, student], student, api_visibility="private")
+    demo.load(refresh, [session_runs, student], student, api_visibility="private")
+    student.change(friendly(its_pair), student, pair, api_visibility="private")
+    return student
+
+
+def examples_and_preview(ask, pair, value, pairs_here: list[str]):
+    """The panel's examples, under names that do not give their class away, and for a file (a
+    depth map, a recording) a picture of it as the student sees it: a thumbnail beside each
+    example, and the visitor's own upload shown before it is classified."""
+    examples = [example for name in pairs_here for example in tryit.neutral_examples(name)]
+    if ask.widget == "sketchpad":
+        gr.Examples([[pair_name, path] for pair_name, path, _ in examples], [pair, value],
+                    label="Examples (test items, not seen in training)")
         return
-    button.click(friendly(tryit.look_up_drawing), [pair, value], outputs, api_visibility="private")
-    picture = gr.File(type="filepath", file_types=["image"], visible=False)
-    gr.on([], tool, [pair, picture], outputs, api_name=api_name)  # no trigger: API and MCP only
+    preview = gr.Image(type="filepath", interactive=False, height=140, label="As the student sees it")
+    gr.Examples([list(example) for example in examples], [pair, value, preview],
+                label="Examples (test items, not seen in training)")
+    if ask.widget == "file":  # an uploaded depth map, shown before it is classified
+        value.change(friendly(tryit.preview), [pair, value], preview, api_visibility="private")
 
 
-def try_it_column(modality, pairs_here: list[str]):
+def try_it_column(demo: gr.Blocks, modality, pairs_here: list[str], session_runs):
     """One modality's panel: its input, a Classify button, the prediction and the nearest photos."""
     ask = modality.try_it
     make_input = WIDGETS[ask.widget]
     with gr.Column():
         gr.Markdown(f"### {ask.title}")
         pair = gr.Dropdown(pairs_here, value=pairs_here[0], label="Pair")
+        student = student_choice(demo, session_runs, pair, pairs_here)
         summary = gr.Markdown(tryit.student_summary(pairs_here[0]))
         value = make_input(ask)
-        examples = [path for name in pairs_here for path in tryit.examples(name)]
-        if examples:  # each example sets its pair too: cmcd/shipped/examples/PAIR__LABEL__what.ext
-            gr.Examples([[Path(path).name.split("__")[0], path] for path in examples],
-                        [pair, value], label="Examples (test items, not seen in training)")
+        examples_and_preview(ask, pair, value, pairs_here)
         button = gr.Button("Classify", variant="primary")
         verdict = gr.Markdown()  # "6 (93 %)" or "Not sure — closest: 6 (41 %)"
         label = gr.Label(num_top_classes=3, label="Student's prediction (calibrated probabilities)")
@@ -148,7 +181,7 @@ def try_it_column(modality, pairs_here: list[str]):
         with gr.Accordion("The answer as cmcd classify --json gives it", open=False):
             answer = gr.JSON(label="Answer")
         pair.change(tryit.student_summary, pair, summary, api_visibility="private")
-        classify_events(modality, button, pair, value, [label, nearest, verdict, answer])
+        classify_events(modality, button, pair, student, value, [label, nearest, verdict, answer])
         if segment.segments(pairs_here):
             mask = gr.Image(type="numpy", interactive=False, height=260,
                             label="Student's mask: a label for every pixel (segmentation)")
@@ -273,13 +306,23 @@ def run_distillation(pair, method, epochs, n_pairs, batch_size, temperature, see
     figure = explore.alignment_figure(pair, run.embeddings["teacher"], run.embeddings["student"],
                                       run.embeddings["labels"], "pca", f"your {method} student (PCA)")
     untrained = training.untrained_metrics(pair, config.seed, config.width, "cpu")
-    summary = training.session_summary(run, untrained)
+    yield ("Calibrating your student's confidence on validation items and saving it…", gr.skip(),
+           gr.skip(), gr.skip(), gr.skip())
+    run_id = your_runs.keep_run(run, training.session_summary(run, untrained))
     status = (f"Done on {run.metrics['device']} in {run.metrics['wall_s']:.1f} s: zero-label "
               f"accuracy {run.metrics['zero_label_acc']['head']:.1%} with no target labels, "
               f"against {untrained['zero_label_acc']['head']:.1%} for the same student untrained. "
-              "The Compare tab sets it against the benchmark.")
+              "Try it in the Try it tab; the Compare tab sets it against the benchmark.")
     yield (status, training.training_curves(events), training.metrics_rows(run.metrics), figure,
-           [*(session_runs or []), summary])
+           [*(session_runs or []), run_id][-MAX_SESSION_RUNS:])
+
+
+MAX_SESSION_RUNS = 20  # run ids a browser keeps (the server keeps fewer when it must)
+
+
+def latest_bundle(run_ids):
+    """The Download button, for the session's latest run."""
+    return gr.update(value=your_runs.bundle_path(run_ids[-1]), visible=True) if run_ids else gr.skip()
 
 
 def _shown_default(info: FieldInfo):
@@ -341,6 +384,9 @@ def distill_tab(demo: gr.Blocks, session_runs: gr.State):
                           [status, curves, table, aligned, session_runs], api_name="distill",
                           inputs_kwargs=options, validator=refuse_bad_settings,
                           concurrency_limit=1, concurrency_id="training")
+    download = gr.DownloadButton("Download your student (.zip: weights, ONNX, calibration)",
+                                 visible=False)
+    running.success(friendly(latest_bundle), session_runs, download, api_visibility="private")
     cancel.click(None, None, None, cancels=[running])
     method.change(show_options_of, method, [temperature, *options.values()], api_visibility="private")
     pair.change(explore.pair_strip, pair, preview, api_visibility="private")
@@ -380,15 +426,24 @@ def alignment_tab(demo: gr.Blocks):
         projection = gr.Radio(["umap", "pca"], value="umap", label="Projection")
         lines = gr.Checkbox(False, label="Join each pair with a line")
         thumbnails = gr.Checkbox(False, label="Thumbnails")
+    with gr.Row():
+        query = gr.Textbox(label="Search: a class or test item numbers, separated by commas",
+                           placeholder="e.g. 7, or 12, 40 (the others stay in grey)", scale=3)
+        export = gr.Button("Export the embeddings (Parquet, Projector TSVs)", scale=1)
     alignment = gr.Plot(label="Teacher (circles) and student (crosses), coloured by class")
+    exported = gr.File(label="embeddings.parquet (Embedding Atlas, pandas); vectors.tsv and "
+                       "metadata.tsv (Embedding Projector: Load)", file_count="multiple", visible=False)
     controls = [pair, projection, lines, thumbnails]
 
-    def show(pair_name, projection_name, show_lines, show_thumbnails):
+    def show(pair_name, projection_name, show_lines, show_thumbnails, search=""):
         return explore.alignment_plot(pair_name, projection_name, show_lines, show_thumbnails,
-                                      pca_while_umap_warms=True)
+                                      pca_while_umap_warms=True, query=search)
 
     for control in controls:
-        control.change(show, controls, alignment, api_visibility="private")
+        control.change(friendly(show), [*controls, query], alignment, api_visibility="private")
+    query.submit(friendly(show), [*controls, query], alignment, api_visibility="private")
+    export.click(lambda name: gr.update(value=explore.export_embeddings(name), visible=True), pair,
+                 exported, api_visibility="private")
     demo.load(show, controls, alignment, api_name="alignment", api_visibility="undocumented")
 
 
@@ -424,17 +479,26 @@ def retrieve_tab(demo: gr.Blocks):
               api_visibility="undocumented")
 
 
+def compare_view(pair: str, run_ids) -> tuple[list[list], str]:
+    """The Compare table for the visitor's runs still held, and a note on those that expired."""
+    held, note = your_runs.compare_view(run_ids)
+    return compare.compare_rows(pair, held), note
+
+
 def compare_tab(tab: gr.Tab, session_runs: gr.State):
-    gr.Markdown("Your runs in this browser session (they are yours alone and go when you leave), "
-                "each next to the untrained student it started from, and every method of the "
-                "paper benchmark on the same pair (`cmcd bench paper`: mean ± standard deviation "
-                "over seeds, test split). Retrieval R@1 matches the same item for sketch and depth, "
-                "the same class for audio.")
+    gr.Markdown("Your runs (this browser keeps their ids across reloads; the server keeps the runs "
+                "for a while), each next to the untrained student it started from, and the paper "
+                "benchmark's students made with the same teacher (`cmcd bench paper`: mean ± "
+                "standard deviation over seeds, test split; both teachers when you have no run "
+                "yet). The supervised reference has a head of its own: its accuracy stands in the "
+                "zero-label column, and figures read in the teacher's space are n/a. Retrieval R@1 "
+                "matches the same item for sketch and depth, the same class for audio.")
     pair = gr.Dropdown(list(pairs.PAIRS), value="digits-sketch", label="Pair")
+    expired = gr.Markdown()
     table = gr.Dataframe(compare.compare_rows("digits-sketch"), headers=compare.COMPARE_COLUMNS,
                          interactive=False, wrap=True)
-    pair.change(compare.compare_rows, [pair, session_runs], table, api_visibility="private")
-    tab.select(compare.compare_rows, [pair, session_runs], table, api_visibility="private")
+    for event in (pair.change, tab.select, session_runs.change):
+        event(compare_view, [pair, session_runs], [table, expired], api_visibility="private")
 
 
 def theory_tab():
@@ -459,14 +523,23 @@ def data_tab(tab: gr.Tab):
         event(segment.mask_sheet, choice, masks, api_visibility="private")
 
 
+def remember_runs_in_the_browser(demo: gr.Blocks, session_runs: gr.State):
+    """Keep the session's run ids in the browser's localStorage too (gr.BrowserState), so that a
+    reload finds them. The handlers read a plain gr.State, which API and MCP clients never see."""
+    kept = gr.BrowserState([], storage_key=your_runs.BROWSER_KEY, secret=your_runs.BROWSER_SECRET)
+    demo.load(lambda run_ids: run_ids or [], kept, session_runs, api_visibility="private")
+    session_runs.change(lambda run_ids: run_ids, session_runs, kept, api_visibility="private")
+
+
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="CMCD") as demo:
         gr.Markdown(INTRO)
-        session_runs = gr.State([])  # this browser session's distillation runs
+        session_runs = gr.State([])  # this browser's run ids (the runs: the server's store)
+        remember_runs_in_the_browser(demo, session_runs)
         with gr.Tab("Try it"):
             with gr.Row():
                 for modality, pairs_here in tryit.try_it_panels():
-                    try_it_column(modality, pairs_here)
+                    try_it_column(demo, modality, pairs_here, session_runs)
         with gr.Tab("Distill"):
             distill_tab(demo, session_runs)
         with gr.Tab("Alignment"):
