@@ -99,3 +99,26 @@ def test_a_finished_run_is_tried_downloaded_compared_and_then_expires(app_store)
     your_runs.store().add(_writer(10), {"pair": "digits-sketch"})
     with pytest.raises(gr.Error, match="expired"):
         app.friendly(your_runs.look_up_drawing)("digits-sketch", mine, seven)
+
+
+def test_the_alignment_search_greys_the_other_points_and_the_export_loads():
+    import pyarrow.parquet as pq
+
+    from cmcd.app import explore
+    from cmcd.data.inputs import InputError
+
+    figure = explore.alignment_plot("digits-depth", "pca", False, query="7, 3")
+    markers = [trace for trace in figure.data if trace.mode == "markers"]
+    assert sum(len(trace.x) for trace in markers) == 1000  # greyed, not hidden
+    coloured = {trace.name.split(":")[0] for trace in markers
+                if not any("170,170,170" in str(colour) for colour in trace.marker.color)}
+    assert coloured == {"3", "7"}
+    items = explore.alignment_plot("digits-depth", "pca", False, query="#12, #40")
+    assert sum(colour != "rgba(170,170,170,0.25)" for trace in items.data if trace.mode == "markers"
+               for colour in trace.marker.color) == 4  # two items, each a photo and a depth map
+    with pytest.raises(InputError, match="neither a class"):
+        explore.alignment_plot("digits-depth", "pca", False, query="seven")
+    parquet, vectors, metadata = explore.export_embeddings("digits-depth")
+    table = pq.read_table(parquet)
+    assert table.num_rows == 1000 and {"umap_x", "umap_y", "pca_x", "pca_y"} <= set(table.column_names)
+    assert len(open(vectors).read().splitlines()) == 1000 == len(open(metadata).read().splitlines()) - 1

@@ -81,7 +81,8 @@ def _map_figure(pair: str, coords: np.ndarray, labels: np.ndarray, keep: np.ndar
 
 def search(pair: str, query: str, labels: np.ndarray, items: np.ndarray) -> np.ndarray | None:
     """Which map items a search picks (a bool per item), or None for an empty search: terms
-    separated by commas, each a class name (any case) or a test item's number."""
+    separated by commas, each a class name (any case) or a test item's number (#12, or 12 where
+    no class is named 12)."""
     terms = [term.strip() for term in (query or "").split(",") if term.strip()]
     if not terms:
         return None
@@ -90,8 +91,8 @@ def search(pair: str, query: str, labels: np.ndarray, items: np.ndarray) -> np.n
     for term in terms:
         if term.lower() in names:
             picked |= labels[items] == names.index(term.lower())
-        elif term.isdigit():
-            picked |= items == int(term)
+        elif term.removeprefix("#").strip().isdigit():
+            picked |= items == int(term.removeprefix("#"))
         else:
             raise InputError(f"{term!r} is neither a class ({', '.join(names)}) nor a test item number")
     if not picked.any():

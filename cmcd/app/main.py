@@ -428,7 +428,8 @@ def alignment_tab(demo: gr.Blocks):
         thumbnails = gr.Checkbox(False, label="Thumbnails")
     with gr.Row():
         query = gr.Textbox(label="Search: a class or test item numbers, separated by commas",
-                           placeholder="e.g. 7, or 12, 40 (the others stay in grey)", scale=3)
+                           placeholder="e.g. 7 (a class), or #12, #40 (test items); the others stay grey",
+                           scale=3)
         export = gr.Button("Export the embeddings (Parquet, Projector TSVs)", scale=1)
     alignment = gr.Plot(label="Teacher (circles) and student (crosses), coloured by class")
     exported = gr.File(label="embeddings.parquet (Embedding Atlas, pandas); vectors.tsv and "
