@@ -75,6 +75,19 @@ def _distill_progress(event: dict) -> None:
                  f"{event['head']:.4f}, prototype {event['prototype']:.4f}")
 
 
+PAIR_CHOICES = (f"one of {', '.join(pairs.PAIRS)}, or PAIR{pairs.WITHOUT}INGREDIENT (an ablation "
+                "variant; `cmcd pairs` lists the pairs)")
+
+
+def pair_name(name: str) -> str:
+    """--pair: a registered pair or a variant of one (argparse reports the reason)."""
+    try:
+        pairs.get_spec(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -106,7 +119,11 @@ def _add_setting(parser, info, help: str) -> None:
         parser.add_argument(_flag(info.name), action=argparse.BooleanOptionalAction,
                             default=argparse.SUPPRESS, help=help)
     else:
-        choices = info.limits.get("choices") or (list(pairs.PAIRS) if info.name == "pair" else None)
+        if info.name == "pair":
+            parser.add_argument(_flag(info.name), type=pair_name, default=argparse.SUPPRESS,
+                                metavar="PAIR", help=f"{help}; {PAIR_CHOICES}")
+            return
+        choices = info.limits.get("choices")
         parser.add_argument(_flag(info.name), type=info.kind, default=argparse.SUPPRESS,
                             choices=choices, metavar=None if choices else info.name.upper(),
                             help=help)
@@ -308,8 +325,8 @@ def _add_pairs_parser(subcommands) -> None:
 
 def _add_data_parser(subcommands) -> None:
     p = subcommands.add_parser("data", help="build (or load) a pair's data; optionally write contact sheets")
-    p.add_argument("--pair", default="all", choices=[*pairs.PAIRS, "all"],
-                   help="a pair or 'all' (default): %(choices)s")
+    p.add_argument("--pair", default="all", type=lambda name: name if name == "all" else pair_name(name),
+                   metavar="PAIR", help=f"'all' (default) or {PAIR_CHOICES}")
     p.add_argument("--gap", type=float, default=None, help="modality gap 0..1 (default: the pair's)")
     p.add_argument("--seed", type=int, default=0, help="rendering seed (default: 0)")
     p.add_argument("--sheet-dir", default=None, help="write PAIR.png contact sheets here")
@@ -358,8 +375,8 @@ def _add_methods_parser(subcommands) -> None:
 def _add_classify_parser(subcommands) -> None:
     p = subcommands.add_parser("classify", help="classify (or segment) target files with a "
                                "distilled student")
-    p.add_argument("--pair", required=True, choices=list(pairs.PAIRS),
-                   help="the pair whose student reads the files: %(choices)s")
+    p.add_argument("--pair", required=True, type=pair_name, metavar="PAIR",
+                   help=f"the pair whose student reads the files: {PAIR_CHOICES}")
     p.add_argument("--task", default="recognition", choices=["recognition", "segmentation"],
                    help="segmentation: a label per pixel (depth pairs)")
     p.add_argument("--out", default=None, help="segmentation: write the mask of the one FILE as a "
@@ -406,8 +423,8 @@ def _add_export_parser(subcommands) -> None:
     p = subcommands.add_parser("export", help="take a student elsewhere: ONNX, a zip bundle, or "
                                "its test embeddings as Parquet and Embedding Projector TSVs")
     p.add_argument("--run", default=None, metavar="FOLDER", help="a run folder (cmcd distill --out)")
-    p.add_argument("--pair", default=None, choices=list(pairs.PAIRS), help="--embeddings without "
-                   "--run: the shipped student of this pair (%(choices)s)")
+    p.add_argument("--pair", default=None, type=pair_name, metavar="PAIR", help="--embeddings "
+                   f"without --run: the shipped student of this pair, {PAIR_CHOICES}")
     p.add_argument("--onnx", default=None, metavar="FILE", help="write the run's student and its "
                    "teacher's head as one ONNX file (inputs 'target'; outputs 'embedding', 'logits')")
     p.add_argument("--zip", default=None, metavar="FILE", help="write a zip: student.safetensors, "
