@@ -101,3 +101,17 @@ def test_version_and_help_on_every_argument(capsys):
         unwrapped = re.sub(r"-\n\s*", "-", help_text.getvalue())  # argparse wraps at hyphens
         assert all(pair in unwrapped for pair in pairs.PAIRS), name
     assert cli.build_parser().parse_args(["classify", "--pair", "digits-sketch-without-pens", "x.png"])
+
+
+def test_a_bare_out_saves_the_run_under_the_top_level_checkpoints_folder(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from cmcd import paths
+
+    monkeypatch.delenv("CMCD_STUDENTS", raising=False)
+    assert paths.students_dir() == Path(__file__).resolve().parent.parent / "checkpoints"
+    monkeypatch.setenv("CMCD_STUDENTS", str(tmp_path))
+    assert cli.build_parser().parse_args(["distill", "--out"]).out == ""
+    assert cli.build_parser().parse_args(["distill"]).out is None  # no --out: nothing saved
+    folder = cli.default_run_folder(DistillConfig(method="cmd", seed=3))
+    assert folder == tmp_path / "digits-sketch-cmd-ft-seed3"
