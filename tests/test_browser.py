@@ -325,10 +325,11 @@ def test_your_student_is_tried_downloaded_and_still_listed_after_a_reload(page):
 
     page.get_by_role("tab", name="Distill").click()
     epochs = page.get_by_role("spinbutton", name="number input for Epochs")
-    epochs.fill("2")
+    epochs.fill("1")
     epochs.press("Enter")
+    page.get_by_role("spinbutton", name="number input for Unlabeled pairs").fill("2000")
     page.get_by_role("button", name="Distill", exact=True).click()
-    page.wait_for_selector("text=Done on cpu", timeout=300_000)
+    page.wait_for_selector("text=Done on cpu", timeout=900_000)  # with calibration and ONNX export
     with page.expect_download(timeout=60_000) as download:
         page.get_by_text("Download your student").first.click()
     with zipfile.ZipFile(download.value.path()) as bundle:

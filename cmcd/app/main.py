@@ -156,8 +156,8 @@ def examples_and_preview(ask, pair, value, pairs_here: list[str]):
                     label="Examples (test items, not seen in training)")
         return
     preview = gr.Image(type="filepath", interactive=False, height=140, label="As the student sees it")
-    gr.Examples([list(example) for example in examples], [pair, value, preview],
-                label="Examples (test items, not seen in training)")
+    gr.Examples([[pair_name, picture, path] for pair_name, path, picture in examples], [pair, preview, value],
+                label="Examples (test items, not seen in training)")  # the thumbnail before the file name
     if ask.widget == "file":  # an uploaded depth map, shown before it is classified
         value.change(friendly(tryit.preview), [pair, value], preview, api_visibility="private")
 
