@@ -77,6 +77,19 @@ def _distill_progress(event: dict) -> None:
                  f"{event['head']:.4f}, prototype {event['prototype']:.4f}")
 
 
+PAIR_CHOICES = (f"one of {', '.join(pairs.PAIRS)}, or PAIR{pairs.WITHOUT}INGREDIENT (an ablation "
+                "variant; `cmcd pairs` lists the pairs)")
+
+
+def pair_name(name: str) -> str:
+    """--pair: a registered pair or a variant of one (argparse reports the reason)."""
+    try:
+        pairs.get_spec(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -108,6 +121,10 @@ def _add_setting(parser, info, help: str) -> None:
         parser.add_argument(_flag(info.name), action=argparse.BooleanOptionalAction,
                             default=argparse.SUPPRESS, help=help)
     else:
+        if info.name == "pair":
+            parser.add_argument(_flag(info.name), type=pair_name, default=argparse.SUPPRESS,
+                                metavar="PAIR", help=f"{help}; {PAIR_CHOICES}")
+            return
         choices = info.limits.get("choices")
         parser.add_argument(_flag(info.name), type=info.kind, default=argparse.SUPPRESS,
                             choices=choices, metavar=None if choices else info.name.upper(),
@@ -145,21 +162,29 @@ def cmd_distill(args) -> int:
     if not is_main_process():  # under torchrun, only rank 0 reports and writes the run
         distill(config)
         return 0
-    if args.out:
-        check_run_folder(Path(args.out))  # before training, not after
+    out = None if args.out is None else Path(args.out or default_run_folder(config))
+    if out:
+        check_run_folder(out)  # before training, not after
     run = distill(config, progress=_distill_progress)
-    if args.out:
+    if out:
         from cmcd.eval.confidence import calibrate_student
 
         log.info("calibrating the student's confidence and 'not sure' on validation items and junk")
         calibration = calibrate_student(run.student, config.pair, config.teacher, config.gap)
-        save_run(run, Path(args.out), calibration)
-        log.info(f"wrote {args.out}")
+        save_run(run, out, calibration)
+        log.info(f"wrote {out}")
     if args.json:
         _print_json(run.metrics)
     else:
         print(summary_line(run.metrics))
     return 0
+
+
+def default_run_folder(config) -> Path:
+    """Where a bare `cmcd distill --out` saves the run: checkpoints/PAIR-METHOD-TEACHER-seedSEED."""
+    from cmcd.paths import students_dir
+
+    return students_dir() / f"{config.pair}-{config.method}-{config.teacher}-seed{config.seed}"
 
 
 def describe_methods() -> dict:
@@ -222,6 +247,56 @@ def report_classified(results: list[dict], describe, as_json: bool, write_out=No
     return 1 if len(failed) == len(results) else 0
 
 
+def _export_embeddings(args) -> dict[str, str]:
+    """A run's test embeddings (with PCA map coordinates), or the shipped student's app test items
+    (with their UMAP and PCA coordinates)."""
+    from cmcd.eval.embedding_export import run_embeddings, write_embeddings
+
+    if args.run:
+        from cmcd.viz.maps import coordinates
+
+        pair, found = run_embeddings(Path(args.run))
+        projections = {"pca": coordinates(found["teacher"], found["student"], "pca")}
+    elif args.pair:
+        from cmcd.app.shipped import shipped_test_embeddings
+
+        pair, found = args.pair, shipped_test_embeddings(args.pair)
+        projections = found["coordinates"]
+    else:
+        raise ValueError("--embeddings needs --run runs/NAME (a run's student) or --pair PAIR "
+                         "(the shipped student)")
+    written = write_embeddings(Path(args.embeddings), pair, found, projections)
+    return {kind: str(path) for kind, path in written.items()}
+
+
+def cmd_export(args) -> int:
+    from cmcd.eval.student_export import write_bundle, write_onnx
+
+    if not (args.onnx or args.zip or args.embeddings):
+        raise ValueError("nothing to export: give --onnx FILE, --zip FILE or --embeddings FOLDER")
+    if (args.onnx or args.zip) and not args.run:
+        raise ValueError("--onnx and --zip export a run's student: give --run runs/NAME")
+    written = {}
+    if args.onnx:
+        written["onnx"] = str(write_onnx(Path(args.run), Path(args.onnx)))
+    if args.zip:
+        written["zip"] = str(write_bundle(Path(args.run), Path(args.zip)))
+    if args.embeddings:
+        written |= _export_embeddings(args)
+    if args.json:
+        _print_json({"written": written})
+    else:
+        print("\n".join(f"{kind}: {path}" for kind, path in written.items()))
+    return 0
+
+
+def cmd_app(args) -> int:
+    from cmcd.app import main as app
+
+    app.launch()
+    return 0
+
+
 def _bench_command(args) -> str:
     """The command line that reproduces a paper, theory or tuning benchmark (recorded in its
     results)."""
@@ -251,33 +326,39 @@ def cmd_bench(args) -> int:
     return 0
 
 
+JSON_HELP = "print one JSON object on stdout (progress goes to stderr)"
+
+
 def _add_pairs_parser(subcommands) -> None:
     p = subcommands.add_parser("pairs", help="list the registered modality pairs")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=cmd_pairs)
 
 
 def _add_data_parser(subcommands) -> None:
     p = subcommands.add_parser("data", help="build (or load) a pair's data; optionally write contact sheets")
-    p.add_argument("--pair", default="all", help="a pair name or 'all' (default)")
+    p.add_argument("--pair", default="all", type=lambda name: name if name == "all" else pair_name(name),
+                   metavar="PAIR", help=f"'all' (default) or {PAIR_CHOICES}")
     p.add_argument("--gap", type=float, default=None, help="modality gap 0..1 (default: the pair's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="rendering seed (default: 0)")
     p.add_argument("--sheet-dir", default=None, help="write PAIR.png contact sheets here")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=cmd_data)
 
 
 def _add_pretrain_parser(subcommands) -> None:
     p = subcommands.add_parser("pretrain", help="train the ssl and ft teachers of a dataset")
-    p.add_argument("--dataset", default="digits", choices=list(sources.LOADERS))
+    p.add_argument("--dataset", default="digits", choices=list(sources.LOADERS),
+                   help="source dataset: %(choices)s (default: digits)")
     p.add_argument("--epochs", type=int, default=30, help="SimCLR epochs")
     p.add_argument("--ft-epochs", type=int, default=10, help="supervised fine-tuning epochs (ft)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--width", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=None, help="default: the shipped checkpoints ($CMCD_CHECKPOINTS)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--batch-size", type=int, default=256, help="photos per step (default: 256)")
+    p.add_argument("--width", type=int, default=32, help="encoder width (default: 32)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    p.add_argument("--out", default=None, help="folder for the teachers (default: the shipped "
+                   "checkpoints, $CMCD_CHECKPOINTS)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=cmd_pretrain)
 
 
@@ -290,28 +371,31 @@ def _add_distill_parser(subcommands) -> None:
     add_distill_settings(p)
     existing = {info.name for info in _run_settings()} | set(_loss_settings())
     add_segmentation_settings(p, existing, _add_setting)
-    p.add_argument("--out", default=None, help="write the run here (runs/NAME)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", nargs="?", const="", default=None, metavar="FOLDER",
+                   help="save the run (student, calibration, metrics, embeddings) in FOLDER; a bare "
+                   "--out saves it in checkpoints/PAIR-METHOD-TEACHER-seedSEED ($CMCD_STUDENTS)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=cmd_distill)
 
 
 def _add_methods_parser(subcommands) -> None:
     p = subcommands.add_parser("methods", help="list the methods with their options, defaults and help")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=cmd_methods)
 
 
 def _add_classify_parser(subcommands) -> None:
     p = subcommands.add_parser("classify", help="classify (or segment) target files with a "
                                "distilled student")
-    p.add_argument("--pair", required=True)
+    p.add_argument("--pair", required=True, type=pair_name, metavar="PAIR",
+                   help=f"the pair whose student reads the files: {PAIR_CHOICES}")
     p.add_argument("--task", default="recognition", choices=["recognition", "segmentation"],
                    help="segmentation: a label per pixel (depth pairs)")
     p.add_argument("--out", default=None, help="segmentation: write the mask of the one FILE as a "
                    "palette PNG (each pixel's value its label: 0 background, class + 1)")
     p.add_argument("--run", dest="run_dir", default=None, help="a run folder (default: the shipped student)")
-    p.add_argument("files", nargs="+")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("files", nargs="+", metavar="FILE", help="files of the pair's target modality")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=cmd_classify)
 
 
@@ -324,8 +408,9 @@ def _add_bench_parser(subcommands) -> None:
                        "speed, app (start-up, classify latency), inputs (real recordings, drawing "
                        "styles, junk and 'not sure'), ingredients (what each people-like "
                        "ingredient of the training data adds, on validation)")
-    p.add_argument("what", choices=["tuning", "budget", "paper", "theory", "segmentation", "data", "speed",
-                                    "app", "inputs", "ingredients"])
+    p.add_argument("what", help="which benchmark: %(choices)s",
+                   choices=["tuning", "budget", "paper", "theory", "segmentation", "data", "speed",
+                            "app", "inputs", "ingredients"])
     studies = "tuning, budget, paper, theory, segmentation, ingredients"
     p.add_argument("--out", default="results", help=f"{studies}, inputs: folder for the results")
     p.add_argument("--quick", action="store_true", help=f"{studies}: tiny runs that check the "
@@ -341,18 +426,45 @@ def _add_bench_parser(subcommands) -> None:
                    "interrupted benchmark in --out and do the rest")
     p.add_argument("--report-only", action="store_true", help=f"{studies}: rewrite the tables "
                    "and figures from the results file, without training")
-    p.add_argument("--device", default="auto", choices=list(DEVICES))
-    p.add_argument("--cache", default=None, help="cache folder (default: a new empty one)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="auto", choices=list(DEVICES),
+                   help="where runs train: %(choices)s (default: auto)")
+    p.add_argument("--cache", default=None, help="data: cache folder (default: a new empty one)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=cmd_bench)
 
 
+def _add_export_parser(subcommands) -> None:
+    p = subcommands.add_parser("export", help="take a student elsewhere: ONNX, a zip bundle, or "
+                               "its test embeddings as Parquet and Embedding Projector TSVs")
+    p.add_argument("--run", default=None, metavar="FOLDER", help="a run folder (cmcd distill --out)")
+    p.add_argument("--pair", default=None, type=pair_name, metavar="PAIR", help="--embeddings "
+                   f"without --run: the shipped student of this pair, {PAIR_CHOICES}")
+    p.add_argument("--onnx", default=None, metavar="FILE", help="write the run's student and its "
+                   "teacher's head as one ONNX file (inputs 'target'; outputs 'embedding', 'logits')")
+    p.add_argument("--zip", default=None, metavar="FILE", help="write a zip: student.safetensors, "
+                   "student.json, config.json, student.onnx, README.txt")
+    p.add_argument("--embeddings", default=None, metavar="FOLDER", help="write the test items' "
+                   "teacher and student embeddings here: embeddings.parquet, vectors.tsv, metadata.tsv")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(handler=cmd_export)
+
+
+def _add_app_parser(subcommands) -> None:
+    p = subcommands.add_parser("app", help="start the app (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT: "
+                               "where it listens; default 127.0.0.1:7860)")
+    p.set_defaults(handler=cmd_app)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from cmcd import __version__
+
     parser = argparse.ArgumentParser(prog="cmcd", description="Cross-modality contrastive "
                                      "distillation: rich-modality teachers, poor-modality students.")
+    parser.add_argument("--version", action="version", version=f"cmcd {__version__}")
     subcommands = parser.add_subparsers(dest="command", required=True)
     for add_parser in (_add_pairs_parser, _add_data_parser, _add_pretrain_parser, _add_distill_parser,
-                       _add_methods_parser, _add_classify_parser, _add_bench_parser):
+                       _add_methods_parser, _add_classify_parser, _add_export_parser, _add_bench_parser,
+                       _add_app_parser):
         add_parser(subcommands)
     return parser
 

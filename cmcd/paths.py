@@ -6,7 +6,9 @@ directory. Environment variables override where that makes sense:
 
 - CMCD_CHECKPOINTS: teachers and default students (default: the shipped ones);
 - CMCD_CACHE: built data, teacher embeddings, map coordinates (default: ~/.cache/cmcd);
-- CMCD_RESULTS: benchmark results the app reads (default: results/ of the checkout, else ./results).
+- CMCD_RESULTS: benchmark results the app reads (default: results/ of the checkout, else ./results);
+- CMCD_STUDENTS: where `cmcd distill --out` and the app save trained students (default:
+  checkpoints/ of the checkout, else ./checkpoints).
 """
 
 from __future__ import annotations
@@ -58,3 +60,12 @@ def results_dir() -> Path:
         return Path(os.environ["CMCD_RESULTS"])
     root = checkout_root()
     return (root or Path.cwd()) / "results"
+
+
+def students_dir() -> Path:
+    """Where trained students are saved by default (`cmcd distill --out`, the app's runs):
+    $CMCD_STUDENTS, else checkpoints/ of the checkout, else ./checkpoints. The shipped teachers and
+    students are not here: they travel inside the package (checkpoint_root())."""
+    if os.environ.get("CMCD_STUDENTS"):
+        return Path(os.environ["CMCD_STUDENTS"])
+    return (checkout_root() or Path.cwd()) / "checkpoints"

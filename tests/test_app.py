@@ -120,11 +120,25 @@ def test_the_sketch_panel_offers_the_shipped_sketch_examples():
     sketch_examples = [component["props"]["samples"] for component in config["components"]
                        if component["type"] == "dataset"
                        and component["props"]["component_props"][1]["label"].startswith("Sketch pad")]
-    shipped = [Path(path).name for name in ("digits-sketch", "fashion-sketch")
-               for path in tryit.examples(name)]
+    shipped = [Path(path) for name in ("digits-sketch", "fashion-sketch") for path in tryit.examples(name)]
     assert len(shipped) >= 2 and len(sketch_examples) == 1
-    assert [pair for pair, _ in sketch_examples[0]] == [name.split("__")[0] for name in shipped]
-    assert all(name in str(value) for (_, value), name in zip(sketch_examples[0], shipped, strict=True))
+    assert [pair for pair, _ in sketch_examples[0]] == [path.name.split("__")[0] for path in shipped]
+    for (pair, value), path in zip(sketch_examples[0], shipped, strict=True):
+        assert f"{pair}-example-" in str(value) and path.name not in str(value)  # no class in its name
+    copies = [Path(copy) for name in ("digits-sketch", "fashion-sketch")
+              for _, copy, _ in tryit.neutral_examples(name)]
+    assert [copy.read_bytes() for copy in copies] == [path.read_bytes() for path in shipped]
+
+
+def test_file_examples_show_a_thumbnail_and_an_upload_is_previewed_before_it_is_classified():
+    from PIL import Image
+
+    depth = tryit.neutral_examples("digits-depth")
+    assert depth and all(preview and Image.open(preview).size == (140, 140) for _, _, preview in depth)
+    assert all("__" not in Path(copy).name for _, copy, _ in depth)
+    [npy] = [path for path in tryit.examples("digits-depth") if "__7__" in path and path.endswith(".npy")]
+    assert Image.open(tryit.preview("digits-depth", npy)).mode == "RGB"
+    assert tryit.preview("digits-depth", None) is None
 
 
 def test_uploads_are_classified_and_bad_ones_refused(tmp_path):
@@ -199,29 +213,56 @@ def test_the_gpu_function_trains_and_the_run_is_evaluated_after_it():
     assert run.metrics["zero_label_acc"] == distill(config).metrics["zero_label_acc"]
 
 
-def test_compare_table_holds_this_sessions_runs_and_the_benchmark():
+def _benchmarked(pair: str) -> dict[str, dict[str, int]]:
+    """Seeds per method of the paper benchmark's students of `pair`, by teacher."""
     import json
 
     paper = json.loads((paths.results_dir() / "paper.json").read_text())
-    main = [r["config"] for r in paper["runs"]
-            if r["study"] == "main" and r["config"]["pair"] == "digits-depth"]
-    methods = {config["method"] for config in main}
-    seeds = {m: sum(config["method"] == m for config in main) for m in methods}
-    rows = compare.compare_rows("digits-depth")
-    assert [row[0] for row in rows] == [f"benchmark: {m} ({seeds[m]} seeds)" for m in ui_order(methods)]
+    found: dict[str, dict[str, int]] = {}
+    for run in paper["runs"]:
+        config = run["config"]
+        if run["study"] in ("main", "ablation") and config["pair"] == pair:
+            methods = found.setdefault(config["teacher"], {})
+            methods[config["method"]] = methods.get(config["method"], 0) + 1
+    return found
+
+
+def test_compare_table_holds_this_sessions_runs_and_the_benchmark_of_their_teacher():
+    benchmarked = _benchmarked("digits-depth")
+    assert set(benchmarked) == {"ft", "ssl"}
+    rows = compare.compare_rows("digits-depth")  # no run of the session: both teachers, named
+    assert [row[0] for row in rows] == [f"benchmark: {m}, teacher {t} ({benchmarked[t][m]} seeds)"
+                                        for t in ("ft", "ssl") for m in ui_order(benchmarked[t])]
     assert all(len(row) == len(compare.COMPARE_COLUMNS) for row in rows)
 
-    metrics = {"zero_label_acc": {"head": 0.9, "prototype": 0.8}, "few_label_acc": {"1": 0.5, "10": 0.7},
+    metrics = {"teacher": "ft", "zero_label_acc": {"head": 0.9, "prototype": 0.8},
+               "few_label_acc": {"1": 0.5, "10": 0.7},
                "retrieval": {"target_to_source": {"r1": 0.1}, "source_to_target": {"r1": 0.2}},
                "tv_distance": 1.0, "tv_distance_head": 0.1}
-    mine = {"pair": "digits-depth", "label": "cmc, 512 pairs", "seed": 3, "metrics": metrics,
+    mine = {"pair": "digits-depth", "label": "cmc, 512 pairs, teacher ft", "seed": 3, "metrics": metrics,
             "untrained": {**metrics, "zero_label_acc": {"head": 0.1, "prototype": 0.1}}}
     other_pair = {**mine, "pair": "digits-sketch"}
     rows = compare.compare_rows("digits-depth", [mine, other_pair])
     # every column: head, prototype, 1 and 10 labels, R@1 both ways, TV of embeddings and head
-    assert rows[0] == ["your run: cmc, 512 pairs", 0.9, 0.8, 0.5, 0.7, 0.1, 0.2, 1.0, 0.1]
-    assert rows[1] == ["the same student untrained (seed 3)", 0.1, 0.1, 0.5, 0.7, 0.1, 0.2, 1.0, 0.1]
-    assert len(rows) == 2 + len(methods)
+    assert rows[0] == ["your run: cmc, 512 pairs, teacher ft", 0.9, 0.8, 0.5, 0.7, 0.1, 0.2, 1.0, 0.1]
+    assert rows[1] == ["the same student untrained (seed 3, teacher ft)", 0.1, 0.1, 0.5, 0.7, 0.1, 0.2, 1.0, 0.1]
+    assert len(rows) == 2 + len(benchmarked["ft"])
+    # like with like: no benchmark row of another teacher than the run's, and none unlabelled
+    assert all(", teacher ft (" in row[0] for row in rows[2:])
+
+
+def test_compare_gives_the_supervised_reference_its_own_accuracy_not_a_teacher_head_figure():
+    import json
+
+    rows = compare.compare_rows("digits-sketch")
+    [supervised] = [row for row in rows if row[0].startswith("benchmark: supervised, teacher ssl")]
+    paper = json.loads((paths.results_dir() / "paper.json").read_text())
+    own = [r["metrics"]["accuracy"] for r in paper["runs"] if r["study"] == "main"
+           and r["config"]["pair"] == "digits-sketch" and r["config"]["method"] == "supervised"]
+    head = compare.COMPARE_COLUMNS.index("zero-label head")
+    assert supervised[head] == f"{np.mean(own):.3f} ± {np.std(own, ddof=1):.3f} (its own head)"
+    for metric in compare.TEACHER_SPACE:
+        assert supervised[compare.COMPARE_COLUMNS.index(metric.heading)] == "n/a"
 
 
 def test_compare_benchmark_rows_are_mean_and_std_over_the_seeds_of_the_main_study(tmp_path, monkeypatch):
@@ -229,15 +270,20 @@ def test_compare_benchmark_rows_are_mean_and_std_over_the_seeds_of_the_main_stud
         metrics = {"zero_label_acc": {"head": head, "prototype": 0.7}, "few_label_acc": {"1": 0.5, "10": 0.6},
                    "retrieval": {"target_to_source": {"r1": r1}, "source_to_target": {"r1": 0.25}},
                    "tv_distance": 0.5, "tv_distance_head": 0.25}
-        return {"study": study, "config": {"pair": pair, "method": "cmc", "seed": seed}, "metrics": metrics}
+        teacher = "ssl" if study == "main" else "ft"
+        return {"study": study, "config": {"pair": pair, "method": "cmc", "seed": seed, "teacher": teacher},
+                "metrics": metrics}
 
     runs = [run("digits-depth", 0, 0.8, 0.1), run("digits-depth", 1, 0.9, 0.3),
             run("digits-sketch", 0, 0.1, 0.1), run("digits-depth", 2, 0.1, 0.1, study="ablation")]
     (tmp_path / "paper.json").write_text(json.dumps({"runs": runs}))
     monkeypatch.setenv("CMCD_RESULTS", str(tmp_path))
-    # mean ± sample standard deviation: 0.85 ± 0.0707 and 0.2 ± 0.1414, the rest constant
-    assert compare.compare_rows("digits-depth") == [[
-        "benchmark: cmc (2 seeds)", "0.850 ± 0.071", "0.700 ± 0.000", "0.500 ± 0.000", "0.600 ± 0.000",
+    mine = {"pair": "digits-depth", "label": "cmc", "seed": 0, "metrics": {**runs[0]["metrics"], "teacher": "ssl"},
+            "untrained": runs[2]["metrics"]}
+    # mean ± sample standard deviation: 0.85 ± 0.0707 and 0.2 ± 0.1414, the rest constant; the
+    # ablation's ft-teacher run is not the session run's teacher, so it has no row
+    assert compare.compare_rows("digits-depth", [mine])[2:] == [[
+        "benchmark: cmc, teacher ssl (2 seeds)", "0.850 ± 0.071", "0.700 ± 0.000", "0.500 ± 0.000", "0.600 ± 0.000",
         "0.200 ± 0.141", "0.250 ± 0.000", "0.500 ± 0.000", "0.250 ± 0.000"]]
 
 
@@ -478,7 +524,7 @@ def test_a_session_keeps_a_small_summary_of_each_run_with_its_loss_options():
     run = SimpleNamespace(config=DistillConfig(method="cmd", seed=3),
                           metrics={"n_pairs": 8000, "steps": 155, "zero_label_acc": {"head": 0.9}})
     summary = training.session_summary(run, {"zero_label_acc": {"head": 0.1}})
-    assert "teacher_temperature 0.1" in summary["label"] and "seed 3" in summary["label"]
+    assert "teacher_temperature 0.1" in summary["label"] and "seed 3, teacher ft" in summary["label"]
     assert summary["pair"] == "digits-sketch" and json.loads(json.dumps(summary)) == summary
 
 

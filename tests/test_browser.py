@@ -59,8 +59,8 @@ def served_app(**env_vars):
 
 
 @pytest.fixture(scope="module")
-def app_url():
-    with served_app() as url:
+def app_url(tmp_path_factory):
+    with served_app(CMCD_STUDENTS=str(tmp_path_factory.mktemp("students"))) as url:  # the app's runs
         yield url
 
 
@@ -291,3 +291,36 @@ def test_an_uploaded_depth_map_gets_its_mask_in_the_browser(page):
     assert mask.first.evaluate("image => image.naturalWidth") >= 32
     page.get_by_text("Each pixel labelled").first.wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "app-depth-mask.png"), full_page=True)
+
+
+def _choose(page, label: str, option: re.Pattern):
+    """Pick an option of a Gradio dropdown by its label."""
+    page.get_by_label(label).first.click()
+    page.get_by_role("option", name=option).first.click()
+
+
+def test_your_student_is_tried_downloaded_and_still_listed_after_a_reload(page):
+    import zipfile
+
+    page.get_by_role("tab", name="Distill").click()
+    epochs = page.get_by_role("spinbutton", name="number input for Epochs")
+    epochs.fill("1")
+    epochs.press("Enter")
+    page.get_by_role("spinbutton", name="number input for Unlabeled pairs").fill("2000")
+    page.get_by_role("button", name="Distill", exact=True).click()
+    page.wait_for_selector("text=Done on cpu", timeout=900_000)  # with calibration and ONNX export
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_text("Download your student").first.click()
+    with zipfile.ZipFile(download.value.path()) as bundle:
+        assert {"student.safetensors", "student.json", "student.onnx", "README.txt"} <= set(bundle.namelist())
+    page.get_by_role("tab", name="Try it").click()
+    _choose(page, "Student", re.compile("^your digits-sketch student"))
+    _draw_on_the_pad(page, ((0.25, 0.2), (0.75, 0.2), (0.4, 0.85)))
+    page.get_by_role("button", name="Classify", exact=True).first.click()
+    answer = page.get_by_role("heading", name=re.compile(r"^(Not sure — closest: )?\d \(\d+ %\)$"))
+    answer.filter(visible=True).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "app-your-student.png"), full_page=True)
+    page.reload()
+    page.wait_for_selector("text=Draw a sketch", timeout=60_000)
+    page.get_by_role("tab", name="Compare").click()
+    shown(page, "your run: cmc").first.wait_for(timeout=30_000)  # the browser kept the run's id

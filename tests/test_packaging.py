@@ -120,7 +120,7 @@ def test_the_built_wheel_carries_what_it_needs_and_runs_from_another_directory(t
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("cmcd/shipped/data/mnist.npz", "cmcd/shipped/checkpoints/teacher-digits-ft.safetensors",
                    "cmcd/shipped/checkpoints/student-digits-depth.json", "cmcd/modalities/audio/__init__.py",
-                   "cmcd-0.1.0.dist-info/licenses/LICENSE"):
+                   "cmcd/app/main.py", "cmcd-0.1.0.dist-info/licenses/LICENSE"):
         assert needed in names, needed
     installed = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(installed)
@@ -134,6 +134,10 @@ def test_the_built_wheel_carries_what_it_needs_and_runs_from_another_directory(t
                                 cwd=elsewhere, env=env, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["label"] == "7"
+    app = subprocess.run([sys.executable, "-c", "from cmcd.app import main; main.build_demo(); "
+                          "print(main.__file__)"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert app.returncode == 0, app.stderr[-2000:]  # what `cmcd app` launches, from the wheel alone
+    assert Path(app.stdout.strip()).resolve().is_relative_to(installed.resolve())
 
 
 def test_ruff_finds_nothing_to_fix(skip_under_ci):

@@ -10,38 +10,61 @@ from cmcd.train.objectives import METHODS
 from cmcd.viz import theory
 
 COMPARE_COLUMNS = ["student", *(metric.heading for metric in records.COMPARE)]
+BENCHMARK_STUDIES = ("main", "ablation")  # the paper benchmark's studies of distilled students
+TEACHERS = ("ft", "ssl")  # both are benchmarked; ft (the app's) first
+# Columns that read the student in the teacher's space: meaningless for the supervised reference,
+# which has a head of its own (as in results/paper.md); its own head's accuracy stands in the
+# zero-label head column instead.
+TEACHER_SPACE = (records.ZERO_LABEL_PROTOTYPE, records.R1_TARGET_TO_SOURCE, records.R1_SOURCE_TO_TARGET,
+                 records.TV_EMBEDDINGS, records.TV_HEAD)
 
 
 def _cells(metrics: dict) -> list[float]:
     return [metric.read(metrics) for metric in records.COMPARE]
 
 
-def _benchmark_rows(pair: str) -> list[list]:
-    """Every method of the paper benchmark's main study on `pair`: mean ± std over seeds."""
+def _mean_std_cell(runs: list[RunRecord], metric: records.Metric, note: str = "") -> str:
+    mean, std = mean_std([metric.read(run.metrics) for run in runs])
+    return f"{mean:.3f} ± {std:.3f}{note}"
+
+
+def _benchmark_cells(method: str, runs: list[RunRecord]) -> list[str]:
+    if method != "supervised":
+        return [_mean_std_cell(runs, metric) for metric in records.COMPARE]
+    return [_mean_std_cell(runs, records.ACCURACY, " (its own head)") if metric == records.ZERO_LABEL_HEAD
+            else "n/a" if metric in TEACHER_SPACE else _mean_std_cell(runs, metric)
+            for metric in records.COMPARE]
+
+
+def _benchmark_rows(pair: str, teachers: list[str]) -> list[list]:
+    """The paper benchmark's students of `pair` made with `teachers` (in that order), one row per
+    (teacher, method): mean ± std over seeds, the teacher named in the row."""
     paper = read_results("paper")
     if not paper:
         return []
-    by_method: dict[str, list[RunRecord]] = {}
-    for run in runs_of(paper, "main", pair):
-        by_method.setdefault(run.config["method"], []).append(run)
-    rows = []
-    for method in sorted(by_method, key=METHODS.index):
-        runs = by_method[method]
-        cells = [mean_std([metric.read(run.metrics) for run in runs]) for metric in records.COMPARE]
-        rows.append([f"benchmark: {method} ({len(runs)} seeds)",
-                     *(f"{mean:.3f} ± {std:.3f}" for mean, std in cells)])
-    return rows
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for study in BENCHMARK_STUDIES:
+        for run in runs_of(paper, study, pair):
+            if run.config.get("teacher") in teachers:
+                groups.setdefault((run.config["teacher"], run.config["method"]), []).append(run)
+    order = sorted(groups, key=lambda key: (teachers.index(key[0]), METHODS.index(key[1])))
+    return [[f"benchmark: {method}, teacher {teacher} ({len(groups[teacher, method])} seeds)",
+             *_benchmark_cells(method, groups[teacher, method])] for teacher, method in order]
 
 
 def compare_rows(pair: str, session_runs: list[dict] | None = None) -> list[list]:
-    """This session's runs of `pair` (each with the untrained student it started from), then every
-    method of the paper benchmark on the pair, when results/paper.json exists."""
-    rows = []
+    """This session's runs of `pair` (each with the untrained student it started from), then the
+    paper benchmark's rows of the same teacher as those runs (of both teachers when the session
+    has none), when results/paper.json exists. Every row names its teacher."""
+    rows, teachers = [], []
     for run in session_runs or []:
         if run["pair"] == pair:
+            teacher = run["metrics"]["teacher"]
+            teachers += [] if teacher in teachers else [teacher]
             rows.append([f"your run: {run['label']}", *_cells(run["metrics"])])
-            rows.append([f"the same student untrained (seed {run['seed']})", *_cells(run["untrained"])])
-    return rows + _benchmark_rows(pair)
+            rows.append([f"the same student untrained (seed {run['seed']}, teacher {teacher})",
+                         *_cells(run["untrained"])])
+    return rows + _benchmark_rows(pair, teachers or list(TEACHERS))
 
 
 def theory_figure():

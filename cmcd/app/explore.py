@@ -72,10 +72,33 @@ def _thumbnails(pair: str, keep: np.ndarray, coords: np.ndarray, classes: int) -
 
 
 def _map_figure(pair: str, coords: np.ndarray, labels: np.ndarray, keep: np.ndarray, title: str,
-                show_pair_lines: bool, pictures=()):
+                show_pair_lines: bool, pictures=(), selected: np.ndarray | None = None):
     spec = pairs.get_spec(pair)
     return maps.alignment_figure(coords, labels[keep], CLASS_NAMES[spec.dataset], spec.target,
-                                 spec.pairing, show_pair_lines, title, item_ids=keep, pictures=pictures)
+                                 spec.pairing, show_pair_lines, title, item_ids=keep, pictures=pictures,
+                                 selected=selected)
+
+
+def search(pair: str, query: str, labels: np.ndarray, items: np.ndarray) -> np.ndarray | None:
+    """Which map items a search picks (a bool per item), or None for an empty search: terms
+    separated by commas, each a class name (any case) or a test item's number (#12, or 12 where
+    no class is named 12)."""
+    terms = [term.strip() for term in (query or "").split(",") if term.strip()]
+    if not terms:
+        return None
+    names = [name.lower() for name in CLASS_NAMES[pairs.get_spec(pair).dataset]]
+    picked = np.zeros(len(items), dtype=bool)
+    for term in terms:
+        if term.lower() in names:
+            picked |= labels[items] == names.index(term.lower())
+        elif term.removeprefix("#").strip().isdigit():
+            picked |= items == int(term.removeprefix("#"))
+        else:
+            raise InputError(f"{term!r} is neither a class ({', '.join(names)}) nor a test item number")
+    if not picked.any():
+        raise InputError(f"no test item in the map matches {query!r}; the map shows items "
+                         f"{items[0]} to {items[-1]}")
+    return picked
 
 
 def alignment_figure(pair: str, teacher: np.ndarray, student: np.ndarray, labels: np.ndarray,
@@ -115,12 +138,14 @@ def _umap_not_ready(found: dict, keep: np.ndarray) -> bool:
 
 
 def alignment_plot(pair: str, projection: str, show_pair_lines: bool, thumbnails: bool = False,
-                   points: int = MAP_POINTS, pca_while_umap_warms: bool = False):
+                   points: int = MAP_POINTS, pca_while_umap_warms: bool = False, query: str = ""):
     """The shipped student's alignment map (shipped coordinates for the full map). `thumbnails`
     draws a few items in place; `pca_while_umap_warms`: answer at once with PCA while UMAP is
-    still compiling (the app), compiling it in the background."""
+    still compiling (the app), compiling it in the background; `query` (see `search`) greys the
+    items it does not pick."""
     found = shipped_test_embeddings(pair)
     keep = spread(len(found["labels"]), points)
+    selected = search(pair, query, found["labels"], keep)
     note = ""
     if projection == "umap" and pca_while_umap_warms and _umap_not_ready(found, keep):
         projection, note = "pca", " (UMAP is still warming up: choose it again in a few seconds)"
@@ -129,7 +154,22 @@ def alignment_plot(pair: str, projection: str, show_pair_lines: bool, thumbnails
              f"{projection.upper()}{note}")
     classes = len(found["class_names"])
     pictures = _thumbnails(pair, keep, coords, classes) if thumbnails else []
-    return _map_figure(pair, coords, found["labels"], keep, title, show_pair_lines, pictures)
+    return _map_figure(pair, coords, found["labels"], keep, title, show_pair_lines, pictures, selected)
+
+
+def export_embeddings(pair: str) -> list[str]:
+    """The shipped student's map items of a pair as embeddings.parquet, vectors.tsv and
+    metadata.tsv (with the map's UMAP and PCA coordinates), in a folder of the system's temp dir
+    (where Gradio may serve files from); every request writes the same files, atomically."""
+    import tempfile
+    from pathlib import Path
+
+    from cmcd.eval.embedding_export import write_embeddings
+
+    found = shipped_test_embeddings(pair)
+    out = Path(tempfile.gettempdir()) / "cmcd-app-exports" / f"{pair}-{found.get('origin')}"
+    written = write_embeddings(out, pair, found, found["coordinates"])
+    return [str(path) for path in written.values()]
 
 
 @once_per_key

@@ -57,7 +57,7 @@ def session_summary(run, untrained: dict) -> dict:
     label = (f"{c.method}, {run.metrics['n_pairs']:,} pairs, {run.metrics['steps']} steps, "
              f"batch {c.batch_size}, "
              + "".join(f"{name} {value}, " for name, value in c.loss.to_dict().items())
-             + f"seed {c.seed}")
+             + f"seed {c.seed}, teacher {c.teacher}")
     return {"pair": c.pair, "label": label, "seed": c.seed, "metrics": run.metrics,
             "untrained": untrained}
 

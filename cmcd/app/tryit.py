@@ -49,24 +49,26 @@ def _drawing_sample(pair: str, editor_value):
 def _upload_sample(pair: str, path):
     if not path:
         raise InputError("upload a file first")
-    return classifier(pair).spec.target.read_file(Path(path))
+    return pairs.get_spec(pair).target.read_file(Path(path))
 
 
-def nearest_photos(pair: str, sample, k: int = 5) -> list:
-    """The k test photos whose teacher embeddings are nearest the student's embedding of `sample`."""
+def nearest_photos(pair: str, sample, k: int = 5, model=None) -> list:
+    """The k test photos whose teacher embeddings are nearest the student's embedding of `sample`
+    (`model`: a Classifier, by default the pair's shipped student)."""
     found = shipped_test_embeddings(pair)
-    embedding = embed(classifier(pair).student, sample[None], normalize=True).numpy()
+    embedding = embed((model or classifier(pair)).student, sample[None], normalize=True).numpy()
     hits = nearest_neighbours(embedding, found["teacher"], k)[0]
     return [(picture_file(picture(pair, int(h), "source")), found["class_names"][found["labels"][h]])
             for h in hits]
 
 
-def _look_up(pair: str, sample) -> tuple[dict, list, str, dict]:
-    """The shipped student's answer for one sample: calibrated class probabilities, the nearest
-    test photos, the verdict in words ("6 (93 %)" or "Not sure — closest: 6 (41 %)"), and the
-    answer as `cmcd classify --json` gives it."""
-    result = classifier(pair).predict(sample)
-    return result["probs"], nearest_photos(pair, sample), f"### {describe(result)}", result
+def _look_up(pair: str, sample, model=None) -> tuple[dict, list, str, dict]:
+    """A student's answer for one sample (`model`: a Classifier, by default the pair's shipped
+    student): calibrated class probabilities, the nearest test photos, the verdict in words ("6
+    (93 %)" or "Not sure — closest: 6 (41 %)"), and the answer as `cmcd classify --json` gives it."""
+    model = model or classifier(pair)
+    result = model.predict(sample)
+    return result["probs"], nearest_photos(pair, sample, model=model), f"### {describe(result)}", result
 
 
 def look_up_drawing(pair: str, editor_value) -> tuple[dict, list, str, dict]:
@@ -144,6 +146,38 @@ def real_inputs_summary() -> str:
 def examples(pair: str) -> list[str]:
     return sorted(str(path) for path in paths.examples_dir().glob(f"{pair}__*")
                   if path.suffix in (".png", ".npy", ".wav"))
+
+
+def neutral_examples(pair: str) -> list[tuple[str, str, str | None]]:
+    """The pair's examples as (pair, file, preview picture or None) for the Try-it panel: copies
+    named PAIR-example-K.ext in a folder of the system's temp dir, since the shipped names
+    (PAIR__LABEL__what.ext) give the answer away; sketches need no preview (they are pictures)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / "cmcd-app-examples"
+    folder.mkdir(parents=True, exist_ok=True)
+    found, drawn = [], pairs.get_spec(pair).target.try_it.widget == "sketchpad"
+    for number, source in enumerate(examples(pair), start=1):
+        copy = folder / f"{pair}-example-{number}{Path(source).suffix}"
+        if not copy.exists():
+            staging = folder / f".{copy.name}.{threading.get_ident()}.tmp"
+            shutil.copyfile(source, staging)
+            staging.replace(copy)
+        found.append((pair, str(copy), None if drawn else preview(pair, source)))
+    return found
+
+
+def preview(pair: str, path) -> str | None:
+    """A file of the pair's target modality as the student sees it (a depth map as a picture, a
+    recording as its spectrogram), as a picture file; None without a file."""
+    from PIL import Image
+
+    if not path:
+        return None
+    sample = _upload_sample(pair, path)
+    pixels = pairs.get_spec(pair).target.to_picture(sample)
+    return picture_file(Image.fromarray(pixels).resize((140, 140), Image.NEAREST))
 
 
 def try_it_panels() -> list[tuple[Modality, list[str]]]:

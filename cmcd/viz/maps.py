@@ -84,9 +84,11 @@ def _data_uri(image) -> str:
 
 def alignment_figure(coords: np.ndarray, labels: np.ndarray, class_names, target: str,
                      pairing: str, show_pair_lines: bool = False, title: str = "",
-                     item_ids: np.ndarray | None = None, pictures=()) -> go.Figure:
+                     item_ids: np.ndarray | None = None, pictures=(),
+                     selected: np.ndarray | None = None) -> go.Figure:
     """Teacher photos (circles) and student targets (crosses), coloured by class; hovering names
-    the class, modality and test item. `pictures`: ((x, y), PIL image) drawn in the map."""
+    the class, modality and test item. `pictures`: ((x, y), PIL image) drawn in the map.
+    `selected` (a bool per item): the others are drawn grey and faint, not hidden."""
     n = len(labels)
     teacher_xy, student_xy = coords[:n], coords[n:]
     figure = go.Figure()
@@ -101,6 +103,8 @@ def alignment_figure(coords: np.ndarray, labels: np.ndarray, class_names, target
     for label, name in enumerate(class_names):
         rows = np.flatnonzero(labels == label)
         colour = palette[label % len(palette)]
+        if selected is not None:
+            colour = np.where(selected[rows], colour, "rgba(170,170,170,0.25)").tolist()
         for xy, modality, symbol in ((teacher_xy, "rgb (teacher)", "circle"),
                                      (student_xy, f"{target} (student)", "x")):
             figure.add_trace(go.Scattergl(
