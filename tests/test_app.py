@@ -245,7 +245,8 @@ def test_compare_table_holds_this_sessions_runs_and_the_benchmark_of_their_teach
     rows = compare.compare_rows("digits-depth", [mine, other_pair])
     # every column: head, prototype, 1 and 10 labels, R@1 both ways, TV of embeddings and head
     assert rows[0] == ["your run: cmc, 512 pairs, teacher ft", 0.9, 0.8, 0.5, 0.7, 0.1, 0.2, 1.0, 0.1]
-    assert rows[1] == ["the same student untrained (seed 3, teacher ft)", 0.1, 0.1, 0.5, 0.7, 0.1, 0.2, 1.0, 0.1]
+    assert rows[1] == ["the same student untrained (seed 3, teacher ft)",
+                       0.1, 0.1, 0.5, 0.7, 0.1, 0.2, 1.0, 0.1]
     assert len(rows) == 2 + len(benchmarked["ft"])
     # like with like: no benchmark row of another teacher than the run's, and none unlabelled
     assert all(", teacher ft (" in row[0] for row in rows[2:])
@@ -278,13 +279,13 @@ def test_compare_benchmark_rows_are_mean_and_std_over_the_seeds_of_the_main_stud
             run("digits-sketch", 0, 0.1, 0.1), run("digits-depth", 2, 0.1, 0.1, study="ablation")]
     (tmp_path / "paper.json").write_text(json.dumps({"runs": runs}))
     monkeypatch.setenv("CMCD_RESULTS", str(tmp_path))
-    mine = {"pair": "digits-depth", "label": "cmc", "seed": 0, "metrics": {**runs[0]["metrics"], "teacher": "ssl"},
-            "untrained": runs[2]["metrics"]}
+    mine = {"pair": "digits-depth", "label": "cmc", "seed": 0, "untrained": runs[2]["metrics"],
+            "metrics": {**runs[0]["metrics"], "teacher": "ssl"}}
     # mean ± sample standard deviation: 0.85 ± 0.0707 and 0.2 ± 0.1414, the rest constant; the
     # ablation's ft-teacher run is not the session run's teacher, so it has no row
     assert compare.compare_rows("digits-depth", [mine])[2:] == [[
-        "benchmark: cmc, teacher ssl (2 seeds)", "0.850 ± 0.071", "0.700 ± 0.000", "0.500 ± 0.000", "0.600 ± 0.000",
-        "0.200 ± 0.141", "0.250 ± 0.000", "0.500 ± 0.000", "0.250 ± 0.000"]]
+        "benchmark: cmc, teacher ssl (2 seeds)", "0.850 ± 0.071", "0.700 ± 0.000", "0.500 ± 0.000",
+        "0.600 ± 0.000", "0.200 ± 0.141", "0.250 ± 0.000", "0.500 ± 0.000", "0.250 ± 0.000"]]
 
 
 def ui_order(methods):
