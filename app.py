@@ -484,9 +484,18 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
+def log_library_messages() -> None:
+    """The library's messages in the server's log (which a Space shows), as the command line
+    shows them: the data it builds, and a damaged cache file it rebuilds."""
+    from cmcd.cli import show_messages_on_stderr
+
+    show_messages_on_stderr()
+
+
 if __name__ == "__main__":
     import torch
 
+    log_library_messages()
     torch.set_num_threads(os.cpu_count() or 1)
     tryit.warm_up_in_background()
     build_demo().queue(default_concurrency_limit=2, max_size=32).launch(
