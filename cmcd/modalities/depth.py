@@ -121,7 +121,13 @@ def load_file(path: Path) -> torch.Tensor:
                          f"map; save one array (H, W) with numpy.save as .npy")
     if magic == NPY_MAGIC:
         return depth_from_array(load_npy(path))
-    image = open_image(path)
+    try:
+        image = open_image(path)
+    except InputError:
+        if path.suffix.lower() != ".npy":
+            raise
+        raise InputError(f"{path.name}: not a .npy array (it does not start with NumPy's header), "
+                         f"nor a PNG") from None
     if image.mode not in ("I;16", "I;16B", "I", "L", "F", "LA", "RGB", "RGBA"):
         image = image.convert("L")
     return depth_from_array(np.asarray(image))
