@@ -138,7 +138,7 @@ def try_it_column(modality, pairs_here: list[str]):
         examples = [path for name in pairs_here for path in tryit.examples(name)]
         if examples:  # each example sets its pair too: cmcd/shipped/examples/PAIR__LABEL__what.ext
             gr.Examples([[Path(path).name.split("__")[0], path] for path in examples],
-                        [pair, value], label="Examples (test items, not seen in training)")
+                        [pair, value], label="Examples (unseen test items the student reads right)")
         button = gr.Button("Classify", variant="primary")
         verdict = gr.Markdown()  # "6 (93 %)" or "Not sure — closest: 6 (41 %)"
         label = gr.Label(num_top_classes=3, label="Student's prediction (calibrated probabilities)")
