@@ -469,16 +469,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextmanager
-def progress_on_stderr(level: int = logging.INFO) -> Iterator[None]:
-    """Show the library's log messages at `level` and above on stderr as "cmcd: MESSAGE" while
-    the block runs; the one place that sets up logging output (the library only logs)."""
+def show_messages_on_stderr(level: int = logging.INFO) -> logging.Handler:
+    """Show the library's log messages at `level` and above on stderr as "cmcd: MESSAGE" (the
+    data it builds, a damaged cache file it rebuilds); the one place that sets up logging output
+    (the library only logs), for the command line and the app's server log alike."""
     logger = logging.getLogger("cmcd")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("cmcd: %(message)s"))
-    earlier_level = logger.level
     logger.addHandler(handler)
     logger.setLevel(level)
+    return handler
+
+
+@contextmanager
+def progress_on_stderr(level: int = logging.INFO) -> Iterator[None]:
+    """show_messages_on_stderr while the block runs."""
+    logger = logging.getLogger("cmcd")
+    earlier_level = logger.level
+    handler = show_messages_on_stderr(level)
     try:
         yield
     finally:

@@ -64,6 +64,7 @@ def summary_line(m: dict) -> str:
 
 def cmd_distill(args: argparse.Namespace, spell) -> int:
     from cmcd.train.config import SegmentConfig
+    from cmcd.train.run_files import check_run_folder
     from cmcd.train.segment import save_segment_run, segment_distill
 
     known = set(segmentation_settings())
@@ -73,6 +74,8 @@ def cmd_distill(args: argparse.Namespace, spell) -> int:
     if strangers:
         raise ValueError(f"{spell(strangers[0])} is not a setting of --task segmentation")
     config = SegmentConfig.from_flat(spell=spell, **given)
+    if args.out:
+        check_run_folder(Path(args.out))  # before training, not after
     run = segment_distill(config, progress=_progress, log=log.info)
     if args.out:
         save_segment_run(run, Path(args.out))

@@ -222,11 +222,12 @@ def examples_and_preview(ask, pair, value, pairs_here: list[str]):
     examples = [example for name in pairs_here for example in tryit.neutral_examples(name)]
     if ask.widget == "sketchpad":
         gr.Examples([[pair_name, path] for pair_name, path, _ in examples], [pair, value],
-                    label="Examples (test items, not seen in training)")
+                    label="Examples (unseen test items the student reads right)")
         return
     preview = gr.Image(type="filepath", interactive=False, height=140, label="As the student sees it")
+    # the thumbnail before the file name
     gr.Examples([[pair_name, picture, path] for pair_name, path, picture in examples], [pair, preview, value],
-                label="Examples (test items, not seen in training)")  # the thumbnail before the file name
+                label="Examples (unseen test items the student reads right)")
     if ask.widget == "file":  # an uploaded depth map, shown before it is classified
         value.change(friendly(tryit.preview), [pair, value], preview, api_visibility="private")
 
@@ -633,11 +634,20 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
+def log_library_messages() -> None:
+    """The library's messages in the server's log (which a Space shows), as the command line
+    shows them: the data it builds, and a damaged cache file it rebuilds."""
+    from cmcd.cli import show_messages_on_stderr
+
+    show_messages_on_stderr()
+
+
 def launch() -> None:
     """Start the app (`cmcd app`, `python app.py`): GRADIO_SERVER_NAME and GRADIO_SERVER_PORT
     choose where it listens (default 127.0.0.1:7860)."""
     import torch
 
+    log_library_messages()
     torch.set_num_threads(os.cpu_count() or 1)
     tryit.warm_up_in_background()
     build_demo().queue(default_concurrency_limit=2, max_size=32).launch(

@@ -91,6 +91,8 @@ WITHOUT = "-without-"
 
 def get_spec(name: str) -> PairSpec:
     """A registered pair, or a variant of one named `PAIR-without-A+B` (see the module doc)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"no pair given ({name!r}); choose one of {', '.join(PAIRS)}")
     base, mark, left_out = name.partition(WITHOUT)
     if mark and base in PAIRS:
         return _variant(base, tuple(left_out.split("+")))

@@ -310,12 +310,27 @@ def sample_negatives(index: Tensor, bank_size: int, count: int,
     return draws + (draws >= index[:, None]).long()
 
 
+# Each anchor's K negatives are gathered (and projected) at once: N x K x dim numbers a step, so K
+# and the projection are bounded (a 1024-wide projection at batch 512 took 15 GB).
+MAX_NEGATIVES = 4096
+MAX_PROJECTION_DIM = 256
+MAX_NEGATIVE_NUMBERS = 262_144  # num_negatives x projection_dim, per anchor
+
+
 @dataclass(frozen=True)
 class CRDOptions(MethodOptions):
     temperature: float = setting(0.3, "temperature τ of the critic", above=0)
-    num_negatives: int = setting(1024, "negatives K drawn from the bank per anchor", minimum=1)
+    num_negatives: int = setting(1024, "negatives K drawn from the bank per anchor", minimum=1,
+                                 maximum=MAX_NEGATIVES)
     projection_dim: int | None = setting(None, "size of CRD's learned projections (none: off)",
-                                         minimum=1)
+                                         minimum=1, maximum=MAX_PROJECTION_DIM)
+
+    def check(self) -> None:
+        if self.projection_dim and self.num_negatives * self.projection_dim > MAX_NEGATIVE_NUMBERS:
+            raise ValueError(f"crd: num_negatives x projection_dim ({self.num_negatives} x "
+                             f"{self.projection_dim}) must be at most {MAX_NEGATIVE_NUMBERS:,}, since "
+                             f"every anchor's negatives are projected at once; use fewer negatives "
+                             f"or a smaller projection")
 
 
 @register_loss("crd", CRDOptions)

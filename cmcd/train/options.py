@@ -9,6 +9,7 @@ The command line and the app generate their flags and controls from the same fie
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ def problem(info: FieldInfo, value) -> str | None:
         return None if info.optional else "must be given"
     if not _is_a(value, info.kind):
         return f"must be a {info.kind.__name__}"
+    if info.kind is float and not math.isfinite(value):
+        return "must be a finite number"
     limits = info.limits
     if "choices" in limits and value not in limits["choices"]:
         return f"must be one of {', '.join(map(str, limits['choices']))}"

@@ -46,8 +46,10 @@ def save_run(run: DistillRun, out: Path, calibration: dict | None = None) -> Pat
 
 
 def check_run_folder(out: Path) -> None:
-    """ValueError unless `out` is absent, empty or a run folder, which save_run may replace."""
+    """ValueError unless `out` is absent, empty or a run folder, which save_run may replace, and
+    its folder is one this process may write in: checked before a run trains, not after."""
     out = Path(out)
+    _check_writable(out)
     if not out.exists():
         return
     strangers = not out.is_dir() or any(
@@ -55,6 +57,23 @@ def check_run_folder(out: Path) -> None:
         for path in out.iterdir())
     if strangers:
         raise ValueError(f"{out} exists and is not a run folder; choose another folder for the run")
+
+
+def _check_writable(out: Path) -> None:
+    """ValueError unless a file can be made next to `out` (or, while that folder does not exist
+    yet, in its nearest folder that does, where save_run would create it)."""
+    existing = out.absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"cannot write the run to {out}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ValueError(f"cannot write the run to {out}: {existing} is not a folder this process may "
+                         f"write in ({reason}); choose another folder") from None
 
 
 def _write_run(run: DistillRun, folder: Path, calibration: dict | None) -> None:

@@ -51,6 +51,7 @@ LOG_MEL_MEAN = -3.71
 LOG_MEL_STD = 4.10
 
 MAX_FILE_SECONDS = 10.0
+MAX_SAMPLE_RATE = 384_000  # Hz, the fastest audio interfaces; resampling cost grows with the rate
 SILENT_PEAK = 10 ** (-50 / 20)  # a recording whose peak stays under -50 dBFS is silence
 MIN_SOUND_SECONDS = 0.1  # after trimming silence; a spoken digit lasts a few tenths of a second
 
@@ -416,6 +417,9 @@ def _read_audio(path: Path) -> tuple[np.ndarray, int]:
         raise ValueError(f"{path.name}: the file is empty")
     try:
         info = soundfile.info(str(path))
+        if info.samplerate > MAX_SAMPLE_RATE:
+            raise ValueError(f"{path.name}: the recording's sample rate is {info.samplerate:,} Hz; "
+                             f"at most {MAX_SAMPLE_RATE:,} Hz please")
         if info.duration > MAX_FILE_SECONDS:
             raise ValueError(f"{path.name}: the recording is {info.duration:.1f} s long; "
                              f"at most {MAX_FILE_SECONDS:g} s please")

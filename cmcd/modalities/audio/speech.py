@@ -12,6 +12,7 @@ import ctypes
 import itertools
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -30,6 +31,11 @@ from cmcd.paths import cache_dir
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = 16000  # one second
+# Resampling: ratios whose terms (in lowest terms) are at most MAX_RATIO_TERM are exact (every rate
+# the bank uses: 22,050, 16,000 and 8,000 Hz, and the speed changes' 90:100 and the like); others are
+# rounded to a multiple of RATE_STEP, which divides 16 kHz and the usual rates (11.025, 44.1, 48 kHz).
+MAX_RATIO_TERM = 1000
+RATE_STEP = 50
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 log = logging.getLogger(__name__)
@@ -170,8 +176,22 @@ def _resampler(from_rate: int, to_rate: int) -> torchaudio.transforms.Resample:
     return torchaudio.transforms.Resample(from_rate, to_rate)  # builds its filter kernel once
 
 
+def resampling_rate(from_rate: int, to_rate: int) -> int:
+    """The rate to resample from: `from_rate` itself when from_rate:to_rate in lowest terms is a
+    small ratio, else the nearest multiple of RATE_STEP. torchaudio's kernel holds about
+    (to_rate / gcd) x (from_rate / gcd) numbers: 16001 Hz to 16 kHz (gcd 1) would take 1 GB and
+    seconds to build, 16000 Hz none. The sound then plays at most RATE_STEP / 2 Hz off (0.3 %
+    faster or slower at 8 kHz), which no listener, nor the student, notices."""
+    divisor = math.gcd(from_rate, to_rate)
+    if max(from_rate, to_rate) // divisor <= MAX_RATIO_TERM:
+        return from_rate
+    return max(RATE_STEP, round(from_rate / RATE_STEP) * RATE_STEP)
+
+
 def resample(waves: torch.Tensor, from_rate: int, to_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """Resample float waves along the last axis (one wave or a batch of them)."""
+    """Resample float waves along the last axis (one wave or a batch of them); an odd rate is
+    rounded first (see resampling_rate)."""
+    from_rate = resampling_rate(from_rate, to_rate)
     if from_rate == to_rate:
         return waves
     with torch.no_grad():

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmcd.data import person_files
-from cmcd.data.inputs import InputError, check_file, open_image
+from cmcd.data.inputs import InputError, check_file, check_image_size, open_image
 from cmcd.modalities import augment as augmentations
 from cmcd.modalities.base import Modality, Pairing, RenderRequest, TryIt
 from cmcd.modalities.depth import junk
@@ -60,6 +60,8 @@ def depth_from_array(depth: np.ndarray) -> torch.Tensor:
         depth = depth[..., 0]
     if depth.ndim != 2:
         raise InputError(f"a depth map must be a 2-D array; got shape {depth.shape}")
+    if depth.size == 0:
+        raise InputError(f"the depth map is empty (shape {depth.shape}); it must hold readings")
     if not np.isfinite(depth).all():
         depth = np.where(np.isfinite(depth), depth, 0.0)
     valid = depth > 0
@@ -79,18 +81,54 @@ def depth_from_array(depth: np.ndarray) -> torch.Tensor:
     return resized[0]
 
 
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"  # a .npz archive
+
+
+def _array_header(path: Path, handle) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a .npy file's header declares, read before its data."""
+    try:
+        version = np.lib.format.read_magic(handle)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(handle)
+    except (ValueError, OSError) as error:
+        raise InputError(f"{path.name}: not a readable .npy array ({error})") from None
+    return shape, dtype
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """A .npy array of numbers, its header (shape, dtype) checked before its data is read."""
+    with open(path, "rb") as handle:
+        shape, dtype = _array_header(path, handle)
+        if dtype.kind not in "fiu":
+            raise InputError(f"{path.name}: a depth map must hold numbers; got {dtype}")
+        if len(shape) >= 2:
+            check_image_size(shape[1], shape[0], f"{path.name}: the depth map")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise InputError(f"{path.name}: not a readable .npy array ({error})") from None
+
+
 def load_file(path: Path) -> torch.Tensor:
-    """An 8- or 16-bit PNG, or a .npy array of numbers."""
+    """An 8- or 16-bit PNG, or a .npy array of numbers, told apart by their first bytes, not their
+    names (an MCP client's upload arrives as file.bin)."""
     path = check_file(path)
-    if path.suffix.lower() == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as error:
-            raise InputError(f"{path.name}: not a readable .npy array ({error})") from None
-        if array.dtype.kind not in "fiu":
-            raise InputError(f"{path.name}: a depth map must hold numbers; got {array.dtype}")
-        return depth_from_array(array)
-    image = open_image(path)
+    with open(path, "rb") as handle:
+        magic = handle.read(len(NPY_MAGIC))
+    if magic.startswith(ZIP_MAGIC):
+        raise InputError(f"{path.name}: a zip archive (such as a .npz of several arrays), not a depth "
+                         f"map; save one array (H, W) with numpy.save as .npy")
+    if magic == NPY_MAGIC:
+        return depth_from_array(load_npy(path))
+    try:
+        image = open_image(path)
+    except InputError:
+        if path.suffix.lower() != ".npy":
+            raise
+        raise InputError(f"{path.name}: not a .npy array (it does not start with NumPy's header), "
+                         f"nor a PNG") from None
     if image.mode not in ("I;16", "I;16B", "I", "L", "F", "LA", "RGB", "RGBA"):
         image = image.convert("L")
     return depth_from_array(np.asarray(image))
@@ -120,6 +158,7 @@ DEPTH = Modality(
     to_picture=to_picture, load_file=load_file, augment=augment,
     gap_meaning="sensor noise, holes and edge dropout",
     try_it=TryIt("Upload a depth map", "file",
-                 "Depth map (8/16-bit PNG or .npy; 0 = no reading)", (".png", ".npy")),
+                 "Depth map (8/16-bit PNG or .npy; 0 = no reading)",
+                 (".png", ".npy", ".bin")),  # .bin: what an MCP client's base64 upload is named
     write_files=write_files, junk=junk.DEPTH_MAPS,
     pairs=(Pairing("digits", "instance"), Pairing("fashion", "instance")))
