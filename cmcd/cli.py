@@ -8,13 +8,11 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from cmcd.data import sources
 from cmcd.modalities import pairs
-from cmcd.runtime import DEVICES
+from cmcd.runtime import DEVICES, progress_on_stderr
 
 log = logging.getLogger(__name__)
 
@@ -467,31 +465,6 @@ def build_parser() -> argparse.ArgumentParser:
                        _add_app_parser):
         add_parser(subcommands)
     return parser
-
-
-def show_messages_on_stderr(level: int = logging.INFO) -> logging.Handler:
-    """Show the library's log messages at `level` and above on stderr as "cmcd: MESSAGE" (the
-    data it builds, a damaged cache file it rebuilds); the one place that sets up logging output
-    (the library only logs), for the command line and the app's server log alike."""
-    logger = logging.getLogger("cmcd")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("cmcd: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    return handler
-
-
-@contextmanager
-def progress_on_stderr(level: int = logging.INFO) -> Iterator[None]:
-    """show_messages_on_stderr while the block runs."""
-    logger = logging.getLogger("cmcd")
-    earlier_level = logger.level
-    handler = show_messages_on_stderr(level)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(earlier_level)
 
 
 def main(argv: list[str] | None = None) -> int:

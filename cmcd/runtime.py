@@ -1,10 +1,14 @@
-"""Where and how training runs: device choice, mixed precision, random generators."""
+"""Where and how training runs: device choice, mixed precision, random generators; and where the
+library's log messages show (stderr, for the command line and the app's server log)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
+import sys
+from collections.abc import Iterator
 
 import torch
 
@@ -61,3 +65,28 @@ def autocast(device: torch.device):
 def generator(device: torch.device, seed: int) -> torch.Generator:
     """A run's own random stream on `device`; nothing process-wide is seeded."""
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def show_messages_on_stderr(level: int = logging.INFO) -> logging.Handler:
+    """Show the library's log messages at `level` and above on stderr as "cmcd: MESSAGE" (the
+    data it builds, a damaged cache file it rebuilds); the one place that sets up logging output
+    (the library only logs), for the command line and the app's server log alike."""
+    logger = logging.getLogger("cmcd")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("cmcd: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return handler
+
+
+@contextlib.contextmanager
+def progress_on_stderr(level: int = logging.INFO) -> Iterator[None]:
+    """show_messages_on_stderr while the block runs."""
+    logger = logging.getLogger("cmcd")
+    earlier_level = logger.level
+    handler = show_messages_on_stderr(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(earlier_level)

@@ -25,11 +25,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cmcd.cli import progress_on_stderr  # noqa: E402
 from cmcd.eval.classify import Classifier  # noqa: E402
 from cmcd.modalities import pairs  # noqa: E402
 from cmcd.modalities.audio import renderer as audio  # noqa: E402
 from cmcd.modalities.audio.speech import resample  # noqa: E402
+from cmcd.runtime import progress_on_stderr  # noqa: E402
 
 OUT = ROOT / "cmcd" / "shipped" / "examples"
 PER_PAIR = (0, 3, 7)  # which classes get an example

@@ -12,9 +12,9 @@ import sys
 import time
 
 from cmcd.app import shipped
-from cmcd.cli import progress_on_stderr
 from cmcd.eval.classify import has_shipped_student
 from cmcd.modalities import pairs
+from cmcd.runtime import progress_on_stderr
 from cmcd.viz import maps
 
 

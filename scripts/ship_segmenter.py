@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cmcd.cli import progress_on_stderr  # noqa: E402
 from cmcd.models.dense import save_segmenter  # noqa: E402
 from cmcd.paths import checkpoint_root  # noqa: E402
+from cmcd.runtime import progress_on_stderr  # noqa: E402
 from cmcd.train.config import SegmentConfig  # noqa: E402
 from cmcd.train.segment import segment_distill  # noqa: E402
 

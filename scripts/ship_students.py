@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cmcd.cli import progress_on_stderr  # noqa: E402
 from cmcd.eval.classify import student_stem  # noqa: E402
 from cmcd.eval.confidence import calibrate_student  # noqa: E402
 from cmcd.modalities import pairs  # noqa: E402
 from cmcd.models.checkpoints import load_student, save_student, update_student_metadata  # noqa: E402
 from cmcd.paths import checkpoint_root  # noqa: E402
+from cmcd.runtime import progress_on_stderr  # noqa: E402
 from cmcd.train.config import DistillConfig  # noqa: E402
 from cmcd.train.distill import distill  # noqa: E402
 

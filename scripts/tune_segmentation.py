@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cmcd.cli import progress_on_stderr  # noqa: E402
 from cmcd.data.cache import atomic_write_json  # noqa: E402
+from cmcd.runtime import progress_on_stderr  # noqa: E402
 from cmcd.train.config import SegmentConfig  # noqa: E402
 from cmcd.train.segment import few_label_scores, train_segmenter, validation_miou  # noqa: E402
 

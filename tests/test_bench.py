@@ -15,8 +15,9 @@ from cmcd.bench import claim_size, runner
 from cmcd.bench import paper as bench_paper
 from cmcd.bench import theory as bench_theory
 from cmcd.bench import tuning as bench_tuning
-from cmcd.cli import main, progress_on_stderr
+from cmcd.cli import main
 from cmcd.modalities import pairs
+from cmcd.runtime import progress_on_stderr
 from cmcd.train.config import DistillConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

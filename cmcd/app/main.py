@@ -637,7 +637,7 @@ def build_demo() -> gr.Blocks:
 def log_library_messages() -> None:
     """The library's messages in the server's log (which a Space shows), as the command line
     shows them: the data it builds, and a damaged cache file it rebuilds."""
-    from cmcd.cli import show_messages_on_stderr
+    from cmcd.runtime import show_messages_on_stderr
 
     show_messages_on_stderr()
 
