@@ -1,6 +1,7 @@
 """Spoken digits: log-mel spectrograms (1x40x40 float) of the class name spoken by synthetic voices
-made to sound recorded (cmcd.data.renderers.audio). Audio pairs are class pairs, as in AV-MNIST:
-each image goes with a clip of the same digit, and each split has voices of its own."""
+and, in the training pairs, by real people (FSDD recordings, cmcd.data.renderers.fsdd), all made to
+sound recorded (cmcd.data.renderers.audio). Audio pairs are class pairs, as in AV-MNIST: each image
+goes with a clip of the same digit, and each split has voices of its own."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from cmcd.train import augment as augmentations
 
 # Clips of each split come from disjoint voices.
 VOICES_OF_SPLIT = {"pairs": "train", "val": "val", "test": "test"}
+# The real people whose recordings ship with the package (cmcd/shipped/data/fsdd.npz).
+REAL_SPEAKERS = ("jackson", "lucas", "nicolas", "yweweler")
 
 
 class AudioInput(nn.Module):
@@ -45,11 +48,23 @@ class AudioEncoder(ImageEncoder):
         )
 
 
+def real_voices(request: RenderRequest):
+    """The real people in a request's clips: options "real_share" (of the training pairs) and
+    "real_speakers" (default: every shipped FSDD speaker); validation and test are synthetic."""
+    from cmcd.data.renderers import audio
+
+    share = float(request.options.get("real_share", 0.0))
+    if request.split != "pairs" or share <= 0:
+        return None
+    return audio.RealVoices(share, tuple(request.options.get("real_speakers", REAL_SPEAKERS)))
+
+
 def render(request: RenderRequest) -> torch.Tensor:
     from cmcd.data.renderers import audio  # torchaudio and the voice bank load on first use
 
     return audio.render(request.labels, request.ids, VOICES_OF_SPLIT[request.split],
-                        request.seed, request.gap, tuple(request.options.get("without", ())))
+                        request.seed, request.gap, tuple(request.options.get("without", ())),
+                        real_voices(request))
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -75,7 +90,7 @@ def write_files(request: RenderRequest, folder: Path) -> list[Path]:
     from cmcd.data.renderers import audio
 
     waves = audio.render_waveforms(request.labels, request.ids, VOICES_OF_SPLIT[request.split],
-                                   request.seed, request.gap)
+                                   request.seed, request.gap, real=real_voices(request))
     return [person_files.write_sound(wave.numpy(), audio.SAMPLE_RATE, Path(folder) / f"item-{item_id}")
             for item_id, wave in zip(request.ids.tolist(), waves, strict=True)]
 
