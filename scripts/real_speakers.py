@@ -1,7 +1,8 @@
 """Choose how many real recordings go into the spoken digits' training pairs, leaving one real
 speaker out at a time (cmcd.bench.speakers); writes results/speakers.json.
 
-    python scripts/real_speakers.py [--shares 0 25 50] [--seeds 0] [--epochs 5] [--width 16] [--out results]
+    python scripts/real_speakers.py [--shares 0 25 50] [--seeds 0] [--epochs 5] [--width 16]
+                                  [--speakers jackson ...] [--out results]
 """
 
 import argparse
@@ -21,9 +22,11 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=list(speakers.Plan.seeds))
     parser.add_argument("--epochs", type=int, default=speakers.Plan.epochs)
     parser.add_argument("--width", type=int, default=speakers.Plan.width)
+    parser.add_argument("--speakers", nargs="+", default=list(speakers.Plan.speakers),
+                        help="the speakers held out in turn (default: all four)")
     parser.add_argument("--out", default="results")
     args = parser.parse_args()
-    plan = speakers.Plan(tuple(args.shares), tuple(args.seeds), args.epochs, args.width)
+    plan = speakers.Plan(tuple(args.shares), tuple(args.seeds), args.epochs, args.width, tuple(args.speakers))
     print(json.dumps(speakers.run(plan, args.out)["summary"], indent=2))
 
 

@@ -6,7 +6,9 @@ checkpoints/student-PAIR.{safetensors,json}, with every candidate's validation s
 winner's test metrics in its metadata. Test numbers play no part in the choice. These longer runs
 (width 32; each student's epochs are in its JSON) use the batched target augmentations. Each
 shipped student's JSON also holds its calibration (confidence and "not sure",
-cmcd.eval.confidence), fitted on validation.
+cmcd.eval.confidence), fitted on validation; digits-audio's is fitted on real speakers its
+leave-one-speaker-out folds never heard (cmcd.eval.people; the folds come from
+scripts/real_speakers.py, at --fold-epochs and --fold-width).
 
     python scripts/ship_students.py [--pairs digits-sketch ...] [--methods cmc ...] [--epochs 40]
                                     [--width 32]
@@ -24,8 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cmcd.bench import speakers  # noqa: E402
 from cmcd.cli import progress_on_stderr  # noqa: E402
 from cmcd.data import pairs  # noqa: E402
+from cmcd.eval import people  # noqa: E402
 from cmcd.eval.classify import student_stem  # noqa: E402
 from cmcd.eval.confidence import calibrate_student  # noqa: E402
 from cmcd.models.checkpoints import load_student, save_student, update_student_metadata  # noqa: E402
@@ -36,7 +40,17 @@ from cmcd.train.distill import distill  # noqa: E402
 CANDIDATES = ("cmc", "cmd", "cmc+l2")
 
 
-def ship(pair: str, methods: list[str], epochs: int, width: int, device: str) -> dict:
+def calibrate(student, pair: str, teacher: str, gap: float | None, folds: speakers.Plan) -> dict | None:
+    """A pair with real speakers is calibrated on its leave-one-speaker-out folds
+    (cmcd.eval.people); the others on validation (cmcd.eval.confidence)."""
+    share = pairs.get_spec(pair).render_options.get("real_share")
+    if not share:
+        return calibrate_student(student, pair, teacher, gap)
+    fold_students = speakers.fold_students(folds, round(100 * share))
+    return people.calibrate_with_folds(student, pair, fold_students, teacher)
+
+
+def ship(pair: str, methods: list[str], epochs: int, width: int, device: str, folds: speakers.Plan) -> dict:
     runs = {}
     for method in methods:
         config = DistillConfig(pair=pair, method=method, epochs=epochs, width=width, device=device,
@@ -49,17 +63,20 @@ def ship(pair: str, methods: list[str], epochs: int, width: int, device: str) ->
     run = runs[best]
     metadata = {"pair": pair, "method": best, "teacher": run.config.teacher,
                 "selected_on": "validation zero-label head accuracy", "candidates": validation,
-                "config": run.config.to_dict(), "metrics": run.metrics,
-                "calibration": calibrate_student(run.student, pair, run.config.teacher, run.config.gap)}
+                "config": run.config.to_dict(), "metrics": run.metrics, "calibration": None}
+    # Saved before calibrating, so that a calibration that cannot run yet (its folds still
+    # training) loses no weights: --calibrate-only fits it later.
     save_student(checkpoint_root() / f"student-{pair}", run.student, metadata)
+    metadata["calibration"] = calibrate(run.student, pair, run.config.teacher, run.config.gap, folds)
+    update_student_metadata(student_stem(pair), calibration=metadata["calibration"])
     return metadata
 
 
-def calibrate_shipped(pair: str) -> dict:
+def calibrate_shipped(pair: str, folds: speakers.Plan) -> dict:
     """Fit the calibration of the pair's shipped student and write it into its JSON alone."""
     student, metadata = load_student(student_stem(pair))
     gap = metadata.get("config", {}).get("gap")
-    calibration = calibrate_student(student, pair, metadata.get("teacher", "ft"), gap)
+    calibration = calibrate(student, pair, metadata.get("teacher", "ft"), gap, folds)
     update_student_metadata(student_stem(pair), calibration=calibration)
     print(f"{pair}: {calibration['score']} score, T = {calibration['temperature']}", file=sys.stderr)
     return {key: calibration[key] for key in ("temperature", "score", "threshold", "validation")}
@@ -76,11 +93,16 @@ def main() -> None:
                         help="skip writing the app's test items (run ship_app_items.py later)")
     parser.add_argument("--calibrate-only", action="store_true",
                         help="refit the shipped students' calibration; weights untouched")
+    parser.add_argument("--fold-epochs", type=int, default=speakers.Plan.epochs,
+                        help="epochs of the leave-one-speaker-out folds that calibrate digits-audio")
+    parser.add_argument("--fold-width", type=int, default=speakers.Plan.width,
+                        help="width of those folds (scripts/real_speakers.py trains them)")
     args = parser.parse_args()
+    folds = speakers.Plan(epochs=args.fold_epochs, width=args.fold_width)
     if args.calibrate_only:
-        print(json.dumps({pair: calibrate_shipped(pair) for pair in args.pairs}, indent=2))
+        print(json.dumps({pair: calibrate_shipped(pair, folds) for pair in args.pairs}, indent=2))
         return
-    summary = {pair: ship(pair, args.methods, args.epochs, args.width, args.device)
+    summary = {pair: ship(pair, args.methods, args.epochs, args.width, args.device, folds)
                for pair in args.pairs}
     print(json.dumps({pair: {"method": m["method"], "candidates": m["candidates"],
                              "test_zero_label_acc": m["metrics"]["zero_label_acc"]}

@@ -22,11 +22,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from cmcd.bench.ingredients import shipped_recipe
 from cmcd.data import cache, pairs
 from cmcd.eval import speakers
 from cmcd.modalities.audio import REAL_SPEAKERS
-from cmcd.models.checkpoints import save_student
+from cmcd.models.checkpoints import load_student, save_student
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import validation_run
 
@@ -40,11 +42,13 @@ class Plan:
     seeds: tuple[int, ...] = (0,)
     epochs: int = 5
     width: int = 16
+    speakers: tuple[str, ...] = REAL_SPEAKERS  # those held out in turn
 
     def variants(self) -> list[tuple[int, str | None]]:
-        """(share, held-out speaker); None: nobody real in training, scored on everyone."""
-        return [(share, None) if share == 0 else (share, speaker)
-                for share in self.shares for speaker in ((None,) if share == 0 else REAL_SPEAKERS)]
+        """(share, held-out speaker), speaker by speaker, so that an early look compares every
+        share on the same speakers; speaker None: nobody real in training, scored on everyone."""
+        return [(0, None)] * (0 in self.shares) + [
+            (share, speaker) for speaker in self.speakers for share in self.shares if share]
 
 
 def variant_name(share: int, speaker: str | None) -> str:
@@ -53,6 +57,18 @@ def variant_name(share: int, speaker: str | None) -> str:
 
 def fold_stem(plan: Plan, name: str, seed: int) -> Path:
     return FOLDS_DIR / f"{name}-e{plan.epochs}-w{plan.width}-s{seed}"
+
+
+def fold_students(plan: Plan, share: int, seed: int = 0) -> dict[str, torch.nn.Module]:
+    """{held-out speaker: that fold's saved student} for one share, or a clear error."""
+    found = {}
+    for speaker in REAL_SPEAKERS:
+        stem = fold_stem(plan, variant_name(share, speaker), seed)
+        if not stem.with_suffix(".safetensors").exists():
+            raise FileNotFoundError(f"no fold student at {stem}.safetensors: run scripts/real_speakers.py "
+                                    f"--shares {share} --epochs {plan.epochs} --width {plan.width} first")
+        found[speaker] = load_student(stem)[0]
+    return found
 
 
 def run_one(plan: Plan, share: int, speaker: str | None, seed: int) -> dict:
