@@ -15,7 +15,9 @@ scripts/real_speakers.py, at --fold-epochs and --fold-width).
     python scripts/ship_students.py --calibrate-only [--pairs ...]   # refit the calibration of
                                                     # the shipped students; weights untouched
 
---methods narrows the candidates (on a slow machine, to the variant that won before).
+--methods narrows the candidates (on a slow machine, to the variant that won before);
+--continue-shipped starts from the shipped student's weights (for a pair whose training data grew,
+on a machine too slow to train it again from scratch; its JSON then says so under "continued_from").
 """
 
 import argparse
@@ -30,7 +32,7 @@ from cmcd.bench import speakers  # noqa: E402
 from cmcd.cli import progress_on_stderr  # noqa: E402
 from cmcd.data import pairs  # noqa: E402
 from cmcd.eval import people  # noqa: E402
-from cmcd.eval.classify import student_stem  # noqa: E402
+from cmcd.eval.classify import student_stem, weights_digest  # noqa: E402
 from cmcd.eval.confidence import calibrate_student  # noqa: E402
 from cmcd.models.checkpoints import load_student, save_student, update_student_metadata  # noqa: E402
 from cmcd.paths import checkpoint_root  # noqa: E402
@@ -50,12 +52,24 @@ def calibrate(student, pair: str, teacher: str, gap: float | None, folds: speake
     return people.calibrate_with_folds(student, pair, fold_students, teacher)
 
 
-def ship(pair: str, methods: list[str], epochs: int, width: int, device: str, folds: speakers.Plan) -> dict:
+def shipped_start(pair: str, width: int) -> tuple[dict | None, dict | None]:
+    """The shipped student's weights, to continue from, and what they were (digest, method, epochs)."""
+    student, metadata = load_student(student_stem(pair))
+    if metadata.get("config", {}).get("width") != width:
+        sys.exit(f"--continue-shipped: the shipped {pair} student has width "
+                 f"{metadata.get('config', {}).get('width')}, not {width}")
+    return student.state_dict(), {"student_digest": weights_digest(pair), "method": metadata["method"],
+                                  "epochs": metadata["config"]["epochs"]}
+
+
+def ship(pair: str, methods: list[str], epochs: int, width: int, device: str, folds: speakers.Plan,
+         continue_shipped: bool = False) -> dict:
     runs = {}
+    start, started_from = shipped_start(pair, width) if continue_shipped else (None, None)
     for method in methods:
         config = DistillConfig(pair=pair, method=method, epochs=epochs, width=width, device=device,
                                augment=True)  # the shipped students were trained with it
-        runs[method] = distill(config)
+        runs[method] = distill(config, start_from=start)
         print(f"{pair} {method}: validation head accuracy "
               f"{runs[method].val_history[-1]['head']:.4f}", file=sys.stderr, flush=True)
     validation = {method: run.val_history[-1]["head"] for method, run in runs.items()}
@@ -63,7 +77,8 @@ def ship(pair: str, methods: list[str], epochs: int, width: int, device: str, fo
     run = runs[best]
     metadata = {"pair": pair, "method": best, "teacher": run.config.teacher,
                 "selected_on": "validation zero-label head accuracy", "candidates": validation,
-                "config": run.config.to_dict(), "metrics": run.metrics, "calibration": None}
+                "config": run.config.to_dict(), "metrics": run.metrics, "calibration": None,
+                **({"continued_from": started_from} if started_from else {})}
     # Saved before calibrating, so that a calibration that cannot run yet (its folds still
     # training) loses no weights: --calibrate-only fits it later.
     save_student(checkpoint_root() / f"student-{pair}", run.student, metadata)
@@ -97,13 +112,15 @@ def main() -> None:
                         help="epochs of the leave-one-speaker-out folds that calibrate digits-audio")
     parser.add_argument("--fold-width", type=int, default=speakers.Plan.width,
                         help="width of those folds (scripts/real_speakers.py trains them)")
+    parser.add_argument("--continue-shipped", action="store_true",
+                        help="start from the shipped student's weights instead of a fresh student")
     args = parser.parse_args()
     folds = speakers.Plan(epochs=args.fold_epochs, width=args.fold_width)
     if args.calibrate_only:
         print(json.dumps({pair: calibrate_shipped(pair, folds) for pair in args.pairs}, indent=2))
         return
-    summary = {pair: ship(pair, args.methods, args.epochs, args.width, args.device, folds)
-               for pair in args.pairs}
+    summary = {pair: ship(pair, args.methods, args.epochs, args.width, args.device, folds,
+                          args.continue_shipped) for pair in args.pairs}
     print(json.dumps({pair: {"method": m["method"], "candidates": m["candidates"],
                              "test_zero_label_acc": m["metrics"]["zero_label_acc"]}
                       for pair, m in summary.items()}, indent=2))

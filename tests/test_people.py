@@ -118,3 +118,21 @@ def test_the_try_it_text_states_the_real_speaker_figure(tmp_path, monkeypatch):
     summary = tryit.student_summary("digits-audio")
     assert "never heard (each of four recorded speakers held out of training in turn): **96.1%** " \
            "read right, 4% \"not sure\"" in summary
+
+
+def test_bench_inputs_reports_the_real_speaker_figures_recorded_at_calibration():
+    from types import SimpleNamespace
+
+    from cmcd.bench import inputs
+
+    row = {"accuracy": 0.9, "unsure": 0.05, "ece": 0.03, "ece_before": 0.08}
+    report = {"per_speaker": {"lucas": row, "jackson": {**row, "accuracy": 1.0}}, "mean_accuracy": 0.95,
+              "mean_unsure": 0.05, "mean_ece": 0.03, "mean_ece_before": 0.08,
+              "mean_junk_flagged_by_kind_held_out": {"words": 0.7}}
+    calibration = {"score": "detector", "temperature": 1.5,
+                   "validation": {"method": "folds", "held_out_speakers": report}}
+    model = SimpleNamespace(metadata={"calibration": calibration})
+    found = inputs.real_speakers_of(model)
+    assert found["loso_accuracy"] == {"lucas": 0.9, "jackson": 1.0} and found["loso_mean"] == 0.95
+    assert found["ece"] == {"before": 0.08, "after": 0.03} and found["unsure"] == 0.05
+    assert inputs.real_speakers_of(SimpleNamespace(metadata={})) is None

@@ -35,7 +35,7 @@ SPLIT_SEED = 2405_03355
 SPLITS = ("teacher", "pairs", "val", "test")
 TARGET_SPLITS = ("pairs", "val", "test")  # the teacher split has source photos only
 SOURCE = rgb.RGB  # every dataset's source modality: photo-like renders, what teachers see
-REAL_SHARE = 0.25  # digits-audio: share of training pairs spoken by real people, chosen on validation
+REAL_SHARE = 0.5  # digits-audio: share of training pairs spoken by real people, chosen on validation
 
 log = logging.getLogger(__name__)
 

@@ -87,8 +87,8 @@ def view_of(student, teacher, shared: SharedInputs, trained_on, held_out: str | 
     def outputs(x):
         return student_outputs(student, teacher, x)
 
-    heard, _ = _speaker_clips(trained_on)
-    view = View(outputs(torch.cat([shared.train, heard])), outputs(shared.val), shared.val_labels,
+    heard = [_speaker_clips(trained_on)[0]] if trained_on else []
+    view = View(outputs(torch.cat([shared.train, *heard])), outputs(shared.val), shared.val_labels,
                 outputs(shared.junk), shared.junk_kinds)
     if held_out is not None:
         features, labels = speakers.speaker_samples(held_out)
@@ -167,12 +167,13 @@ def nested_report(folds: list[View], detectors: list[dict]) -> dict:
 
 
 def calibrate_with_folds(student, pair: str, fold_students: dict[str, torch.nn.Module],
-                         teacher_variant: str = "ft") -> dict:
+                         teacher_variant: str = "ft", heard: tuple[str, ...] | None = None) -> dict:
     """The shipped student's calibration (what its JSON stores under "calibration"), fitted on
     its leave-one-speaker-out folds {held-out speaker: fold student}; the nested figures under
-    "validation"."""
+    "validation". `heard`: the real speakers the shipped student trained on (default: all of the
+    pair's); a student that heard none of them is its own fold for every speaker."""
     spec = pairs.get_spec(pair)
-    everyone = tuple(spec.render_options["real_speakers"])
+    everyone = tuple(spec.render_options["real_speakers"]) if heard is None else heard
     teacher = load_teacher(spec.dataset, teacher_variant)
     shared = shared_inputs(pair)
     folds = [view_of(fold, teacher, shared, [s for s in everyone if s != speaker], speaker)
