@@ -15,7 +15,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-DATA_VERSION = "3"  # 2: flite/festival voices in the speech bank, people-like sketches; 3: FSDD recordings
+DATA_VERSION = "2"  # 2: flite/festival voices in the speech bank, people-like sketches
 
 
 def shipped(*parts: str) -> Path:

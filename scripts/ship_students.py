@@ -43,13 +43,18 @@ CANDIDATES = ("cmc", "cmd", "cmc+l2")
 
 
 def calibrate(student, pair: str, teacher: str, gap: float | None, folds: speakers.Plan) -> dict | None:
-    """A pair with real speakers is calibrated on its leave-one-speaker-out folds
-    (cmcd.eval.people); the others on validation (cmcd.eval.confidence)."""
-    share = pairs.get_spec(pair).render_options.get("real_share")
-    if not share:
+    """A pair with real speakers is calibrated on real people the student never heard
+    (cmcd.eval.people): on its leave-one-speaker-out folds, or, when it trained on none of them,
+    on every speaker with the student as its own fold. Other pairs on validation
+    (cmcd.eval.confidence)."""
+    options = pairs.get_spec(pair).render_options
+    if "real_speakers" not in options:
         return calibrate_student(student, pair, teacher, gap)
-    fold_students = speakers.fold_students(folds, round(100 * share))
-    return people.calibrate_with_folds(student, pair, fold_students, teacher)
+    share = round(100 * options["real_share"])
+    if share == 0:
+        return people.calibrate_with_folds(student, pair, dict.fromkeys(options["real_speakers"], student),
+                                           teacher, heard=())
+    return people.calibrate_with_folds(student, pair, speakers.fold_students(folds, share), teacher)
 
 
 def shipped_start(pair: str, width: int) -> tuple[dict | None, dict | None]:

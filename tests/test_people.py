@@ -116,7 +116,7 @@ def test_the_try_it_text_states_the_real_speaker_figure(tmp_path, monkeypatch):
                                 "as_files": {"accuracy": 0.94, "unsure": 0.05}}}
     (tmp_path / "inputs.json").write_text(json.dumps({"pairs": {"digits-audio": entry}}))
     summary = tryit.student_summary("digits-audio")
-    assert "never heard (each of four recorded speakers held out of training in turn): **96.1%** " \
+    assert "never heard (four recorded speakers, each new to the student scored on them): **96.1%** " \
            "read right, 4% \"not sure\"" in summary
 
 

@@ -165,8 +165,8 @@ def _real_speakers_words(found: dict) -> str:
     people = found.get("real_speakers")
     if not people:
         return ""
-    return (f" Real people it never heard (each of four recorded speakers held out of training in "
-            f"turn): **{people['loso_mean']:.1%}** read right, {people['unsure']:.0%} \"not sure\".")
+    return (f" Real people it never heard (four recorded speakers, each new to the student scored "
+            f"on them): **{people['loso_mean']:.1%}** read right, {people['unsure']:.0%} \"not sure\".")
 
 
 def student_summary(pair: str) -> str:

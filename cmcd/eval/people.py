@@ -192,7 +192,8 @@ def calibrate_with_folds(student, pair: str, fold_students: dict[str, torch.nn.M
     detector = fit_detector(shipped.train, shipped.junk)
     mean, std = _standardiser(shipped, detector)
     calibration = Calibration(temperature, "detector", mean + cut * std, detector=detector)
-    report = {"method": "leave-one-speaker-out folds", "z_cut": round(cut, 4), "temperatures": temperatures,
+    report = {"method": "leave-one-speaker-out folds", "heard_real_speakers": list(everyone),
+              "z_cut": round(cut, 4), "temperatures": temperatures,
               "held_out_speakers": nested_report(folds, detectors), "real_flag_rate": REAL_FLAG_RATE,
               "junk_seed": confidence.FIT_JUNK_SEED, "val_items": len(shared.val_labels),
               "junk_items": len(shared.junk_kinds), "clips_per_training_speaker": CLIPS_PER_SPEAKER,
