@@ -218,10 +218,10 @@ def _microphone_file(path: Path) -> Path:
     import torchaudio.functional as AF
 
     example = ROOT / "cmcd" / "shipped" / "examples" / "digits-audio__7__testvoice7017.wav"
-    spoken, rate = soundfile.read(example, dtype="float32")
-    wave = AF.resample(torch.from_numpy(spoken), rate, 48000).numpy()
-    silence = np.zeros(48000 // 2, dtype=np.float32)
-    soundfile.write(path, np.concatenate([silence, 0.8 * wave / np.abs(wave).max(), 4 * silence]), 48000,
+    spoken, rate = soundfile.read(example, dtype="float32", always_2d=True)
+    wave = AF.resample(torch.from_numpy(spoken.mean(1)), rate, 48000).numpy()
+    before, after = np.zeros(48000 // 2, dtype=np.float32), np.zeros(2 * 48000, dtype=np.float32)
+    soundfile.write(path, np.concatenate([before, 0.8 * wave / np.abs(wave).max(), after]), 48000,
                     subtype="PCM_16")
     return path
 
@@ -242,9 +242,13 @@ def test_a_digit_spoken_into_the_microphone_in_the_browser(app_url, tmp_path):
         time.sleep(3)  # the digit and the silence after it
         page.get_by_role("button", name="Stop").first.click()
         page.get_by_role("button", name="Classify", exact=True).nth(2).click()  # the recorder's panel
-        verdict = page.get_by_role("heading", name=re.compile(r"^7 \(\d+ %\)$")).filter(visible=True)
-        verdict.first.wait_for(timeout=120_000)  # "7 (NN %)", not "Not sure — closest: 7 (NN %)"
-        page.screenshot(path=str(ARTIFACTS / "app-microphone-seven.png"))
+        verdict = page.get_by_role("heading", name=re.compile(r"\d \(\d+ %\)$")).filter(visible=True)
+        try:
+            verdict.first.wait_for(timeout=180_000)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "app-microphone-seven.png"), full_page=True)
+        # "7 (NN %)", not "Not sure — closest: 7 (NN %)"
+        assert re.fullmatch(r"7 \(\d+ %\)", verdict.first.inner_text().strip()), verdict.first.inner_text()
         browser.close()
 
 
