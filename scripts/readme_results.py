@@ -296,6 +296,9 @@ def _calibration_words(entry: dict) -> tuple[str, str]:
     calibration = entry["calibration"]
     if not calibration:
         return "–", "–"
+    if "fitted_on" in calibration:  # fitted on real speakers its folds never heard (cmcd.eval.people)
+        return (f"**{calibration['score']}**, cut fitted on held-out real speakers",
+                f"T = {calibration['temperature']:.2f}, fitted on held-out real speakers")
     scores = ", ".join(f"**{kind} {value:.0%}**" if kind == calibration["score"] else f"{kind} {value:.0%}"
                        for kind, value in calibration["validation_junk_flagged"].items())
     nll = calibration["validation_nll"]
@@ -315,6 +318,25 @@ def real_inputs() -> str:
                      f"| {_real_words(entry)} | {_style_words(entry)} | {entry['junk_caught']:.0%} "
                      f"| {scores} | {nll} |")
     return "\n".join(lines)
+
+
+def real_speakers() -> list[str]:
+    """Leave-one-speaker-out on the shipped FSDD speakers, as recorded at calibration."""
+    lines = []
+    for pair, entry in _json(RESULTS / "inputs.json")["pairs"].items():
+        people = entry.get("real_speakers")
+        if not people:
+            continue
+        kinds = people["junk_flagged_held_out_kinds"]
+        junk = ", ".join(f"{kind} {value:.0%}" for kind, value in kinds.items())
+        lines += [f"Real speakers never heard ({pair}: each of the four shipped FSDD speakers held out of "
+                  f"training in turn, scored on all 500 of their recordings; \"not sure\" and T fitted on "
+                  f"the other folds alone): mean accuracy **{people['loso_mean']:.3f}** ("
+                  + ", ".join(f"{who} {value:.3f}" for who, value in people["loso_accuracy"].items())
+                  + f"), {people['unsure']:.1%} \"not sure\", ECE {people['ece']['before']:.3f} → "
+                  f"{people['ece']['after']:.3f}; junk of kinds left out of the detector's fit flagged: "
+                  f"{junk}.", ""]
+    return lines
 
 
 def drawn_styles() -> str:
@@ -439,10 +461,13 @@ def section() -> str:
         "--calibrate-only`, see `cmcd/eval/confidence.py`): its threshold flags 5 % of validation "
         "items, and the score that flags the most generated junk there is kept (the detector "
         "counted on junk kinds left out of its fit). Junk caught: junk drawn with another seed, "
-        "flagged \"not sure\" or refused by the reader (blank, silent, no readings).",
+        "flagged \"not sure\" or refused by the reader (blank, silent, no readings). The spoken "
+        "digits' temperature and cut are fitted on real speakers instead (`cmcd/eval/people.py`: "
+        "leave-one-speaker-out folds, see \"Real people's recordings\" below).",
         "",
         real_inputs(),
         "",
+        *real_speakers(),
         f"Digits drawn in other styles, accuracy: {drawn_styles()}.",
         "",
         *ingredients_part(),

@@ -205,6 +205,49 @@ def test_a_drawn_letter_is_not_sure_in_the_browser(page):
     page.screenshot(path=str(ARTIFACTS / "app-not-sure.png"))
 
 
+def _microphone_file(path: Path) -> Path:
+    """What the fake microphone hears: a shipped test voice saying 7, with silence around it, as
+    the 16-bit 48 kHz WAV Chromium's fake capture device plays."""
+    import numpy as np
+    import soundfile
+    import torch
+    import torchaudio.functional as AF
+
+    example = ROOT / "cmcd" / "shipped" / "examples" / "digits-audio__7__testvoice7017.wav"
+    spoken, rate = soundfile.read(example, dtype="float32", always_2d=True)
+    wave = AF.resample(torch.from_numpy(spoken.mean(1)), rate, 48000).numpy()
+    before, after = np.zeros(48000 // 2, dtype=np.float32), np.zeros(2 * 48000, dtype=np.float32)
+    soundfile.write(path, np.concatenate([before, 0.8 * wave / np.abs(wave).max(), after]), 48000,
+                    subtype="PCM_16")
+    return path
+
+
+def test_a_digit_spoken_into_the_microphone_in_the_browser(app_url, tmp_path):
+    """Record -> Stop -> Classify, as a visitor does, through Chromium's fake microphone."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium not installed")
+    playwright = pytest.importorskip("playwright.sync_api")
+    spoken = _microphone_file(tmp_path / "seven.wav")
+    flags = CHROMIUM_FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                              f"--use-file-for-fake-audio-capture={spoken}"]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+        page = open_app(browser, app_url)
+        page.get_by_role("button", name="Record").first.click()
+        page.get_by_role("button", name="Stop").first.wait_for(timeout=30_000)
+        time.sleep(3)  # the digit and the silence after it
+        page.get_by_role("button", name="Stop").first.click()
+        page.get_by_role("button", name="Classify", exact=True).nth(2).click()  # the recorder's panel
+        verdict = page.get_by_role("heading", name=re.compile(r"\d \(\d+ %\)$")).filter(visible=True)
+        try:
+            verdict.first.wait_for(timeout=180_000)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "app-microphone-seven.png"), full_page=True)
+        # "7 (NN %)", not "Not sure — closest: 7 (NN %)"
+        assert re.fullmatch(r"7 \(\d+ %\)", verdict.first.inner_text().strip()), verdict.first.inner_text()
+        browser.close()
+
+
 def _sketch_prediction(page) -> str:
     page.get_by_role("button", name="Classify", exact=True).first.click()  # the sketch panel's
     label = page.locator('[data-testid="label-output-value"]').first

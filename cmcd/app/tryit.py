@@ -118,6 +118,14 @@ def _real_samples_words(found: dict) -> str:
             f"{sum(real['unsure_items'])} \"not sure\".")
 
 
+def _real_speakers_words(found: dict) -> str:
+    people = found.get("real_speakers")
+    if not people:
+        return ""
+    return (f" Real people it never heard (four recorded speakers, each new to the student scored "
+            f"on them): **{people['loso_mean']:.1%}** read right, {people['unsure']:.0%} \"not sure\".")
+
+
 def student_summary(pair: str) -> str:
     """A few lines on the shipped student: method, how it was chosen, its synthetic test accuracy
     and, measured by `cmcd bench inputs`, its accuracy on real inputs and the junk it catches."""
@@ -127,7 +135,7 @@ def student_summary(pair: str) -> str:
             f"synthetic test accuracy {accuracy:.1%} through the teacher's head, with no target labels.")
     found = measured_inputs(pair)
     if found:
-        line += _real_samples_words(found)
+        line += _real_speakers_words(found) + _real_samples_words(found)
         line += f" Inputs that are no class: {found['junk_caught']:.0%} caught (\"not sure\" or refused)."
     return line
 
@@ -145,7 +153,7 @@ def real_inputs_summary() -> str:
         line = (f"- `{pair}`: synthetic test {test['rendered']['accuracy']:.1%} "
                 f"({test['as_files']['accuracy']:.1%} read back from files, "
                 f"{test['as_files']['unsure']:.0%} of them \"not sure\").")
-        line += _real_samples_words(found)
+        line += _real_speakers_words(found) + _real_samples_words(found)
         styles = found.get("drawn_styles")
         if styles:
             mean = sum(row["accuracy"] for row in styles.values()) / len(styles)

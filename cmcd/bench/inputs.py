@@ -7,6 +7,9 @@ the sketch pad's), as a visitor's input does:
   test items written as files and read back;
 - real samples, where the modality has them installed (Asterisk's "Allison" saying the digits
   0-9: a real person, never used for training, calibration or any choice): accuracy and "not sure";
+- real speakers (spoken digits): the leave-one-speaker-out figures recorded when the student was
+  calibrated (cmcd.eval.people): accuracy per held-out FSDD speaker and their mean, "not sure" rate
+  and ECE on them, each fold at a temperature and cut fitted on the other folds;
 - digits drawn in other styles (cmcd.modalities.sketch.drawn_styles: fat marker, slant, small and off-centre,
   wobble, pencil, chalk, a thin pen and a fat marker over pen strokes), through the sketch pad's
   reader: accuracy and "not sure" rate per style;
@@ -28,6 +31,7 @@ from cmcd import paths
 from cmcd.data import cache
 from cmcd.eval import confidence
 from cmcd.eval.classify import Classifier, has_shipped_student, weights_digest
+from cmcd.eval.metrics import expected_calibration_error
 from cmcd.eval.records import ZERO_LABEL_HEAD
 from cmcd.modalities import pairs, read_back
 from cmcd.modalities.sketch import drawn_styles
@@ -37,23 +41,6 @@ JUNK_PER_KIND = 30
 TEST_FILES = 200  # test items written as files and read back
 STYLE_ITEMS = 60  # per style, 6 per class
 STYLE_SEED = 2
-ECE_BINS = 10
-
-
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor) -> float:
-    """Mean |accuracy - confidence| over ECE_BINS equal-width confidence bins, weighted by size."""
-    confidence_, predicted = probs.max(1)
-    right = (predicted == labels).double()
-    bins = torch.clamp((confidence_ * ECE_BINS).long(), max=ECE_BINS - 1)
-    error = 0.0
-    for b in range(ECE_BINS):
-        members = bins == b
-        if members.any():
-            gap = float(right[members].mean() - confidence_[members].double().mean())
-            error += abs(gap) * int(members.sum())
-    return round(error / len(labels), 4)
-
-
 def _rates(results: list[dict], labels: list | None = None) -> dict:
     unsure = [r["unsure"] for r in results]
     found = {"n": len(results), "unsure": round(float(np.mean(unsure)), 4) if results else 0.0}
@@ -131,10 +118,29 @@ def examples_of(model: Classifier) -> dict:
     return {**_rates(results, labels), "files": [path.name for path in files]}
 
 
+def real_speakers_of(model: Classifier) -> dict | None:
+    """Real people the student's recipe never heard, as its calibration measured them on its
+    leave-one-speaker-out folds (cmcd.eval.people): each fold's student on its held-out speaker,
+    at the temperature and "not sure" cut fitted on the other folds alone."""
+    report = (model.metadata.get("calibration") or {}).get("validation", {}).get("held_out_speakers")
+    if not report:
+        return None
+    rows = report["per_speaker"]
+    return {"what": "leave-one-speaker-out over the shipped FSDD speakers (recorded at calibration)",
+            "loso_accuracy": {speaker: row["accuracy"] for speaker, row in rows.items()},
+            "loso_mean": report["mean_accuracy"], "unsure": report["mean_unsure"],
+            "unsure_per_speaker": {speaker: row["unsure"] for speaker, row in rows.items()},
+            "ece": {"before": report["mean_ece_before"], "after": report["mean_ece"]},
+            "junk_flagged_held_out_kinds": report["mean_junk_flagged_by_kind_held_out"]}
+
+
 def _calibration_summary(model: Classifier) -> dict | None:
     stored = model.metadata.get("calibration")
     if not stored:
         return None
+    if "scores" not in stored["validation"]:  # fitted on real speakers (cmcd.eval.people)
+        return {"score": stored["score"], "temperature": stored["temperature"],
+                "fitted_on": stored["validation"]["method"]}
     scores = stored["validation"]["scores"]
     return {"score": stored["score"], "temperature": stored["temperature"],
             "validation_nll": stored["validation"]["nll"],
@@ -150,7 +156,8 @@ def bench_pair(pair: str, junk: read_back.ReadBack) -> dict:
              "junk": junk_of(model, junk), "examples": examples_of(model)}
     caught = [row["caught"] * row["n"] for row in entry["junk"].values()]
     entry["junk_caught"] = round(sum(caught) / sum(row["n"] for row in entry["junk"].values()), 4)
-    for name, measure in (("real_samples", real_samples), ("drawn_styles", drawn_styles_of)):
+    for name, measure in (("real_samples", real_samples), ("real_speakers", real_speakers_of),
+                          ("drawn_styles", drawn_styles_of)):
         found = measure(model)
         if found is not None:
             entry[name] = found
@@ -189,6 +196,12 @@ def _pair_lines(name: str, entry: dict) -> list[str]:
         real = entry["real_samples"]
         lines.append(f"    real recordings: {real['correct']}/{real['n']} right, "
                      f"{sum(real['unsure_items'])} not sure (read as {' '.join(real['predicted'])})")
+    if "real_speakers" in entry:
+        people = entry["real_speakers"]
+        held_out = ", ".join(f"{who} {accuracy:.3f}" for who, accuracy in people["loso_accuracy"].items())
+        lines.append(f"    real speakers held out: mean {people['loso_mean']:.3f} ({held_out}); "
+                     f"{people['unsure']:.1%} not sure; ECE {people['ece']['before']:.3f} -> "
+                     f"{people['ece']['after']:.3f}")
     for style, row in entry.get("drawn_styles", {}).items():
         lines.append(f"    drawn {style:22s} accuracy {row['accuracy']:.2f}, not sure {row['unsure']:.0%}")
     return lines

@@ -323,3 +323,20 @@ def evaluate(
         "tv_intervals": {name: estimate.to_dict() for name, estimate in tv.items()},
     }
     return {**_rounded(metrics), "retrieval_match": pairing}
+
+
+ECE_BINS = 10
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean |accuracy - confidence| over ECE_BINS equal-width confidence bins, weighted by size."""
+    confidence_, predicted = probs.max(1)
+    right = (predicted == labels).double()
+    bins = torch.clamp((confidence_ * ECE_BINS).long(), max=ECE_BINS - 1)
+    error = 0.0
+    for b in range(ECE_BINS):
+        members = bins == b
+        if members.any():
+            gap = float(right[members].mean() - confidence_[members].double().mean())
+            error += abs(gap) * int(members.sum())
+    return round(error / len(labels), 4)

@@ -8,7 +8,10 @@ Splits are fixed (they do not move with the render seed) so that runs stay compa
 
 For ablations, `PAIR-without-A+B` names a variant of a registered pair whose distillation pairs
 are rendered without the renderer's ingredients A and B (`PairSpec.ingredients`); its validation
-and test splits are the full pair's, so variants are scored on the same items.
+and test splits are the full pair's, so variants are scored on the same items. A pair with real
+people's recordings (digits-audio) has variants `PAIR-real-PERCENT` (that share of the training
+pairs spoken by real people) and `PAIR-heldout-SPEAKER` (that speaker left out of training, to be
+measured on), alone or together (`digits-audio-real-50-heldout-jackson`).
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ class _Registry(Mapping):
 
 PAIRS = _Registry()
 WITHOUT = "-without-"
+REAL = "-real-"
+HELD_OUT = "-heldout-"
 
 
 def get_spec(name: str) -> PairSpec:
@@ -96,6 +101,10 @@ def get_spec(name: str) -> PairSpec:
     base, mark, left_out = name.partition(WITHOUT)
     if mark and base in PAIRS:
         return _variant(base, tuple(left_out.split("+")))
+    mixed, held_out, speaker = name.partition(HELD_OUT)
+    base, real, percent = mixed.partition(REAL)
+    if (held_out or real) and base in PAIRS and "real_share" in PAIRS[base].render_options:
+        return _people_variant(base, percent or None, speaker or None)
     if name not in PAIRS:
         raise ValueError(f"unknown pair {name!r}; valid pairs: {', '.join(PAIRS)} "
                          f"(or PAIR{WITHOUT}INGREDIENT for an ablation)")
@@ -114,6 +123,26 @@ def _variant(base: str, left_out: tuple[str, ...]) -> PairSpec:
     ordered = tuple(name for name in full.ingredients if name in left_out)
     return dataclasses.replace(full, name=f"{base}{WITHOUT}{'+'.join(ordered)}", base=base,
                                render_options={**full.render_options, "without": ordered})
+
+
+@lru_cache(maxsize=64)
+def _people_variant(base: str, percent: str | None, held_out: str | None) -> PairSpec:
+    """`PAIR-real-PERCENT-heldout-SPEAKER` (either part alone too): PERCENT % of the training pairs
+    spoken by real people, SPEAKER not among them; validation and test are the pair's own."""
+    full = PAIRS[base]
+    options = dict(full.render_options)
+    if percent is not None:
+        if not percent.isdigit() or int(percent) > 100:
+            raise ValueError(f"{base}{REAL}{percent}: the share of real voices is a whole percent, 0 to 100")
+        options["real_share"] = int(percent) / 100
+    if held_out is not None:
+        if held_out not in options["real_speakers"]:
+            raise ValueError(f"{base} has no real speaker {held_out!r} to hold out; its speakers: "
+                             f"{', '.join(options['real_speakers'])}")
+        options["real_speakers"] = tuple(name for name in options["real_speakers"] if name != held_out)
+    name = base + (f"{REAL}{percent}" if percent is not None else "") + (
+        f"{HELD_OUT}{held_out}" if held_out is not None else "")
+    return dataclasses.replace(full, name=name, base=base, render_options=options)
 
 
 def check_gap(gap: float) -> float:

@@ -399,12 +399,16 @@ def evaluate_student(trained: TrainedStudent) -> DistillRun:
 
 def distill(config: DistillConfig,
             progress: Callable[[dict], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> DistillRun:
+            should_stop: Callable[[], bool] | None = None,
+            start_from: dict[str, torch.Tensor] | None = None) -> DistillRun:
     """Distil a student for `config.pair` and evaluate it: `train_student` then
     `evaluate_student`, on one prepared setup. `progress` gets a dict per logged step and per
-    epoch, `should_stop` is polled every step (cancelling still evaluates what was trained)."""
+    epoch, `should_stop` is polled every step (cancelling still evaluates what was trained);
+    `start_from`: the student's initial weights (a state dict) instead of a fresh initialisation."""
     started, cpu_started = time.perf_counter(), time.process_time()
     setup = _prepare(config)
+    if start_from is not None:
+        setup.student.load_state_dict(start_from)
     trained = _train_prepared(setup, started, progress, should_stop)
     setup.strategy.close()
     if not parallel.is_main_process():

@@ -1,5 +1,6 @@
 """Spoken digits: log-mel spectrograms (1x40x40 float) of the class name spoken by synthetic voices
-made to sound recorded (cmcd.modalities.audio.renderer). Audio pairs are class pairs, as in AV-MNIST:
+and, in the training pairs, by real people (FSDD recordings, cmcd.modalities.audio.fsdd), all made
+to sound recorded (cmcd.modalities.audio.renderer). Audio pairs are class pairs, as in AV-MNIST:
 each image goes with a clip of the same digit, and each split has voices of its own."""
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from cmcd.modalities.encoders import ImageEncoder, conv_bn_relu
 
 # Clips of each split come from disjoint voices.
 VOICES_OF_SPLIT = {"pairs": "train", "val": "val", "test": "test"}
+# The real people whose recordings ship with the package (cmcd/shipped/data/fsdd.npz).
+REAL_SPEAKERS = ("jackson", "lucas", "nicolas", "yweweler")
+# The share of training pairs spoken by real people (FSDD), to be chosen on held-out speakers and
+# validation voices by scripts/real_speakers.py. 0 until that study shows a gain: its one finished
+# fold (50 %, benchmark length) was below the synthetic-only figures on validation.
+REAL_SHARE = 0.0
 
 
 class AudioInput(nn.Module):
@@ -46,11 +53,23 @@ class AudioEncoder(ImageEncoder):
         )
 
 
+def real_voices(request: RenderRequest):
+    """The real people in a request's clips: options "real_share" (of the training pairs) and
+    "real_speakers" (default: every shipped FSDD speaker); validation and test are synthetic."""
+    from cmcd.modalities.audio import renderer as audio
+
+    share = float(request.options.get("real_share", 0.0))
+    if request.split != "pairs" or share <= 0:
+        return None
+    return audio.RealVoices(share, tuple(request.options.get("real_speakers", REAL_SPEAKERS)))
+
+
 def render(request: RenderRequest) -> torch.Tensor:
     from cmcd.modalities.audio import renderer as audio  # torchaudio and the voice bank load on first use
 
     return audio.render(request.labels, request.ids, VOICES_OF_SPLIT[request.split],
-                        request.seed, request.gap, tuple(request.options.get("without", ())))
+                        request.seed, request.gap, tuple(request.options.get("without", ())),
+                        real_voices(request))
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -76,7 +95,7 @@ def write_files(request: RenderRequest, folder: Path) -> list[Path]:
     from cmcd.modalities.audio import renderer as audio
 
     waves = audio.render_waveforms(request.labels, request.ids, VOICES_OF_SPLIT[request.split],
-                                   request.seed, request.gap)
+                                   request.seed, request.gap, real=real_voices(request))
     return [person_files.write_sound(wave.numpy(), audio.SAMPLE_RATE, Path(folder) / f"item-{item_id}")
             for item_id, wave in zip(request.ids.tolist(), waves, strict=True)]
 
@@ -105,4 +124,5 @@ AUDIO = Modality(
                  f"Spoken digit ({recordings.FORMATS}, up to 10 s)"),
     real_samples=real_samples,
     write_files=write_files, junk=junk.SOUNDS,
-    pairs=(Pairing("digits", "class", ingredients=("recorded-voices", "warps", "recording-chain")),))
+    pairs=(Pairing("digits", "class", ingredients=("recorded-voices", "warps", "recording-chain"),
+                   render_options={"real_share": REAL_SHARE, "real_speakers": REAL_SPEAKERS}),))

@@ -1,4 +1,5 @@
-"""Microphone junk for "not sure": noise, mains hum, clicks, beeps and near silence."""
+"""Microphone junk for "not sure": noise, mains hum, clicks, beeps, music, words that are not digits
+and near silence."""
 
 from __future__ import annotations
 
@@ -63,6 +64,37 @@ def beeps(rng: np.random.Generator) -> tuple[np.ndarray, int]:
     return _level(wave, rng), rate
 
 
+def music(rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A few plucked or held notes with overtones (a melody or chords from a radio, a ringtone)."""
+    t, rate = _seconds(rng)
+    wave = np.zeros(len(t))
+    notes = int(rng.integers(2, 9))
+    for start in np.sort(rng.uniform(0, t[-1] * 0.8, notes)):
+        pitch = 110.0 * 2 ** (rng.integers(0, 36) / 12)  # equal-tempered, A2 to G#5
+        sounding = t >= start
+        since = t[sounding] - start
+        decay = np.exp(-since * rng.uniform(1, 8))
+        for overtone in range(1, 6):
+            wave[sounding] += np.sin(2 * np.pi * pitch * overtone * since) * decay / overtone ** 1.5
+    return _level(wave + rng.normal(0, 0.003, len(t)), rng), rate
+
+
+NON_DIGIT_WORDS = ("hello", "yes", "stop", "apple", "water", "left", "right", "go", "okay", "thanks",
+                   "house", "music", "coffee", "maybe", "please", "window", "yellow", "cat", "morning")
+WORD_VOICES = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc")
+
+
+def word(rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Someone saying a word that is no digit ("hello", "stop", "coffee"), in a synthetic voice."""
+    from cmcd.modalities.audio import speech
+
+    voice = f"{rng.choice(WORD_VOICES)}+{rng.choice(speech.VARIANTS)}"
+    spoken = speech.synthesize(str(rng.choice(NON_DIGIT_WORDS)), voice, int(rng.integers(110, 170)),
+                               int(rng.integers(30, 70)))
+    padded = np.concatenate([np.zeros(int(rng.integers(800, 8000))), spoken, np.zeros(4000)])
+    return _level(padded + rng.normal(0, 0.002, len(padded)), rng), speech.SAMPLE_RATE
+
+
 def silence(rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """Near silence (a microphone left open in a quiet room): refused, never classified."""
     t, rate = _seconds(rng)
@@ -74,5 +106,5 @@ def write_sound(made: tuple[np.ndarray, int], stem: Path) -> Path:
     return person_files.write_sound(wave, rate, stem)
 
 
-SOUNDS = JunkKinds({"noise": noise, "hum": hum, "clicks": clicks, "beeps": beeps,
-                    "silence": silence}, write_sound)
+SOUNDS = JunkKinds({"noise": noise, "hum": hum, "clicks": clicks, "beeps": beeps, "music": music,
+                    "words": word, "silence": silence}, write_sound)

@@ -16,6 +16,7 @@ a few items in 10,000 then differ by ~2e-7 in the wave (~1e-5 in the log-mel).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import torchaudio
 import torchaudio.functional as AF
 
 from cmcd.data import rng
+from cmcd.modalities.audio import fsdd
 from cmcd.modalities.audio.speech import (
     ACCENT_SPLITS,
     CLIP_SAMPLES,
@@ -75,6 +77,16 @@ HUM_HARMONICS = 5
 WHITE, PINK, BROWN, BABBLE, HUM = range(5)
 NOISE_KINDS = 5
 FULL_BAND, EIGHT_KHZ_RECORDER, TELEPHONE = range(3)
+
+
+
+@dataclass(frozen=True)
+class RealVoices:
+    """Recordings of real people in a split's clips: `share` of the items, by `speakers`."""
+
+    share: float
+    speakers: tuple[str, ...]
+
 
 # Columns of the one uniform draw that holds every per-item choice of the chain.
 _PARAMETERS = (
@@ -378,28 +390,47 @@ def _chunks(count: int):
         yield slice(start, min(start + CHUNK_ITEMS, count))
 
 
+def clean_clips(labels: torch.Tensor, item_ids: torch.Tensor, voice_split: str, seed: int,
+                without: tuple[str, ...] = (), real: RealVoices | None = None) -> torch.Tensor:
+    """Each item's clip before the recording chain: a synthetic voice of `voice_split`, or, for
+    a share `real.share` of the items, a recording of a real person (one of `real.speakers`)."""
+    clips = clip_bank().waveforms[pick_clips(labels, item_ids, voice_split, seed, without)]
+    if real is None or real.share <= 0 or len(labels) == 0:
+        return clips
+    recorded = fsdd.recordings()
+    rows = recorded.of(real.speakers)
+    by_label = [rows[recorded.digits[rows] == label] for label in range(10)]
+    chosen = torch.nonzero(rng.uniform(item_ids, seed, "audio/real") < real.share).flatten()
+    counts = torch.tensor([len(r) for r in by_label])[labels[chosen]]
+    picks = rng.choice(item_ids[chosen], seed, "audio/real-clip", counts).long()
+    for position, item, pick in zip(chosen.tolist(), labels[chosen].tolist(), picks.tolist(), strict=True):
+        clips[position] = recorded.waveforms[by_label[item][pick]]
+    return clips
+
+
 def render_waveforms(labels, item_ids, voice_split: str, seed: int, gap: float = DEFAULT_GAP,
-                     without: tuple[str, ...] = ()):
+                     without: tuple[str, ...] = (), real: RealVoices | None = None):
     """Recorded-sounding waves (N, CLIP_SAMPLES) of each item's digit, spoken by a voice of
-    `voice_split` ("train", "val" or "test"); `without`: INGREDIENTS left out."""
+    `voice_split` ("train", "val" or "test") or by a real person (`real`); `without`: INGREDIENTS
+    left out."""
     labels = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     item_ids = torch.as_tensor(np.asarray(item_ids, dtype=np.int64))
-    clips = pick_clips(labels, item_ids, voice_split, seed, without)
     gap = 0.0 if "recording-chain" in without else gap
     waves = torch.empty(len(labels), CLIP_SAMPLES)
     for chunk in _chunks(len(labels)):
-        waves[chunk] = augment(clip_bank().waveforms[clips[chunk]], item_ids[chunk], seed, gap)
+        clips = clean_clips(labels[chunk], item_ids[chunk], voice_split, seed, without, real)
+        waves[chunk] = augment(clips, item_ids[chunk], seed, gap)
     return waves
 
 
 def render(labels, item_ids, voice_split: str, seed: int, gap: float = DEFAULT_GAP,
-           without: tuple[str, ...] = ()) -> torch.Tensor:
+           without: tuple[str, ...] = (), real: RealVoices | None = None) -> torch.Tensor:
     """Log-mel images (N, 1, N_MELS, N_FRAMES) float32 of each item's spoken digit."""
     labels = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     item_ids = torch.as_tensor(np.asarray(item_ids, dtype=np.int64))
     features = torch.empty(len(labels), 1, N_MELS, N_FRAMES)
     for chunk in _chunks(len(labels)):
-        waves = render_waveforms(labels[chunk], item_ids[chunk], voice_split, seed, gap, without)
+        waves = render_waveforms(labels[chunk], item_ids[chunk], voice_split, seed, gap, without, real)
         features[chunk] = log_mel(waves)
     return features
 

@@ -1,0 +1,138 @@
+"""Real people in the spoken digits: the shipped FSDD recordings, their mix into the training pairs,
+speaker-held-out variants, non-digit junk, and the calibration fitted on speakers never heard."""
+
+import numpy as np
+import pytest
+import torch
+from cmcd.data.renderers import audio, fsdd
+
+from cmcd.data import junk, pairs
+from cmcd.eval import people, speakers
+from cmcd.eval.confidence import Outputs
+from cmcd.modalities.audio import REAL_SPEAKERS
+
+
+def test_the_shipped_recordings_are_four_speakers_saying_every_digit_fifty_times():
+    recorded = fsdd.recordings()
+    assert recorded.waveforms.shape == (2000, audio.CLIP_SAMPLES)
+    assert sorted(set(recorded.speakers)) == sorted(REAL_SPEAKERS)
+    for speaker in REAL_SPEAKERS:
+        assert torch.bincount(recorded.digits[recorded.of((speaker,))], minlength=10).tolist() == [50] * 10
+    assert recorded.waveforms.abs().amax(1).min() == pytest.approx(1.0)  # levelled like a person's file
+    with pytest.raises(ValueError, match="unknown FSDD speaker 'bob'; speakers: jackson"):
+        recorded.of(("bob",))
+
+
+def test_a_shipped_recording_is_what_the_file_reader_makes_of_it(tmp_path):
+    from cmcd.data import person_files
+
+    with np.load(fsdd.paths.source_data(fsdd.FILE)) as data:
+        start, length = int(data["starts"][123]), int(data["lengths"][123])
+        flac = data["flac"].tobytes()
+    import io
+
+    import soundfile
+
+    stream, rate = soundfile.read(io.BytesIO(flac), dtype="float32", start=start, stop=start + length)
+    path = person_files.write_sound(stream, rate, tmp_path / "recording")
+    read = audio.features_from_file(path)
+    assert torch.allclose(audio.log_mel(fsdd.recordings().waveforms[123:124])[0], read, atol=1e-3)
+
+
+def test_speaker_variants_name_their_share_and_who_is_held_out():
+    spec = pairs.get_spec("digits-audio-real-50-heldout-lucas")
+    assert spec.base == "digits-audio" and spec.render_options["real_share"] == 0.5
+    assert spec.render_options["real_speakers"] == ("jackson", "nicolas", "yweweler")
+    assert speakers.held_out_speaker(spec.name) == "lucas"
+    assert speakers.held_out_speaker("digits-audio") is None
+    assert pairs.get_spec("digits-audio-real-0").render_options["real_share"] == 0.0
+    with pytest.raises(ValueError, match="whole percent, 0 to 100"):
+        pairs.get_spec("digits-audio-real-150")
+    with pytest.raises(ValueError, match="no real speaker 'bob' to hold out; its speakers: jackson"):
+        pairs.get_spec("digits-audio-heldout-bob")
+    with pytest.raises(ValueError, match="unknown pair"):
+        pairs.get_spec("digits-sketch-heldout-lucas")  # no real speakers in that pair
+
+
+def test_real_voices_replace_a_share_of_the_clips_with_the_allowed_speakers_own_digit():
+    labels, ids = torch.arange(200) % 10, torch.arange(200)
+    synthetic = audio.clean_clips(labels, ids, "train", 0)
+    mixed = audio.clean_clips(labels, ids, "train", 0, real=audio.RealVoices(0.5, ("lucas",)))
+    replaced = ~(mixed == synthetic).all(1)
+    assert 0.3 < replaced.double().mean() < 0.7
+    recorded = fsdd.recordings()
+    lucas = recorded.of(("lucas",))
+    for row in torch.nonzero(replaced).flatten().tolist():
+        same = (recorded.waveforms[lucas] == mixed[row]).all(1)
+        assert same.any() and int(recorded.digits[lucas][same][0]) == int(labels[row])
+    alone = audio.clean_clips(labels[7:9], ids[7:9], "train", 0, real=audio.RealVoices(0.5, ("lucas",)))
+    assert torch.equal(alone, mixed[7:9])  # an item's clip does not depend on its batch
+
+
+@pytest.mark.parametrize("kind", ["music", "words"])
+def test_music_and_non_digit_words_are_sounds_the_reader_takes(kind, tmp_path):
+    from cmcd.modalities.audio import AUDIO
+
+    written = junk.JunkKinds({kind: junk.SOUNDS.makers[kind]}, junk.SOUNDS.write).write_files(tmp_path, 0, 2)
+    for _, path in written:
+        assert AUDIO.read_file(path).shape == (1, audio.N_MELS, audio.N_FRAMES)
+
+
+def _view(speaker: str, shift: float, generator: torch.Generator) -> people.View:
+    """A made-up fold: training items around 0, a held-out speaker `shift` lower, junk far lower."""
+    def outputs(n, centre):
+        layers = torch.randn(n, 6, generator=generator) + centre
+        return Outputs(torch.randn(n, 10, generator=generator) * 3, torch.randn(n, 4, generator=generator),
+                       layers)
+
+    labels = torch.arange(200) % 10
+    return people.View(outputs(300, 0.0), outputs(200, -0.2), labels, outputs(90, -4.0),
+                       ["noise", "hum", "music"] * 30, outputs(200, -shift), labels, speaker)
+
+
+def test_the_cut_fitted_on_held_out_speakers_flags_about_the_planned_share_of_them():
+    generator = torch.Generator().manual_seed(0)
+    folds = [_view(name, 0.5, generator) for name in REAL_SPEAKERS]
+    detectors = [people.fit_detector(view.train, view.junk) for view in folds]
+    _, cut = people.fit_cut(folds, detectors)
+    flagged = torch.cat([people._z_scores(view, detector, view.held_out) < cut
+                         for view, detector in zip(folds, detectors, strict=True)])
+    assert flagged.double().mean() <= people.REAL_FLAG_RATE + 0.01
+    report = people.nested_report(folds, detectors)
+    assert set(report["per_speaker"]) == set(REAL_SPEAKERS)
+    assert report["mean_unsure"] < 0.15
+    assert min(report["mean_junk_flagged_by_kind_held_out"].values()) > 0.9
+
+
+def test_the_try_it_text_states_the_real_speaker_figure(tmp_path, monkeypatch):
+    import json
+
+    from cmcd.app import shipped, tryit
+
+    monkeypatch.setenv("CMCD_RESULTS", str(tmp_path))
+    entry = {"student_digest": shipped.student_digest("digits-audio"), "junk_caught": 0.95,
+             "real_speakers": {"loso_mean": 0.961, "unsure": 0.04},
+             "synthetic_test": {"rendered": {"accuracy": 0.95},
+                                "as_files": {"accuracy": 0.94, "unsure": 0.05}}}
+    (tmp_path / "inputs.json").write_text(json.dumps({"pairs": {"digits-audio": entry}}))
+    summary = tryit.student_summary("digits-audio")
+    assert "never heard (four recorded speakers, each new to the student scored on them): **96.1%** " \
+           "read right, 4% \"not sure\"" in summary
+
+
+def test_bench_inputs_reports_the_real_speaker_figures_recorded_at_calibration():
+    from types import SimpleNamespace
+
+    from cmcd.bench import inputs
+
+    row = {"accuracy": 0.9, "unsure": 0.05, "ece": 0.03, "ece_before": 0.08}
+    report = {"per_speaker": {"lucas": row, "jackson": {**row, "accuracy": 1.0}}, "mean_accuracy": 0.95,
+              "mean_unsure": 0.05, "mean_ece": 0.03, "mean_ece_before": 0.08,
+              "mean_junk_flagged_by_kind_held_out": {"words": 0.7}}
+    calibration = {"score": "detector", "temperature": 1.5,
+                   "validation": {"method": "folds", "held_out_speakers": report}}
+    model = SimpleNamespace(metadata={"calibration": calibration})
+    found = inputs.real_speakers_of(model)
+    assert found["loso_accuracy"] == {"lucas": 0.9, "jackson": 1.0} and found["loso_mean"] == 0.95
+    assert found["ece"] == {"before": 0.08, "after": 0.03} and found["unsure"] == 0.05
+    assert inputs.real_speakers_of(SimpleNamespace(metadata={})) is None
