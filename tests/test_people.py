@@ -4,12 +4,13 @@ speaker-held-out variants, non-digit junk, and the calibration fitted on speaker
 import numpy as np
 import pytest
 import torch
-from cmcd.data.renderers import audio, fsdd
 
-from cmcd.data import junk, pairs
+from cmcd.data.junk import JunkKinds
 from cmcd.eval import people, speakers
 from cmcd.eval.confidence import Outputs
-from cmcd.modalities.audio import REAL_SPEAKERS
+from cmcd.modalities import pairs
+from cmcd.modalities.audio import REAL_SPEAKERS, fsdd, junk
+from cmcd.modalities.audio import renderer as audio
 
 
 def test_the_shipped_recordings_are_four_speakers_saying_every_digit_fifty_times():
@@ -73,7 +74,7 @@ def test_real_voices_replace_a_share_of_the_clips_with_the_allowed_speakers_own_
 def test_music_and_non_digit_words_are_sounds_the_reader_takes(kind, tmp_path):
     from cmcd.modalities.audio import AUDIO
 
-    written = junk.JunkKinds({kind: junk.SOUNDS.makers[kind]}, junk.SOUNDS.write).write_files(tmp_path, 0, 2)
+    written = JunkKinds({kind: junk.SOUNDS.makers[kind]}, junk.SOUNDS.write).write_files(tmp_path, 0, 2)
     for _, path in written:
         assert AUDIO.read_file(path).shape == (1, audio.N_MELS, audio.N_FRAMES)
 

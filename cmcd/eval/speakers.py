@@ -31,7 +31,8 @@ def held_out_speaker(pair: str) -> str | None:
 @lru_cache(maxsize=8)
 def speaker_samples(speaker: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Every recording of one real speaker as the student's input (N, 1, 40, 40), and its digits."""
-    from cmcd.data.renderers import audio, fsdd
+    from cmcd.modalities.audio import fsdd
+    from cmcd.modalities.audio import renderer as audio
 
     recorded = fsdd.recordings()
     rows = recorded.of((speaker,))
