@@ -183,8 +183,12 @@ def test_quick_paper_benchmark_writes_its_files_and_resumes(tmp_path, capsys):
     assert supervised["selected_epoch"] >= 1
     assert {(r["method"], r["baseline"]) for r in report["verdicts"] if r["family"] == "paper's losses"} \
         == {("cmc", "l2")}
+    differences = [r for r in report["verdicts"] if r["kind"] == "difference"]
     assert all(set(r) >= {"pair", "teacher", "metric", "method", "baseline", "diff_mean", "ci_low",
-                          "ci_high", "p_holm", "verdict"} for r in report["verdicts"])
+                          "ci_high", "ci95_low", "ci95_high", "p_holm", "verdict"} for r in differences)
+    claim = [r for r in report["verdicts"] if r["kind"] == "claim-size"]
+    assert [(r["method"], r["baseline"]) for r in claim] == [("cmc", "l2")]  # quick: l2 the one baseline
+    assert {"ci95_low", "ci95_high", "p_above_holm", "p_below_holm", "baseline_chosen_on"} <= set(claim[0])
     _outputs(out, ["paper.md", "figures/paper-few-label.html", "figures/paper-few-label-ft.html",
                    "figures/plotly.min.js"])
     assert (out / "figures" / "paper-few-label.png").read_bytes().startswith(PNG_MAGIC)
