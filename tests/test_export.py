@@ -45,6 +45,28 @@ def test_onnx_export_matches_pytorch_within_1e_4_on_100_test_items(run_dir, tmp_
     assert np.abs(got_logits - logits.numpy()).max() < 1e-4
 
 
+def test_two_onnx_exports_at_once_both_succeed(run_dir, tmp_path):
+    """Two of the app's visitors finishing together: torch's exporter keeps global state."""
+    import threading
+
+    from cmcd.eval.student_export import write_onnx
+
+    errors = []
+
+    def export(name):
+        try:
+            write_onnx(run_dir, tmp_path / name)
+        except Exception as error:  # collected for the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=export, args=(f"{n}.onnx",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and all((tmp_path / f"{n}.onnx").stat().st_size > 1_000 for n in range(3))
+
+
 def test_zip_bundle_holds_the_student_its_json_onnx_and_a_readme(run_dir, tmp_path):
     assert cli.main(["export", "--run", str(run_dir), "--zip", str(tmp_path / "student.zip")]) == 0
     with zipfile.ZipFile(tmp_path / "student.zip") as bundle:

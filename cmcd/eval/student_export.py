@@ -10,6 +10,7 @@ the calibration temperature in student.json).
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -25,6 +26,9 @@ from cmcd.models.teacher import load_teacher
 
 ONNX_OPSET = 17
 INPUT, OUTPUTS = "target", ("embedding", "logits")
+# torch's exporter keeps its state in globals: two exports at once (two of the app's visitors)
+# fail ("GLOBALS.in_onnx_export must be False"), so one at a time.
+_EXPORTING = threading.Lock()
 
 
 class StudentWithHead(nn.Module):
@@ -45,8 +49,8 @@ def onnx_bytes(student: nn.Module, teacher, example: torch.Tensor) -> bytes:
     exporter writes the weights into the file itself and needs no onnxscript."""
     buffer = io.BytesIO()
     axes = {name: {0: "batch"} for name in (INPUT, *OUTPUTS)}
-    with warnings.catch_warnings():  # torch calls that exporter deprecated; it is still the one
-        warnings.simplefilter("ignore")  # that writes a single file
+    with _EXPORTING, warnings.catch_warnings():  # torch calls that exporter deprecated; it is
+        warnings.simplefilter("ignore")  # still the one that writes a single file
         torch.onnx.export(StudentWithHead(student, teacher).cpu(), (example[:1].cpu(),), buffer,
                           input_names=[INPUT], output_names=list(OUTPUTS), dynamic_axes=axes,
                           opset_version=ONNX_OPSET, dynamo=False)
