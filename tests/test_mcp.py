@@ -211,9 +211,13 @@ def test_an_assistant_classifies_a_depth_map_and_a_recording_over_mcp(app_url, o
 
 
 def test_an_assistant_runs_a_tiny_distillation_over_mcp(app_url, outside_log):
+    import app
+
+    # every loss option at the value its control shows (the schema lists them all)
+    options = {name: app._shown_default(info) for name, info in app.LOSS_OPTIONS.items()}
     _, result = _call_tool(app_url + "gradio_api/mcp/", "run_distillation", {
         "pair": "digits-depth", "method": "l2", "epochs": 1, "n_pairs": 256, "batch_size": 128,
-        "temperature": 0.3, "seed": 0})
+        "temperature": 0.3, "seed": 0, **options})
     assert not result.isError, result.content
     text = " ".join(item.text for item in result.content if item.type == "text")
     assert "Done on cpu" in text and "zero-label accuracy" in text
