@@ -1,12 +1,14 @@
-"""Inputs that show no class, the way people give them: scribbles, boxes and letters on a sketch pad,
-depth maps of blobs and ramps, recordings of noise, mains hum, clicks and beeps.
+"""Inputs that show no class, the way people give them: scribbles, boxes, letters, arrows and ticks on
+a sketch pad, depth maps of blobs and ramps, recordings of noise, mains hum, clicks and beeps.
 
 A student answers every input with some class; these are what its "not sure" flag must catch.
 Each modality lists its kinds (`Modality.junk`, a `JunkKinds`), each kind a maker that draws one
 random input; `write_files` writes them as the files a person would upload, so they reach the
 student through the modality's own file reader. Some kinds (a blank canvas, a depth map with no
 readings, silence) are meant to be refused by that reader with a clear error.
-Kinds are fixed here; which items come out depends only on (seed, kind, index).
+Kinds are fixed here; which items come out depends only on (seed, kind, index). Some kinds are
+`held_out`: calibration never sees them, so `cmcd bench inputs` reports on junk unlike any it was
+fitted on.
 """
 
 from __future__ import annotations
@@ -29,13 +31,21 @@ class JunkKinds:
 
     makers: Mapping[str, Maker]
     write: Callable[[object, Path], Path]
+    held_out: tuple[str, ...] = ()  # kinds never calibrated on, so the bench measures unseen junk
 
-    def write_files(self, folder: Path, seed: int, per_kind: int) -> list[tuple[str, Path]]:
-        """`per_kind` files of every kind in `folder`: [(kind, path)], kind by kind."""
+    @property
+    def calibration_kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind in self.makers if kind not in self.held_out)
+
+    def write_files(self, folder: Path, seed: int, per_kind: int,
+                    kinds: tuple[str, ...] | None = None) -> list[tuple[str, Path]]:
+        """`per_kind` files of every kind (or of `kinds`) in `folder`: [(kind, path)], kind by kind."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
         for number, (kind, make) in enumerate(self.makers.items()):
+            if kinds is not None and kind not in kinds:
+                continue
             for index in range(per_kind):
                 rng = np.random.default_rng([seed, number, index])
                 stem = folder / f"junk-{kind.replace(' ', '-')}-{index}"
@@ -93,6 +103,57 @@ def letter(rng: np.random.Generator) -> np.ndarray:
     return strokes.draw(strokes.LETTERS[str(name)], pen, rng)
 
 
+def _mouse_pen(rng: np.random.Generator) -> strokes.Pen:
+    """A sketch pad's brush moved by a mouse: a big canvas, one steady width, a shaky hand."""
+    side = int(rng.integers(300, 700))
+    return strokes.Pen(canvas=(side, side), size=rng.uniform(0.35, 0.8),
+                       centre=tuple(rng.uniform(0.35, 0.65, 2)), width=rng.uniform(4, 30),
+                       slant=rng.uniform(-0.15, 0.15), wobble=rng.uniform(0.005, 0.03))
+
+
+def mouse_letter(rng: np.random.Generator) -> np.ndarray:
+    """An L, T or X drawn with the mouse on the sketch pad."""
+    name = str(rng.choice(["L", "T", "X"]))
+    return strokes.draw(_sketchy(strokes.LETTERS[name], rng), _mouse_pen(rng), rng)
+
+
+def _sketchy(shape: strokes.Strokes, rng: np.random.Generator) -> strokes.Strokes:
+    """A shape's strokes with each point moved a little and the whole stretched, as no two hands agree."""
+    aspect = np.exp(rng.uniform(-0.4, 0.4))
+    return [[(0.5 + (x - 0.5) * aspect + rng.normal(0, 0.03), y + rng.normal(0, 0.03)) for x, y in line]
+            for line in shape]
+
+
+def _turned(shape: strokes.Strokes, degrees: float) -> strokes.Strokes:
+    angle = np.radians(degrees)
+    cos, sin = np.cos(angle), np.sin(angle)
+    return [[(0.5 + cos * (x - 0.5) - sin * (y - 0.5), 0.5 + sin * (x - 0.5) + cos * (y - 0.5))
+             for x, y in line] for line in shape]
+
+
+ARROW = [[(0.05, 0.5), (0.95, 0.5)], [(0.65, 0.25), (0.95, 0.5), (0.65, 0.75)]]
+TICK = [[(0.1, 0.55), (0.38, 0.9), (0.92, 0.1)]]
+CIRCLE_WITH_A_CROSS = [strokes.arc(0.5, 0.5, 0.45, 0.45, 0, 360), [(0.18, 0.18), (0.82, 0.82)],
+                       [(0.82, 0.18), (0.18, 0.82)]]
+
+
+def arrow(rng: np.random.Generator) -> np.ndarray:
+    """An arrow pointing any way, drawn with the mouse."""
+    shape = _turned(ARROW, rng.choice([0, 90, 180, 270]) + rng.uniform(-30, 30))
+    return strokes.draw(_sketchy(shape, rng), _mouse_pen(rng), rng)
+
+
+def tick(rng: np.random.Generator) -> np.ndarray:
+    """A tick (check mark), drawn with the mouse."""
+    return strokes.draw(_sketchy(_turned(TICK, rng.uniform(-20, 20)), rng), _mouse_pen(rng), rng)
+
+
+def circle_with_a_cross(rng: np.random.Generator) -> np.ndarray:
+    """A circle crossed out by an X (or a plus), drawn with the mouse."""
+    shape = _turned(CIRCLE_WITH_A_CROSS, rng.choice([0, 45]) + rng.uniform(-10, 10))
+    return strokes.draw(_sketchy(shape, rng), _mouse_pen(rng), rng)
+
+
 def dots(rng: np.random.Generator) -> np.ndarray:
     """Specks all over the canvas, like noise."""
     image, painter, pen = _canvas(rng)
@@ -120,7 +181,9 @@ def blank(rng: np.random.Generator) -> np.ndarray:
 
 
 PICTURES = JunkKinds({"scribble": scribble, "box": box, "letter": letter, "dots": dots,
-                      "hatching": hatching, "blank": blank}, person_files.write_picture)
+                      "hatching": hatching, "mouse letter": mouse_letter, "arrow": arrow, "tick": tick,
+                      "circle with a cross": circle_with_a_cross, "blank": blank}, person_files.write_picture,
+                     held_out=("arrow", "tick", "circle with a cross"))
 
 
 # --- depth maps: (H, W) float, 0 = no reading, larger = farther ------------------------------------

@@ -294,10 +294,11 @@ def read_back(modality, written: list[tuple[object, Path]]) -> ReadBack:
     return ReadBack(torch.stack(samples) if samples else None, tags, refused, made)
 
 
-def junk_read_back(modality, seed: int, per_kind: int) -> ReadBack:
-    """The modality's junk, written as files and read back; tags are junk kinds."""
+def junk_read_back(modality, seed: int, per_kind: int, kinds: tuple[str, ...] | None = None) -> ReadBack:
+    """The modality's junk (of every kind, or of `kinds`), written as files and read back; tags are
+    junk kinds."""
     with tempfile.TemporaryDirectory(prefix="cmcd-junk-") as folder:
-        return read_back(modality, modality.junk.write_files(Path(folder), seed, per_kind))
+        return read_back(modality, modality.junk.write_files(Path(folder), seed, per_kind, kinds))
 
 
 def split_request(spec: pairs.PairSpec, split: str, rows: np.ndarray, gap: float,
@@ -335,7 +336,7 @@ def calibration_fit_set(student, teacher: Teacher, spec: pairs.PairSpec, gap: fl
                         items: int = ITEMS, per_kind: int = JUNK_PER_KIND) -> FitSet:
     val = items_read_back(spec, "val", spread_rows(spec, "val", items), gap)
     train = items_read_back(spec, "pairs", spread_rows(spec, "pairs", items), gap)
-    junk = junk_read_back(spec.target, FIT_JUNK_SEED, per_kind)
+    junk = junk_read_back(spec.target, FIT_JUNK_SEED, per_kind, spec.target.junk.calibration_kinds)
     if junk.samples is None:
         raise ValueError(f"no junk of {spec.target} reached the student")
     return FitSet(student_outputs(student, teacher, val.samples), torch.tensor(val.tags),
