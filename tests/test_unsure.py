@@ -113,7 +113,7 @@ def test_held_out_junk_kinds_are_never_calibrated_on_and_drawn_the_same_either_w
     kinds = junk.PICTURES
     assert set(kinds.held_out) <= set(kinds.makers)
     assert not set(kinds.calibration_kinds) & set(kinds.held_out)
-    assert {"mouse letter", "letter"} <= set(kinds.calibration_kinds)
+    assert {"mouse letter", "letter", "arrow", "tick"} <= set(kinds.calibration_kinds)
     every = kinds.write_files(tmp_path / "every", seed=3, per_kind=1)
     fitted = kinds.write_files(tmp_path / "fit", seed=3, per_kind=1, kinds=kinds.calibration_kinds)
     assert [kind for kind, _ in fitted] == list(kinds.calibration_kinds)

@@ -148,6 +148,22 @@ def tick(rng: np.random.Generator) -> np.ndarray:
     return strokes.draw(_sketchy(_turned(TICK, rng.uniform(-20, 20)), rng), _mouse_pen(rng), rng)
 
 
+STAR = [[(0.5 + 0.45 * np.sin(np.radians(144 * k)), 0.52 - 0.45 * np.cos(np.radians(144 * k)))
+         for k in range(6)]]
+SMILEY = [strokes.arc(0.5, 0.5, 0.45, 0.45, 0, 360), strokes.arc(0.5, 0.5, 0.25, 0.22, 20, 160),
+          strokes.arc(0.35, 0.35, 0.03, 0.03, 0, 360, 8), strokes.arc(0.65, 0.35, 0.03, 0.03, 0, 360, 8)]
+
+
+def star(rng: np.random.Generator) -> np.ndarray:
+    """A five-pointed star in one stroke, drawn with the mouse."""
+    return strokes.draw(_sketchy(_turned(STAR, rng.uniform(-20, 20)), rng), _mouse_pen(rng), rng)
+
+
+def smiley(rng: np.random.Generator) -> np.ndarray:
+    """A smiling face: a circle, two eyes and a mouth, drawn with the mouse."""
+    return strokes.draw(_sketchy(SMILEY, rng), _mouse_pen(rng), rng)
+
+
 def circle_with_a_cross(rng: np.random.Generator) -> np.ndarray:
     """A circle crossed out by an X (or a plus), drawn with the mouse."""
     shape = _turned(CIRCLE_WITH_A_CROSS, rng.choice([0, 45]) + rng.uniform(-10, 10))
@@ -182,8 +198,9 @@ def blank(rng: np.random.Generator) -> np.ndarray:
 
 PICTURES = JunkKinds({"scribble": scribble, "box": box, "letter": letter, "dots": dots,
                       "hatching": hatching, "mouse letter": mouse_letter, "arrow": arrow, "tick": tick,
-                      "circle with a cross": circle_with_a_cross, "blank": blank}, person_files.write_picture,
-                     held_out=("arrow", "tick", "circle with a cross"))
+                      "circle with a cross": circle_with_a_cross, "star": star, "smiley": smiley,
+                      "blank": blank}, person_files.write_picture,
+                     held_out=("circle with a cross", "star", "smiley"))
 
 
 # --- depth maps: (H, W) float, 0 = no reading, larger = farther ------------------------------------

@@ -13,7 +13,8 @@ on the student's pooled activations at every stage and its embedding, fitted to 
 training-split items from generated junk (cmcd.data.junk; outlier exposure, Hendrycks et al.
 2019). Each threshold flags REAL_FLAG_RATE of the validation items; the candidate that flags the
 most validation junk is kept, the detector counted on junk kinds it was not fitted on
-(leave one kind out), so its figure is what it does on kinds of junk it never saw.
+(leave one kind out), so its figure is what it does on kinds of junk it never saw. Kinds a modality
+holds out (`JunkKinds.held_out`) are never used here at all: `cmcd bench inputs` reports on them.
 
 Every input goes through the modality's file reader, which normalises it (a drawing is cropped
 and redrawn with one pen, a recording trimmed and levelled), so real items are calibrated the same
