@@ -17,7 +17,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
-DATA_VERSION = "2"  # 2: flite/festival voices in the speech bank, people-like sketches
+# 2: flite/festival voices in the speech bank, people-like sketches; 3: digits in people's ways of writing
+DATA_VERSION = "3"
 
 
 def shipped(*parts: str) -> Path:

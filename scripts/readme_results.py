@@ -343,7 +343,16 @@ def drawn_styles() -> str:
     report = _json(RESULTS / "inputs.json")
     return "; ".join(f"{pair}: " + ", ".join(f"{style} {row['accuracy']:.2f}" for style, row in
                                             entry["drawn_styles"].items())
+                     + _peoples_ways_words(entry)
                      for pair, entry in report["pairs"].items() if "drawn_styles" in entry)
+
+
+def _peoples_ways_words(entry: dict) -> str:
+    ways = entry.get("peoples_ways")
+    if ways is None:
+        return ""
+    return (f"; people's ways of writing ({', '.join(ways['styles'])} together) {ways['accuracy']:.2f}, "
+            f"{ways['unsure']:.0%} not sure")
 
 
 def _ingredient_words(rows: list[dict], pair: str, measure: str, verdict: str) -> str:
@@ -461,9 +470,11 @@ def section() -> str:
         "--calibrate-only`, see `cmcd/eval/confidence.py`): its threshold flags 5 % of validation "
         "items, and the score that flags the most generated junk there is kept (the detector "
         "counted on junk kinds left out of its fit). Junk caught: junk drawn with another seed, "
-        "flagged \"not sure\" or refused by the reader (blank, silent, no readings). The spoken "
-        "digits' temperature and cut are fitted on real speakers instead (`cmcd/eval/people.py`: "
-        "leave-one-speaker-out folds, see \"Real people's recordings\" below).",
+        "flagged \"not sure\" or refused by the reader (blank, silent, no readings); some kinds "
+        "are never calibrated on (`JunkKinds.held_out`: on the sketch pad, a circle with a cross, a "
+        "star and a smiley), so their figure is what \"not sure\" does on junk it never saw. The "
+        "spoken digits' temperature and cut are fitted on real speakers instead "
+        "(`cmcd/eval/people.py`: leave-one-speaker-out folds, see \"Real people's recordings\" below).",
         "",
         real_inputs(),
         "",

@@ -3,11 +3,13 @@ items the app shows, their teacher and student embeddings and the alignment map'
 coordinates, so that a restarted Space answers without building any pair.
 
 Run it after ship_students.py (a pair whose student changed is built again by the app until this
-runs):  python scripts/ship_app_items.py
+runs):  python scripts/ship_app_items.py [--pairs PAIR ...]
+(--pairs: build only these pairs' items, keep the others' shipped items as they are)
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -26,10 +28,14 @@ def items_with_maps(pair: str) -> dict:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", nargs="+", choices=list(pairs.PAIRS), help="build only these pairs' items")
+    chosen = parser.parse_args().pairs
     started = time.perf_counter()
     with_students = [pair for pair in pairs.PAIRS
                      if has_shipped_student(pair)]
-    items_of = {pair: items_with_maps(pair) for pair in with_students}
+    kept = {pair: shipped.read_shipped_items(pair) for pair in with_students if chosen and pair not in chosen}
+    items_of = {pair: kept.get(pair) or items_with_maps(pair) for pair in with_students}
     path = shipped.items_file()
     shipped.write_items_file(path, items_of)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(items_of)} pairs, "

@@ -197,8 +197,11 @@ def test_drawing_a_seven_in_the_browser(page):
     page.screenshot(path=str(ARTIFACTS / "app-drawn-seven.png"))
 
 
-def test_a_drawn_letter_is_not_sure_in_the_browser(page):
-    _draw_on_the_pad(page, ((0.3, 0.1), (0.3, 0.9), (0.75, 0.9)))  # an L
+@pytest.mark.parametrize("corners", [((0.3, 0.1), (0.3, 0.9), (0.75, 0.9)),  # a tall L
+                                     ((0.2, 0.3), (0.22, 0.75), (0.85, 0.72))],  # a squat, wide one
+                         ids=["tall-L", "wide-L"])
+def test_a_drawn_letter_is_not_sure_in_the_browser(page, corners):
+    _draw_on_the_pad(page, corners)
     page.get_by_role("button", name="Classify", exact=True).first.click()
     verdict = page.get_by_role("heading", name=re.compile(r"^Not sure — closest: \d \(\d+ %\)$"))
     verdict.filter(visible=True).first.wait_for(timeout=120_000)

@@ -1,5 +1,6 @@
 """The paired data: sources, renderers, splits, the registry, the cache, contact sheets."""
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -14,6 +15,7 @@ from PIL import Image
 from cmcd import cli, paths
 from cmcd.data import sources
 from cmcd.modalities import RenderRequest, get_modality, pairs
+from cmcd.modalities.sketch import people_digits
 from cmcd.modalities.sketch import renderer as sketch_renderer
 from cmcd.modalities.sketch.renderer import thin
 from cmcd.viz.contact_sheet import write_contact_sheet
@@ -46,11 +48,37 @@ def _render(modality, images, ids, seed=0, gap=0.3, dataset="digits"):
 
 # --- sources -------------------------------------------------------------------------------------
 
-def test_digits_are_the_10000_real_mnist_digits(digits):
-    assert digits.images.shape == (10_000, 28, 28) and digits.images.dtype == np.uint8
+def test_digits_are_the_10000_real_mnist_digits_then_peoples_ways_of_writing(digits):
+    mnist = digits.images[: len(digits.ids) - digits.added]
+    assert mnist.shape == (10_000, 28, 28) and digits.images.dtype == np.uint8
     assert sorted(np.unique(digits.labels)) == list(range(10))
     assert digits.images.max() == 255 and digits.images.min() == 0
-    assert 0.08 < digits.images.mean() / 255 < 0.2  # MNIST: dark background, thin bright strokes
+    assert 0.08 < mnist.mean() / 255 < 0.2  # MNIST: dark background, thin bright strokes
+    added = digits.ids >= people_digits.FIRST_ID
+    assert added.sum() == digits.added == 10 * people_digits.ITEMS_PER_CLASS
+    assert np.bincount(digits.labels[added]).tolist() == [people_digits.ITEMS_PER_CLASS] * 10
+    assert 0.08 < digits.images[added].mean() / 255 < 0.2  # framed as MNIST's
+
+
+def test_shipped_peoples_digits_are_what_their_maker_draws(digits):
+    first = len(digits.ids) - digits.added
+    for label, index in ((1, 0), (6, 2), (9, 1), (4, 3)):  # pen strokes (even), printed (odd)
+        shipped = digits.images[first + label * people_digits.ITEMS_PER_CLASS + index].astype(int)
+        drawn = people_digits.make_item(label, index).astype(int)
+        assert np.abs(shipped - drawn).mean() < 2  # fonts may rasterise a hair differently elsewhere
+
+
+def test_added_items_are_split_apart_and_leave_mnists_splits_as_they_were(digits):
+    rows = pairs.split_indices(digits)
+    mnist_only = dataclasses.replace(digits, images=digits.images[:10_000], labels=digits.labels[:10_000],
+                                     ids=digits.ids[:10_000], added=0)
+    before = pairs.split_indices(mnist_only)
+    for split in pairs.SPLITS:
+        assert np.array_equal(rows[split][rows[split] < 10_000], before[split])
+    for split in ("val", "test"):
+        added = rows[split][digits.ids[rows[split]] >= people_digits.FIRST_ID]
+        assert np.bincount(digits.labels[added]).tolist() == [people_digits.HELD_OUT_PER_CLASS] * 10
+    assert not set(rows["val"]) & set(rows["test"]) and not set(rows["test"]) & set(rows["pairs"])
 
 
 def test_shipped_fashion_subset_is_stratified_and_small():
@@ -219,7 +247,7 @@ def digits_sketch():
 
 def test_pair_tensors(digits_sketch):
     data = digits_sketch
-    assert data.sizes() == {"teacher": 8000, "pairs": 8000, "val": 1000, "test": 1000}
+    assert data.sizes() == {"teacher": 9400, "pairs": 9400, "val": 1300, "test": 1300}
     assert data.teacher.target is None
     for split in ("pairs", "val", "test"):
         part = data.split(split)
@@ -289,7 +317,7 @@ def test_unknown_pair_and_bad_gap_are_clear_errors():
 def test_build_makes_no_network_connection(no_network, monkeypatch, tmp_path):
     monkeypatch.setenv("CMCD_CACHE", str(tmp_path))
     data = pairs.load_pair("digits-depth", gap=0.6, seed=3, progress=lambda message: None)
-    assert data.sizes()["test"] == 1000
+    assert data.sizes()["test"] == 1300  # 100 MNIST digits and 30 in people's ways per class
     assert list(tmp_path.rglob("target-digits-depth-g0.600-s3.safetensors"))
     assert not no_network
 
@@ -314,7 +342,7 @@ def test_cli_pairs_json_lists_every_pair_with_sizes():
     assert set(listed) == set(pairs.PAIRS)
     assert listed["digits-audio"]["pairing"] == "class"
     assert listed["digits-sketch"]["pairing"] == "instance"
-    assert listed["digits-depth"]["sizes"]["test"] == 1000
+    assert listed["digits-depth"]["sizes"]["test"] == 1300
 
 
 def test_cli_unknown_pair_is_one_line_error_without_traceback():

@@ -108,6 +108,28 @@ def test_junk_is_the_same_for_the_same_seed_and_some_of_it_is_refused(modality, 
     assert refused == [list(kinds.makers)[-1]]  # the blank canvas, no readings, silence
 
 
+def test_held_out_junk_kinds_are_never_calibrated_on_and_drawn_the_same_either_way(tmp_path):
+    kinds = get_modality("sketch").junk
+    assert set(kinds.held_out) <= set(kinds.makers)
+    assert not set(kinds.calibration_kinds) & set(kinds.held_out)
+    assert {"mouse letter", "letter", "arrow", "tick"} <= set(kinds.calibration_kinds)
+    every = kinds.write_files(tmp_path / "every", seed=3, per_kind=1)
+    fitted = kinds.write_files(tmp_path / "fit", seed=3, per_kind=1, kinds=kinds.calibration_kinds)
+    assert [kind for kind, _ in fitted] == list(kinds.calibration_kinds)
+    same_kind = {kind: path for kind, path in every}
+    assert all(path.read_bytes() == same_kind[kind].read_bytes() for kind, path in fitted)
+
+
+def test_peoples_ways_of_writing_are_measured_in_fonts_no_training_item_uses():
+    from cmcd.modalities.sketch import people_digits
+
+    assert set(drawn_styles.PEOPLES_WAYS) <= set(drawn_styles.STYLES)
+    assert not set(drawn_styles.MEASURING_FONTS) & set(people_digits.TRAINING_FONTS)
+    for style in drawn_styles.PEOPLES_WAYS:
+        drawing = drawn_styles.draw_in_style(style, np.zeros((28, 28), np.uint8), 1, 0, 0)
+        assert 0.0 <= drawing.min() < 0.5 < drawing.max() <= 1.0  # dark ink on white paper
+
+
 def test_letters_and_digits_are_drawn_as_dark_strokes_on_white_paper():
     rng = np.random.default_rng(0)
     letter = strokes.draw(strokes.LETTERS["L"], strokes.Pen(canvas=(200, 300), width=9), rng)

@@ -85,16 +85,28 @@ def real_samples(model: Classifier) -> dict | None:
 
 
 def drawn_styles_of(model: Classifier) -> dict | None:
-    """Digits drawn in other styles, read as the sketch pad's drawings are."""
+    """Digits drawn in other styles, read as the sketch pad's drawings are; the styles that draw
+    from a glyph take MNIST's test items (real handwriting, never the added people's items)."""
     spec = model.spec
     if spec.dataset != "digits" or spec.target.read_drawing is None:
         return None
     source = pairs.source_images(spec.dataset)
-    rows = read_back.spread_rows(spec, "test", STYLE_ITEMS)
+    test = pairs.split_indices(source)["test"]
+    handwritten = test[test < len(source.ids) - source.added]
+    rows = np.sort(handwritten[np.random.default_rng(0).permutation(len(handwritten))[:STYLE_ITEMS]])
     read = drawn_styles.read_in_every_style(spec.target.read_drawing_of, source.images[rows],
                                             source.labels[rows], STYLE_SEED)
     names = [model.class_names[int(label)] for label in source.labels[rows]]
     return {style: _rates(model.predict_many(samples), names) for style, samples in read.items()}
+
+
+def peoples_ways(styles: dict) -> dict:
+    """Accuracy and "not sure" over the drawn styles of people's ways of writing, all together."""
+    rows = [styles[style] for style in drawn_styles.PEOPLES_WAYS]
+    total = sum(row["n"] for row in rows)
+    return {"styles": list(drawn_styles.PEOPLES_WAYS), "n": total,
+            "accuracy": round(sum(row["correct"] for row in rows) / total, 4),
+            "unsure": round(sum(row["unsure"] * row["n"] for row in rows) / total, 4)}
 
 
 def junk_of(model: Classifier, read: read_back.ReadBack) -> dict:
@@ -161,6 +173,8 @@ def bench_pair(pair: str, junk: read_back.ReadBack) -> dict:
         found = measure(model)
         if found is not None:
             entry[name] = found
+    if "drawn_styles" in entry:
+        entry["peoples_ways"] = peoples_ways(entry["drawn_styles"])
     return entry
 
 
@@ -203,7 +217,11 @@ def _pair_lines(name: str, entry: dict) -> list[str]:
                      f"{people['unsure']:.1%} not sure; ECE {people['ece']['before']:.3f} -> "
                      f"{people['ece']['after']:.3f}")
     for style, row in entry.get("drawn_styles", {}).items():
-        lines.append(f"    drawn {style:22s} accuracy {row['accuracy']:.2f}, not sure {row['unsure']:.0%}")
+        lines.append(f"    drawn {style:23s} accuracy {row['accuracy']:.2f}, not sure {row['unsure']:.0%}")
+    if "peoples_ways" in entry:
+        ways = entry["peoples_ways"]
+        lines.append(f"    people's ways of writing: accuracy {ways['accuracy']:.2f}, "
+                     f"not sure {ways['unsure']:.0%}")
     return lines
 
 

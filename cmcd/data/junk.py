@@ -7,7 +7,8 @@ random input; `write_files` writes them as the files a person would upload, so t
 student through the modality's own file reader. Some kinds (a blank canvas, a depth map with no
 readings, silence) are meant to be refused by that reader with a clear error.
 Each modality's kinds live in its own folder (`cmcd/modalities/NAME/junk.py`); which items come
-out depends only on (seed, kind, index).
+out depends only on (seed, kind, index). Some kinds are `held_out`: calibration never sees them, so
+`cmcd bench inputs` reports on junk unlike any it was fitted on.
 """
 
 from __future__ import annotations
@@ -27,13 +28,21 @@ class JunkKinds:
 
     makers: Mapping[str, Maker]
     write: Callable[[object, Path], Path]
+    held_out: tuple[str, ...] = ()  # kinds never calibrated on, so the bench measures unseen junk
 
-    def write_files(self, folder: Path, seed: int, per_kind: int) -> list[tuple[str, Path]]:
-        """`per_kind` files of every kind in `folder`: [(kind, path)], kind by kind."""
+    @property
+    def calibration_kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind in self.makers if kind not in self.held_out)
+
+    def write_files(self, folder: Path, seed: int, per_kind: int,
+                    kinds: tuple[str, ...] | None = None) -> list[tuple[str, Path]]:
+        """`per_kind` files of every kind (or of `kinds`) in `folder`: [(kind, path)], kind by kind."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
         for number, (kind, make) in enumerate(self.makers.items()):
+            if kinds is not None and kind not in kinds:
+                continue
             for index in range(per_kind):
                 rng = np.random.default_rng([seed, number, index])
                 stem = folder / f"junk-{kind.replace(' ', '-')}-{index}"

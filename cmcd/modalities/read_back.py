@@ -41,10 +41,11 @@ def read_back(modality, written: list[tuple[object, Path]]) -> ReadBack:
     return ReadBack(torch.stack(samples) if samples else None, tags, refused, made)
 
 
-def junk_read_back(modality, seed: int, per_kind: int) -> ReadBack:
-    """The modality's junk, written as files and read back; tags are junk kinds."""
+def junk_read_back(modality, seed: int, per_kind: int, kinds: tuple[str, ...] | None = None) -> ReadBack:
+    """The modality's junk (of every kind, or of `kinds`), written as files and read back; tags are
+    junk kinds."""
     with tempfile.TemporaryDirectory(prefix="cmcd-junk-") as folder:
-        return read_back(modality, modality.junk.write_files(Path(folder), seed, per_kind))
+        return read_back(modality, modality.junk.write_files(Path(folder), seed, per_kind, kinds))
 
 
 def split_request(spec: pairs.PairSpec, split: str, rows: np.ndarray, gap: float,

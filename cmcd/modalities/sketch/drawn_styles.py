@@ -3,8 +3,10 @@ copes with the drawings people really make (`cmcd bench inputs`).
 
 Two families. From real handwriting (MNIST test items, never seen in training): the glyph put on
 a sketch-pad canvas with a fat marker, slanted, small and off-centre, wobbling, in light pencil,
-or as chalk on a blackboard. From pen strokes (cmcd.modalities.sketch.strokes, several common shapes of each
-digit): a thin pen or a fat marker, at any canvas size, slant and place. Each drawing is greyscale
+or as chalk on a blackboard. From pen strokes (cmcd.modalities.sketch.strokes, several common shapes
+of each digit): a thin pen or a fat marker, at any canvas size, slant and place; and the ways many
+people write that MNIST's writers seldom did (PEOPLES_WAYS: strokes.PEOPLES_SHAPES with a pen or a
+marker, digits copied from type in fonts no training item uses). Each drawing is greyscale
 (H, W) in [0, 1] as the sketch pad sends it; nothing here is used in training or calibration.
 """
 
@@ -17,7 +19,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from cmcd.modalities.sketch import strokes
+from cmcd.modalities.sketch import people_digits, strokes
 
 
 def _on_canvas(glyph: np.ndarray, rng: np.random.Generator, canvas: tuple[int, int],
@@ -81,14 +83,49 @@ def chalk(glyph, rng):
     return _on_canvas(glyph, rng, _pad(rng), rng.uniform(0.5, 0.8), (0.5, 0.5))
 
 
-def _stroke_digit(label: int, rng: np.random.Generator, pen_width: tuple[float, float]) -> np.ndarray:
-    shapes = strokes.DIGITS[str(label)]
+def _stroke_digit(label: int, rng: np.random.Generator, pen_width: tuple[float, float],
+                  shapes: list | None = None) -> np.ndarray:
+    shapes = shapes or strokes.DIGITS[str(label)]
     shape = shapes[int(rng.integers(len(shapes)))]
     canvas = _pad(rng)
     pen = strokes.Pen(canvas=canvas, size=rng.uniform(0.5, 0.85), centre=tuple(rng.uniform(0.4, 0.6, 2)),
                       width=rng.uniform(*pen_width) * min(canvas) / 280, slant=rng.uniform(-0.25, 0.25),
                       wobble=rng.uniform(0, 0.02))
     return strokes.draw(shape, pen, rng)
+
+
+def _peoples_shape(label: int, rng: np.random.Generator, pen_width: tuple[float, float]) -> np.ndarray:
+    shapes = strokes.PEOPLES_SHAPES.get(str(label)) or strokes.DIGITS[str(label)]
+    return _stroke_digit(label, rng, pen_width, shapes)
+
+
+def peoples_shapes_pen(label, rng):
+    """The shapes many people use that MNIST's writers seldom did (a 1 with a flag and a foot,
+    7 with a hook or a bar, open and closed 4, 6 and 9 with small, large or open loops), thin pen."""
+    return _peoples_shape(label, rng, (1.5, 6))
+
+
+def peoples_shapes_marker(label, rng):
+    """The same shapes with a fat marker."""
+    return _peoples_shape(label, rng, (14, 30))
+
+
+def printed_type(label, rng):
+    """A digit copied from type in a font no training item was drawn in (people_digits.TRAINING_FONTS
+    are DejaVu): STIX or Computer Modern, serif and sans, thin to bold, on any canvas."""
+    font = MEASURING_FONTS[int(rng.integers(len(MEASURING_FONTS)))]
+    ink = people_digits.printed(label, font, int(rng.choice([-1, 0, 1, 2, 3])))
+    ink = ink[np.ix_(*(np.flatnonzero(ink.max(axis) > 0.1) for axis in (1, 0)))]
+    canvas = _pad(rng)
+    glyph = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)), np.uint8)
+    size = rng.uniform(0.4, 0.8)
+    side = int(size * min(canvas))
+    scale = side / max(glyph.shape)
+    resized = Image.fromarray(glyph).resize((max(1, int(glyph.shape[1] * scale)), side), Image.BILINEAR)
+    paper = np.ones(canvas, np.float32)
+    top, left = (np.array(canvas) - np.array(resized.size[::-1])) // 2
+    paper[top: top + resized.size[1], left: left + resized.size[0]] -= np.asarray(resized, np.float32) / 255
+    return paper
 
 
 def thin_pen(label, rng):
@@ -107,7 +144,13 @@ STYLES: dict[str, tuple[str, Callable]] = {
     "small and off-centre": ("glyph", small_off_centre), "wobbly": ("glyph", wobbly),
     "pencil": ("glyph", pencil), "chalk on a board": ("glyph", chalk),
     "thin pen strokes": ("label", thin_pen), "fat marker strokes": ("label", stroke_marker),
+    "people's shapes, pen": ("label", peoples_shapes_pen),
+    "people's shapes, marker": ("label", peoples_shapes_marker),
+    "printed type": ("label", printed_type),
 }
+# The ways of writing that the digits dataset's added items teach (cmcd.modalities.sketch.people_digits)
+PEOPLES_WAYS = ("people's shapes, pen", "people's shapes, marker", "printed type")
+MEASURING_FONTS = ("STIXGeneral.ttf", "STIXGeneralBol.ttf", "cmr10.ttf", "cmss10.ttf")
 
 
 def draw_in_style(style: str, glyph: np.ndarray, label: int, seed: int, index: int) -> np.ndarray:
