@@ -31,7 +31,7 @@ import torch
 from cmcd.eval import confidence, speakers
 from cmcd.eval.confidence import Calibration, Outputs, fit_detector, fit_temperature, student_outputs
 from cmcd.eval.metrics import expected_calibration_error
-from cmcd.modalities import pairs
+from cmcd.modalities import pairs, read_back
 from cmcd.models.teacher import load_teacher
 
 REAL_FLAG_RATE = confidence.REAL_FLAG_RATE
@@ -68,10 +68,11 @@ class View:
 def shared_inputs(pair: str, items: int = confidence.ITEMS, per_kind: int = confidence.JUNK_PER_KIND):
     spec = pairs.get_spec(pair)
     gap = spec.default_gap
-    val = confidence.items_read_back(spec, "val", confidence.spread_rows(spec, "val", items), gap)
+    val = read_back.items_read_back(spec, "val", read_back.spread_rows(spec, "val", items), gap)
     synthetic = pairs.get_spec(f"{pair}{pairs.REAL}0")  # real speakers join per student, below
-    train = confidence.items_read_back(synthetic, "pairs", confidence.spread_rows(spec, "pairs", items), gap)
-    junk = confidence.junk_read_back(spec.target, confidence.FIT_JUNK_SEED, per_kind)
+    train = read_back.items_read_back(synthetic, "pairs", read_back.spread_rows(spec, "pairs", items), gap)
+    junk = read_back.junk_read_back(spec.target, confidence.FIT_JUNK_SEED, per_kind,
+                                   spec.target.junk.calibration_kinds)
     return SharedInputs(val.samples, torch.tensor(val.tags), train.samples, junk.samples, junk.tags)
 
 
