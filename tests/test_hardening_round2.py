@@ -12,9 +12,9 @@ import torch
 import torchaudio
 
 from cmcd import cli
-from cmcd.data import cache, pairs
+from cmcd.data import cache
 from cmcd.data.inputs import InputError
-from cmcd.modalities import get_modality
+from cmcd.modalities import get_modality, pairs
 from cmcd.paths import checkpoint_root
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 
 from cmcd.bench.ingredients import shipped_recipe
-from cmcd.data import cache, pairs
+from cmcd.data import cache
 from cmcd.eval import speakers
+from cmcd.modalities import pairs
 from cmcd.modalities.audio import REAL_SPEAKERS
 from cmcd.models.checkpoints import load_student, save_student
 from cmcd.train.config import DistillConfig

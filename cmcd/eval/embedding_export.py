@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcd.data import cache, pairs
+from cmcd.data import cache
 from cmcd.data.sources import CLASS_NAMES
+from cmcd.modalities import pairs
 
 FILES = {"parquet": "embeddings.parquet", "vectors": "vectors.tsv", "metadata": "metadata.tsv"}
 METADATA_COLUMNS = ("pair", "modality", "class", "item_id")

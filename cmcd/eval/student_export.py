@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmcd.data import cache, pairs
+from cmcd.data import cache
 from cmcd.eval.classify import student_stem
+from cmcd.modalities import pairs
 from cmcd.models.checkpoints import load_student
 from cmcd.models.teacher import load_teacher
 
