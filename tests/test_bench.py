@@ -233,10 +233,11 @@ def test_quick_theory_benchmark_writes_calibration_points_verdicts_and_figures(t
         assert all(set(r) == {"estimator", "family", "true_tv", "estimated_tv", "ci_low", "ci_high"}
                    for r in rows)
     summary = report["summary"]
-    assert set(summary) == {"calibration", "saturation", "correlation", "bound"}
+    assert set(summary) == {"calibration", "spread", "saturation", "correlation", "bound"}
+    assert summary["spread"]["tv"]["levels"] >= 4 and summary["spread"]["tv"]["max_loss"] > 0
     assert summary["calibration"]["tv"]["max_error"] <= 0.1
     assert set(summary["correlation"]) == {"fixed_gap", "all"}
-    assert set(summary["correlation"]["all"]["tv"]) == {"by_pair", "pooled"}
+    assert set(summary["correlation"]["all"]["tv"]) == {"by_pair", "pooled", "bootstrap"}
     bound = summary["bound"]["tv"]
     assert bound["holds"] + bound["undecided"] + bound["fails"] == len(report["points"])
     for name in ("theory.png", "theory-calibration.png"):
