@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMING = {"wall_s", "train_s", "validation_s", "pairs_per_s", "device"}
+TIMING = {"wall_s", "train_s", "validation_s", "pairs_per_s", "device", "cpu_s", "finetune_s"}
 
 
 def cmcd(*args: str) -> dict:

@@ -27,6 +27,7 @@ from cmcd.train.losses import (
     CMDLoss,
     CMDOptions,
     DistillationLoss,
+    SoftTargetOptions,
     register_loss,
     squared_distance,
 )
@@ -93,17 +94,8 @@ class DenseCMCLoss(_SampledLoss):
 
 
 @dataclass(frozen=True)
-class DenseCMDOptions(MethodOptions):
-    teacher_temperature: float = setting(0.1, "τ_T of the teacher's targets (below τ_S)", above=0)
-    student_temperature: float = setting(0.3, "τ_S of the student's predictions", above=0)
+class DenseCMDOptions(SoftTargetOptions):
     locations: int = locations_setting()
-
-    aliases = {"temperature": "student_temperature"}
-
-    def check(self):
-        if not self.teacher_temperature < self.student_temperature:
-            raise ValueError(f"dense-cmd: teacher_temperature ({self.teacher_temperature}) must be "
-                             f"below student_temperature ({self.student_temperature})")
 
 
 @register_loss("dense-cmd", DenseCMDOptions)

@@ -180,17 +180,23 @@ class CMCLoss(DistillationLoss):
 
 
 @dataclass(frozen=True)
-class CMDOptions(MethodOptions):
+class SoftTargetOptions(MethodOptions):
+    """CMD's two temperatures and their rule, shared by `cmd` and `dense-cmd`."""
+
     teacher_temperature: float = setting(0.1, "τ_T of the teacher's targets (below τ_S)", above=0)
     student_temperature: float = setting(0.3, "τ_S of the student's predictions", above=0)
-    negatives: str = negatives_setting()
 
     aliases = {"temperature": "student_temperature"}
 
     def check(self):
         if not self.teacher_temperature < self.student_temperature:
-            raise ValueError(f"cmd: teacher_temperature ({self.teacher_temperature}) must be below "
-                             f"student_temperature ({self.student_temperature})")
+            raise ValueError(f"{self.method}: teacher_temperature ({self.teacher_temperature}) must be "
+                             f"below student_temperature ({self.student_temperature})")
+
+
+@dataclass(frozen=True)
+class CMDOptions(SoftTargetOptions):
+    negatives: str = negatives_setting()
 
 
 @register_loss("cmd", CMDOptions)
