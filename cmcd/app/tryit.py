@@ -179,7 +179,7 @@ def neutral_examples(pair: str) -> list[tuple[str, str, str | None]]:
     found, drawn = [], pairs.get_spec(pair).target.try_it.widget == "sketchpad"
     for number, source in enumerate(examples(pair), start=1):
         copy = folder / f"{pair}-example-{number}{Path(source).suffix}"
-        if not copy.exists():
+        if not copy.exists() or copy.read_bytes() != Path(source).read_bytes():  # another version's
             staging = folder / f".{copy.name}.{threading.get_ident()}.tmp"
             shutil.copyfile(source, staging)
             staging.replace(copy)
