@@ -335,8 +335,8 @@ def _add_pairs_parser(subcommands) -> None:
 
 def _add_data_parser(subcommands) -> None:
     p = subcommands.add_parser("data", help="build (or load) a pair's data; optionally write contact sheets")
-    p.add_argument("--pair", default="all", type=lambda name: name if name == "all" else pair_name(name),
-                   metavar="PAIR", help=f"'all' (default) or {PAIR_CHOICES}")
+    p.add_argument("--pair", default="all", metavar="PAIR",  # checked by the handler: one line
+                   help=f"'all' (default) or {PAIR_CHOICES}")
     p.add_argument("--gap", type=float, default=None, help="modality gap 0..1 (default: the pair's)")
     p.add_argument("--seed", type=int, default=0, help="rendering seed (default: 0)")
     p.add_argument("--sheet-dir", default=None, help="write PAIR.png contact sheets here")

@@ -225,11 +225,10 @@ def _microphone_file(path: Path) -> Path:
     return path
 
 
-def test_a_digit_spoken_into_the_microphone_in_the_browser(app_url, tmp_path):
+def test_a_digit_spoken_into_the_microphone_in_the_browser(app_url, tmp_path, require):
     """Record -> Stop -> Classify, as a visitor does, through Chromium's fake microphone."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
-    playwright = pytest.importorskip("playwright.sync_api")
+    require("chromium")
+    import playwright.sync_api as playwright
     spoken = _microphone_file(tmp_path / "seven.wav")
     flags = CHROMIUM_FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                               f"--use-file-for-fake-audio-capture={spoken}"]

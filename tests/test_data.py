@@ -54,7 +54,7 @@ def test_digits_are_the_10000_real_mnist_digits_then_peoples_ways_of_writing(dig
     assert sorted(np.unique(digits.labels)) == list(range(10))
     assert digits.images.max() == 255 and digits.images.min() == 0
     assert 0.08 < mnist.mean() / 255 < 0.2  # MNIST: dark background, thin bright strokes
-    added = digits.ids >= people_digits.FIRST_ID
+    added = digits.ids >= sources.FIRST_ADDED_ID
     assert added.sum() == digits.added == 10 * people_digits.ITEMS_PER_CLASS
     assert np.bincount(digits.labels[added]).tolist() == [people_digits.ITEMS_PER_CLASS] * 10
     assert 0.08 < digits.images[added].mean() / 255 < 0.2  # framed as MNIST's
@@ -76,8 +76,8 @@ def test_added_items_are_split_apart_and_leave_mnists_splits_as_they_were(digits
     for split in pairs.SPLITS:
         assert np.array_equal(rows[split][rows[split] < 10_000], before[split])
     for split in ("val", "test"):
-        added = rows[split][digits.ids[rows[split]] >= people_digits.FIRST_ID]
-        assert np.bincount(digits.labels[added]).tolist() == [people_digits.HELD_OUT_PER_CLASS] * 10
+        added = rows[split][digits.ids[rows[split]] >= sources.FIRST_ADDED_ID]
+        assert np.bincount(digits.labels[added]).tolist() == [sources.ADDED_HELD_OUT_PER_CLASS] * 10
     assert not set(rows["val"]) & set(rows["test"]) and not set(rows["test"]) & set(rows["pairs"])
 
 
@@ -265,8 +265,9 @@ def test_splits_are_disjoint_and_balanced(name):
     assert not set(source.ids[rows["val"]]) & set(source.ids[rows["test"]])
     assert not held_out & set(source.ids[rows["pairs"]])
     assert not held_out & set(source.ids[rows["teacher"]])
+    added = sources.ADDED_HELD_OUT_PER_CLASS if source.added else 0  # people's ways of writing
     for split in ("val", "test"):
-        assert np.bincount(source.labels[rows[split]]).tolist() == [100] * 10
+        assert np.bincount(source.labels[rows[split]]).tolist() == [100 + added] * 10
     pair_counts = np.bincount(source.labels[rows["pairs"]])
     assert pair_counts.min() > 0.6 * pair_counts.max()
 

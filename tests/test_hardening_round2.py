@@ -15,7 +15,6 @@ from cmcd import cli
 from cmcd.data import cache
 from cmcd.data.inputs import InputError
 from cmcd.modalities import get_modality, pairs
-from cmcd.paths import checkpoint_root
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "cmcd" / "shipped" / "examples"
@@ -158,14 +157,12 @@ def test_no_pair_is_one_sentence(pair):
         pairs.get_spec(pair)
 
 
-@pytest.mark.skipif(not (checkpoint_root() / "student-digits-depth.safetensors").exists(),
-                    reason="no shipped digits-depth student")
 @pytest.mark.parametrize("pair", [None, "", "no-such-pair"])
 def test_the_try_it_handlers_say_which_pairs_to_choose(tmp_path, pair):
-    from cmcd.app import tryit
+    from cmcd.app import tools, tryit
 
     np.save(tmp_path / "map.npy", _relief())
-    for handler, value in [(tryit.classify_depth_map, str(tmp_path / "map.npy")),
+    for handler, value in [(tools.classify_depth_map, str(tmp_path / "map.npy")),
                            (tryit.look_up_drawing, np.zeros((32, 32)))]:
         with pytest.raises(InputError, match="choose one of .*digits-depth") as error:
             handler(pair, value)

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from cmcd.app import training
+from cmcd.app import training, tryit
 from cmcd.app.shipped import classifier, shipped_test_embeddings
 from cmcd.data.inputs import InputError
 from cmcd.eval.metrics import nearest_neighbours
@@ -38,7 +38,7 @@ def classify_answer(pair: str, path: str | None) -> str:
     classes and the nearest app test items (the Retrieve tab's numbers) by the teacher's embeddings."""
     if not path:
         raise InputError("give a file to classify (a URL or a base64 data URI)")
-    reader = classifier(pair)
+    reader = classifier(tryit.chosen_pair(pair))
     sample = reader.spec.target.read_file(Path(path))
     result = reader.predict(sample)
     top = sorted(result["probs"].items(), key=lambda item: -item[1])[:TOP_CLASSES]

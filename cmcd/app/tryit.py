@@ -38,7 +38,7 @@ def drawing_to_grey(image: np.ndarray) -> np.ndarray:
     return (rgb * alpha + (1.0 - alpha)).mean(axis=-1)
 
 
-def _chosen_pair(pair) -> str:
+def chosen_pair(pair) -> str:
     """`pair` when a student ships for it; else an InputError naming the pairs that have one
     (an API or MCP caller may send no pair at all)."""
     if isinstance(pair, str) and pair in pairs.PAIRS and has_shipped_student(pair):
@@ -48,7 +48,7 @@ def _chosen_pair(pair) -> str:
 
 
 def _drawing_sample(pair: str, editor_value):
-    pair = _chosen_pair(pair)
+    pair = chosen_pair(pair)
     image = editor_value.get("composite") if isinstance(editor_value, dict) else editor_value
     if image is None:
         raise InputError("draw something on the sketch pad first, or upload a PNG or JPEG picture "
@@ -57,7 +57,7 @@ def _drawing_sample(pair: str, editor_value):
 
 
 def _upload_sample(pair: str, path):
-    pair = _chosen_pair(pair)
+    pair = chosen_pair(pair)
     if not path:
         raise InputError("upload a file first")
     return pairs.get_spec(pair).target.read_file(Path(path))
