@@ -47,17 +47,28 @@ def pytest_runtest_makereport(item, call):
         report.outcome, report.longrepr = "failed", verdict
 
 
+def _in_a_fresh_folder(tmp_path_factory, variable: str, name: str):
+    folder = tmp_path_factory.mktemp(name)
+    previous = os.environ.get(variable)
+    os.environ[variable] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = previous
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Every test session builds its data into a fresh cache folder of its own."""
-    folder = tmp_path_factory.mktemp("cmcd-cache")
-    previous = os.environ.get("CMCD_CACHE")
-    os.environ["CMCD_CACHE"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("CMCD_CACHE", None)
-    else:
-        os.environ["CMCD_CACHE"] = previous
+    yield from _in_a_fresh_folder(tmp_path_factory, "CMCD_CACHE", "cmcd-cache")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_students(tmp_path_factory):
+    """The students the tests' runs save (the app's run store included) go to a folder of the
+    session's own, never into the checkout's checkpoints/."""
+    yield from _in_a_fresh_folder(tmp_path_factory, "CMCD_STUDENTS", "cmcd-students")
 
 
 @pytest.fixture

@@ -107,4 +107,4 @@ def write_sound(made: tuple[np.ndarray, int], stem: Path) -> Path:
 
 
 SOUNDS = JunkKinds({"noise": noise, "hum": hum, "clicks": clicks, "beeps": beeps, "music": music,
-                    "words": word, "silence": silence}, write_sound)
+                    "words": word, "silence": silence}, write_sound, unrepeatable=("words",))
