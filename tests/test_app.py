@@ -545,8 +545,8 @@ def test_shipped_test_items_are_what_building_the_pair_gives():
     assert torch.allclose(found["targets"], built["targets"], atol=1 / 255)
     assert np.allclose(found["teacher"], built["teacher"], atol=2e-3)
     assert np.allclose(found["student"], built["student"], atol=5e-3)
-    rows = torch.from_numpy(shipped.spread(1000, shipped.APP_ITEMS))
-    built_photos = shipped.built_pair("digits-depth").test.source[rows]
+    test = shipped.built_pair("digits-depth").test
+    built_photos = test.source[torch.from_numpy(shipped.spread(len(test), shipped.APP_ITEMS))]
     assert torch.equal(shipped.item_photos("digits-depth"), built_photos)
     assert set(found["coordinates"]) == {"umap", "pca"}
     assert found["coordinates"]["umap"].shape == (2 * shipped.APP_ITEMS, 2)
