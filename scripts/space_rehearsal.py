@@ -61,7 +61,7 @@ EXAMPLE_LOADER = [("first example", [0])]
 CLIENT_REFUSALS = {"/distill": ["digits-depth", "l2", 1, 256, 128, 0.3, -1]}
 MCP_CALLS = {
     "classify_sketch": [{"pair": "digits-sketch", "sketch": "file:digits-sketch__3__test3147.png"},
-                        {"pair": "fashion-sketch", "sketch": "file:fashion-sketch__Dress__test1510.png"}],
+                        {"pair": "fashion-sketch", "sketch": "file:fashion-sketch__Dress__test2193.png"}],
     "classify_depth_map": [
         {"pair": "digits-depth", "depth_map": "file:digits-depth__7__test7017.npy"},
         {"pair": "fashion-depth", "depth_map": "file:fashion-depth__Sneaker__test425.npy"}],
