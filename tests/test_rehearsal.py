@@ -68,7 +68,8 @@ def test_the_plan_calls_every_endpoint_and_tool_each_pair_included(rehearsal):
     distilled = {call["pair"] for call in rehearsal.MCP_CALLS["run_distillation"]}
     assert {pairs.get_spec(pair).target.name for pair in distilled} == {"sketch", "depth", "audio"}
     values = [value for plan in rehearsal.MCP_CALLS.values() for call in plan for value in call.values()]
-    values += [value for plan in rehearsal.CLIENT_CALLS.values() for _, arguments in plan for value in arguments]
+    values += [value for plan in rehearsal.CLIENT_CALLS.values() for _, arguments in plan
+               for value in arguments]
     for value in values:  # every shipped example it sends is still shipped
         if isinstance(value, str) and value.startswith("file:"):
             assert (ROOT / rehearsal.EXAMPLES / value[5:]).exists(), value
