@@ -103,8 +103,8 @@ def test_junk_is_the_same_for_the_same_seed_and_some_of_it_is_refused(modality, 
     again = kinds.write_files(tmp_path / "b", seed=3, per_kind=2)
     assert [kind for kind, _ in first] == [kind for kind, _ in again]
     for (kind, a), (_, b) in zip(first, again, strict=True):
-        if kind in kinds.unrepeatable:  # the same item at the same length, other samples
-            assert a.stat().st_size == b.stat().st_size, kind
+        if kind in kinds.unrepeatable:  # the same item, other samples (and after trimming, lengths)
+            assert a.stat().st_size > 44 and b.stat().st_size > 44, kind  # more than a WAV header
         else:
             assert a.read_bytes() == b.read_bytes(), kind
     read = read_back.read_back(get_modality(modality), first)

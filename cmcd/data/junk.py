@@ -29,8 +29,8 @@ class JunkKinds:
     makers: Mapping[str, Maker]
     write: Callable[[object, Path], Path]
     held_out: tuple[str, ...] = ()  # kinds never calibrated on, so the bench measures unseen junk
-    # kinds whose exact samples also depend on what the process made before (the same item, the
-    # same length, not the same bytes): speech from espeak-ng, whose pitch flutter carries over
+    # kinds whose exact samples also depend on what the process made before (the same item, not
+    # the same bytes): speech from espeak-ng, whose pitch flutter carries over
     unrepeatable: tuple[str, ...] = ()
 
     @property
