@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from cmcd import paths
 from cmcd.app import compare, explore, shipped, training, tryit, your_runs
 from cmcd.data.inputs import InputError
+from cmcd.eval import records
 
 
 def _drawn_one(transparent: bool) -> np.ndarray:
@@ -262,7 +263,7 @@ def test_compare_gives_the_supervised_reference_its_own_accuracy_not_a_teacher_h
            and r["config"]["pair"] == "digits-sketch" and r["config"]["method"] == "supervised"]
     head = compare.COMPARE_COLUMNS.index("zero-label head")
     assert supervised[head] == f"{np.mean(own):.3f} ± {np.std(own, ddof=1):.3f} (its own head)"
-    for metric in compare.TEACHER_SPACE:
+    for metric in records.TEACHER_SPACE:
         assert supervised[compare.COMPARE_COLUMNS.index(metric.heading)] == "n/a"
 
 

@@ -12,11 +12,6 @@ from cmcd.viz import theory
 COMPARE_COLUMNS = ["student", *(metric.heading for metric in records.COMPARE)]
 BENCHMARK_STUDIES = ("main", "ablation")  # the paper benchmark's studies of distilled students
 TEACHERS = ("ft", "ssl")  # both are benchmarked; ft (the app's) first
-# Columns that read the student in the teacher's space: meaningless for the supervised reference,
-# which has a head of its own (as in results/paper.md); its own head's accuracy stands in the
-# zero-label head column instead.
-TEACHER_SPACE = (records.ZERO_LABEL_PROTOTYPE, records.R1_TARGET_TO_SOURCE, records.R1_SOURCE_TO_TARGET,
-                 records.TV_EMBEDDINGS, records.TV_HEAD)
 
 
 def _cells(metrics: dict) -> list[float]:
@@ -31,8 +26,9 @@ def _mean_std_cell(runs: list[RunRecord], metric: records.Metric, note: str = ""
 def _benchmark_cells(method: str, runs: list[RunRecord]) -> list[str]:
     if method != "supervised":
         return [_mean_std_cell(runs, metric) for metric in records.COMPARE]
+    # the supervised reference has a head of its own: its accuracy stands in the head column
     return [_mean_std_cell(runs, records.ACCURACY, " (its own head)") if metric == records.ZERO_LABEL_HEAD
-            else "n/a" if metric in TEACHER_SPACE else _mean_std_cell(runs, metric)
+            else "n/a" if metric in records.TEACHER_SPACE else _mean_std_cell(runs, metric)
             for metric in records.COMPARE]
 
 

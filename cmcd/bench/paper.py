@@ -55,9 +55,6 @@ REFERENCES = {"random": "no training", "supervised": "all target labels, own hea
 # (ours against cmc: does the L2 term add anything to CMC?)
 FAMILIES = (("paper's losses", PAPER_LOSSES, BASELINES), ("ours", OURS, (*BASELINES, "cmc")))
 VERDICT_METRICS = (records.ACCURACY, records.FEW_LABEL_FT_10)
-# Columns that read the student in the teacher's space: meaningless for a student trained with a
-# head of its own (its teacher-head accuracy was 0.007 on digits-audio), so shown as "n/a" there.
-TEACHER_SPACE = (records.ZERO_LABEL_PROTOTYPE, records.R1_TARGET_TO_SOURCE)
 SUPERVISED_BUDGET = 4  # x the distillation steps, with the best validation epoch kept
 STUDIES = {"main": "ssl", "ablation": "ft"}  # study -> its teacher
 FEW_LABEL_CURVES = {"probe": (records.ACCURACY, records.FEW_LABEL_1, records.FEW_LABEL_5,
@@ -202,7 +199,7 @@ def results_table(runs: list[dict], study: str, pair: str) -> str:
              "| --- |" + " --- |" * len(columns)]
     for method in methods_of(cell_runs):
         chosen = by_method[(method,)]
-        cells = ["n/a" if method == "supervised" and column in TEACHER_SPACE
+        cells = ["n/a" if method == "supervised" and column in records.TEACHER_SPACE
                  else _cell([column.read(r["metrics"]) for r in chosen]) for column in columns]
         lines.append(f"| {_label(method)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -58,6 +58,9 @@ PAPER_TABLE = (ACCURACY, ZERO_LABEL_PROTOTYPE, FEW_LABEL_1, FEW_LABEL_5, FEW_LAB
                FEW_LABEL_FT_5, FEW_LABEL_FT_10, R1_TARGET_TO_SOURCE)  # a benchmark run's
 COMPARE = (ZERO_LABEL_HEAD, ZERO_LABEL_PROTOTYPE, FEW_LABEL_1, FEW_LABEL_10, R1_TARGET_TO_SOURCE,
            R1_SOURCE_TO_TARGET, TV_EMBEDDINGS, TV_HEAD)  # the app's Compare tab
+# Metrics that read the student in the teacher's space: meaningless for a student trained with a
+# head of its own (the supervised reference), so shown as "n/a" for it in the tables and the app.
+TEACHER_SPACE = (ZERO_LABEL_PROTOTYPE, R1_TARGET_TO_SOURCE, R1_SOURCE_TO_TARGET, TV_EMBEDDINGS, TV_HEAD)
 ONE_RUN = (*EVALUATED, PAIRS_PER_S, WALL_S)  # the app's table of a run just trained
 SUMMARY = (ZERO_LABEL_HEAD, ZERO_LABEL_PROTOTYPE, R1_TARGET_TO_SOURCE, TV_EMBEDDINGS, WALL_S)
 
