@@ -70,6 +70,18 @@ def test_the_rates_the_data_is_built_from_are_still_resampled_exactly():
     assert resampling_rate(16001, 16000) == 16000 and resampling_rate(44101, 16000) == 44100
 
 
+def test_classifying_a_file_does_not_import_scikit_learn():
+    """sklearn's import is half of `cmcd classify`'s two seconds on a small CPU (issue 21's 5 s
+    bound for one recording); only fitting (calibration, probes, distances) needs it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cmcd.cli, cmcd.eval.classify, cmcd.eval.confidence; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'umap', 'gradio'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_a_sample_rate_beyond_any_audio_interface_is_refused(tmp_path):
     soundfile.write(tmp_path / "fast.wav", _spoken(16000), 2_000_000)
     with pytest.raises(InputError, match="sample rate is 2,000,000 Hz; at most 384,000 Hz") as error:

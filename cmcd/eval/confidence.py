@@ -32,8 +32,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 
 from cmcd.modalities import pairs, read_back
 from cmcd.models.teacher import Teacher, load_teacher
@@ -188,6 +186,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def fit_detector(real: Outputs, junk: Outputs) -> dict[str, torch.Tensor]:
     """A logistic regression telling junk (1) from real items (0) on standardised features."""
+    from sklearn.linear_model import LogisticRegression  # here: importing sklearn costs classify 2 s
+
     x = torch.cat([real.features(), junk.features()])
     mean, scale = x.mean(0), x.std(0).clamp_min(1e-6)
     labels = np.r_[np.zeros(len(real)), np.ones(len(junk))]
@@ -206,6 +206,8 @@ def _flagged(scores: torch.Tensor, threshold: float) -> float:
 
 
 def _auroc(real_scores: torch.Tensor, junk_scores: torch.Tensor) -> float:
+    from sklearn.metrics import roc_auc_score  # here, as in fit_detector
+
     labels = [0] * len(real_scores) + [1] * len(junk_scores)
     return round(float(roc_auc_score(labels, torch.cat([-real_scores, -junk_scores]).tolist())), 4)
 

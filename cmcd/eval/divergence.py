@@ -21,8 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 # The embeddings' TV on their top 2 principal directions: on 16, which hold nearly all their
@@ -54,11 +52,13 @@ def _projection(fit: np.ndarray, dims: int | None):
     """x -> its coordinates on the top `dims` principal components of `fit` (all: identity)."""
     if dims is None or dims >= fit.shape[1]:
         return lambda x: np.asarray(x, dtype=np.float64)
+    from sklearn.decomposition import PCA  # here: classify imports this module, and sklearn costs 2 s
+
     pca = PCA(n_components=dims, svd_solver="full").fit(fit)
     return pca.transform
 
 
-def _share_from_a(index: NearestNeighbors, from_a: np.ndarray, x: np.ndarray, neighbours: int,
+def _share_from_a(index, from_a: np.ndarray, x: np.ndarray, neighbours: int,
                   leave_self_out: bool) -> np.ndarray:
     """Share of each point's nearest fit points that came from A."""
     found = index.kneighbors(x, n_neighbors=neighbours + int(leave_self_out), return_distance=False)
@@ -96,6 +96,8 @@ def two_sample_tv(fit_a, fit_b, held_a, held_b, dims: int | None = TV_DIMS,
         project = _projection(fit, dims)
         points = project(fit)
         neighbours = min(neighbours or round(np.sqrt(len(points))), len(points) - 1)
+        from sklearn.neighbors import NearestNeighbors  # here, as in _projection
+
         index = NearestNeighbors().fit(points)
         threshold = _best_threshold(_share_from_a(index, from_a, points, neighbours, True), from_a)
         says_a = [(_share_from_a(index, from_a, project(np.asarray(held, dtype=np.float64)),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from cmcd.eval.divergence import TV_DIMS, WIDE_TV_DIMS, TVEstimate, two_sample_tv
@@ -133,6 +132,8 @@ def few_label_accuracy(train_emb, train_labels, test_emb, test_labels, shots=(1,
     For each k in `shots`, `draws` labeled subsets are drawn from the train pool; the random stream
     depends on (seed, k, draw) only, so each entry is reproducible on its own.
     """
+    from sklearn.linear_model import LogisticRegression  # here: classify must not pay sklearn's import
+
     train_x, test_x = l2_normalize(_embeddings(train_emb)), l2_normalize(_embeddings(test_emb))
     train_y, test_y = _labels(train_labels), _labels(test_labels)
     result = {}
