@@ -296,8 +296,8 @@ def cmd_app(args) -> int:
 
 
 def _bench_command(args) -> str:
-    """The command line that reproduces a paper, theory or tuning benchmark (recorded in its
-    results)."""
+    """The command line that reproduces a paper, theory, tuning or other study benchmark (recorded
+    in its results)."""
     words = ["cmcd", "bench", args.what, *(["--quick"] if args.quick else [])]
     words += [] if args.seeds is None else ["--seeds", str(args.seeds)]
     words += [] if args.workers == 1 else ["--workers", str(args.workers)]
@@ -307,15 +307,16 @@ def _bench_command(args) -> str:
 
 
 def cmd_bench(args) -> int:
-    """Each benchmark is a module cmcd.bench.WHAT with run(**options) and format_report(report)."""
+    """Each benchmark is a module cmcd.bench.WHAT (hyphens as underscores) with run(**options) and
+    format_report(report)."""
     study = {"out": args.out, "quick": args.quick, "seeds": args.seeds, "workers": args.workers,
              "resume": args.resume, "report_only": args.report_only,
              "command": _bench_command(args), "device": args.device}
     options = {"data": {"cache_root": args.cache}, "speed": {"device": args.device}, "app": {},
                "inputs": {"out": args.out},
                "paper": study, "theory": study, "segmentation": study, "tuning": study,
-               "ingredients": study, "budget": study}
-    module = importlib.import_module(f"cmcd.bench.{args.what}")
+               "segmentation-tuning": study, "ingredients": study, "budget": study}
+    module = importlib.import_module(f"cmcd.bench.{args.what.replace('-', '_')}")
     report = module.run(**options[args.what])
     if args.json:
         _print_json(report)
@@ -402,22 +403,25 @@ def _add_bench_parser(subcommands) -> None:
                        "validation with the same budget), budget (accuracy against training steps, "
                        "the main table's budget chosen on validation), paper (methods x pairs "
                        "over seeds, with the tuned settings), theory (error against TV distance), "
-                       "segmentation (dense distillation on the depth pairs), data (build and load times), "
+                       "segmentation (dense distillation on the depth pairs, with the settings "
+                       "segmentation-tuning chose for each dense loss on validation with the same "
+                       "sweep), data (build and load times), "
                        "speed, app (start-up, classify latency), inputs (real recordings, drawing "
                        "styles, junk and 'not sure'), ingredients (what each people-like "
                        "ingredient of the training data adds, on validation)")
     p.add_argument("what", help="which benchmark: %(choices)s",
-                   choices=["tuning", "budget", "paper", "theory", "segmentation", "data", "speed",
-                            "app", "inputs", "ingredients"])
-    studies = "tuning, budget, paper, theory, segmentation, ingredients"
+                   choices=["tuning", "budget", "paper", "theory", "segmentation",
+                            "segmentation-tuning", "data", "speed", "app", "inputs", "ingredients"])
+    studies = "tuning, budget, paper, theory, segmentation, segmentation-tuning, ingredients"
     p.add_argument("--out", default="results", help=f"{studies}, inputs: folder for the results")
     p.add_argument("--quick", action="store_true", help=f"{studies}: tiny runs that check the "
                    "pipeline and file formats (numbers mean nothing; paper --quick uses the default "
-                   "settings instead of tuning.json)")
+                   "settings instead of tuning.json, segmentation --quick instead of "
+                   "segmentation-tuning.json)")
     p.add_argument("--seeds", type=int, default=None, help="budget, paper, theory, segmentation, "
                    "ingredients: seeds per setting (paper and ingredients: 5, the paper's ft "
                    "ablation at most 3; budget and theory: 3; segmentation: 5; tuning uses a seed of "
-                   "its own)")
+                   "its own, segmentation-tuning seed 0)")
     p.add_argument("--workers", type=int, default=1, help=f"{studies}: runs at once, each in a "
                    "process of its own (use several on a GPU or a many-core CPU)")
     p.add_argument("--resume", action="store_true", help=f"{studies}: keep finished runs of an "

@@ -27,9 +27,10 @@ import torch
 from cmcd import paths, runtime
 from cmcd.data import cache
 from cmcd.eval.records import RunRecord
-from cmcd.modalities import pairs
+from cmcd.modalities import masks, pairs
 from cmcd.models.teacher import load_teacher
-from cmcd.train.config import DistillConfig
+from cmcd.train.config import DistillConfig, SegmentConfig
+from cmcd.train.dense_teacher import load_dense_teacher, teacher_dense_embeddings
 from cmcd.train.distill import distill
 from cmcd.train.teacher_cache import teacher_embeddings
 
@@ -69,6 +70,31 @@ def prepare(planned: list[tuple[str, DistillConfig]], pool: ProcessPoolExecutor 
             _prepare_one(*job)
     else:
         for future in [pool.submit(_prepare_one, *job) for job in jobs]:
+            future.result()
+
+
+def _prepare_segmentation_one(config: dict) -> None:
+    config = SegmentConfig.from_dict(config)
+    seg = masks.load_segmentation(config.pair, gap=config.gap)
+    teacher = load_dense_teacher(seg, config.teacher, config.head_steps)
+    if config.n_pairs is None:
+        teacher_dense_embeddings(seg, teacher, config.registered, runtime.resolve_device("auto"))
+
+
+def prepare_segmentation(planned: list[tuple[str, SegmentConfig]],
+                         pool: ProcessPoolExecutor | None = None) -> None:
+    """For segmentation runs (SegmentConfigs): masks, the dense teacher and its embeddings, once
+    per (pair, teacher, head, pairing)."""
+    jobs = {}
+    for _, config in planned:
+        key = (config.pair, config.gap, config.teacher, config.head_steps, config.registered,
+               config.n_pairs is None)
+        jobs.setdefault(key, config.to_dict())
+    if pool is None:
+        for job in jobs.values():
+            _prepare_segmentation_one(job)
+    else:
+        for future in [pool.submit(_prepare_segmentation_one, job) for job in jobs.values()]:
             future.result()
 
 

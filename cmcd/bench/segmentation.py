@@ -1,31 +1,33 @@
 """`cmcd bench segmentation`: dense CMCD (CMC, CMD) against dense L2 on the depth pairs.
 
 Every pair with item masks (digits-depth, fashion-depth) x cmc, cmd, l2 (the dense losses) x
-seeds, each run with the SegmentConfig defaults (chosen on the validation split, see
-scripts/tune_segmentation.py), scored on the test split: zero-label foreground mIoU (the ten
-classes, background excluded: its IoU near 0.9 otherwise dominates the mean), mIoU and pixel
-accuracy, and few-label mIoU with 1, 5 and 10 labelled maps per class. The main setting is the
-paper's: the `ssl` teacher (self-supervised, then a linear head on the source labels) x 5 seeds;
-the `ft` teacher (fine-tuned with source labels) is an ablation x 3 seeds. Each CMCD method is
-compared with L2 seed by seed, with the recognition benchmark's rule (cmcd.eval.stats): paired t
-tests, Holm-corrected across each teacher's cells. Writes results/segmentation.json and
-results/segmentation.md.
+seeds, scored on the test split: zero-label foreground mIoU (the ten classes, background
+excluded: its IoU near 0.9 otherwise dominates the mean), mIoU and pixel accuracy, and few-label
+mIoU with 1, 5 and 10 labelled maps per class. The main setting is the paper's: the `ssl` teacher
+(self-supervised, then a linear head on the source labels) x 5 seeds; the `ft` teacher (fine-tuned
+with source labels) is an ablation x 3 seeds. Each CMCD method is compared with L2 seed by seed,
+with the recognition benchmark's rule (cmcd.eval.stats): paired t tests, Holm-corrected across
+each teacher's cells. Writes results/segmentation.json and results/segmentation.md.
+
+Each method runs with the settings `cmcd bench segmentation-tuning` chose for it on the validation
+split (the same sweep for every dense loss), read from segmentation-tuning.json in --out; the ft
+ablation uses the same choice. Without that file, and under --quick, every method runs with the
+SegmentConfig defaults. segmentation.json records which under "settings": "tuning" (where the
+settings come from and what was chosen) and "methods" (the settings each method ran with).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from cmcd import runtime
 from cmcd.bench import runner as bench_runs
+from cmcd.bench import segmentation_tuning
 from cmcd.eval import stats
 from cmcd.eval.records import Metric
 from cmcd.eval.results import group, mean_std
 from cmcd.modalities import masks
 from cmcd.train.config import SEGMENTATION_METHODS, SegmentConfig
-from cmcd.train.dense_teacher import load_dense_teacher, teacher_dense_embeddings
 from cmcd.train.segment import segment_distill
 
 NAME = "segmentation"
@@ -61,10 +63,17 @@ QUICK = Plan(pairs=("digits-depth",), methods=("cmc", "l2"), seeds=(0,),
                         ("few_label_draws", 1)))
 
 
-def planned_runs(plan: Plan) -> list[tuple[str, SegmentConfig]]:
+def method_config(plan: Plan, pair: str, method: str, seed: int, teacher: str,
+                  chosen: dict[str, dict] | None = None) -> SegmentConfig:
+    """A run's config: the defaults, then the settings chosen for `method` on validation
+    (`chosen`, from results/segmentation-tuning.json), then the plan's overrides (--quick)."""
+    settings = {**(chosen or {}).get(method, {}), **dict(plan.overrides)}
+    return SegmentConfig.from_flat(pair=pair, method=method, seed=seed, teacher=teacher, **settings)
+
+
+def planned_runs(plan: Plan, chosen: dict[str, dict] | None = None) -> list[tuple[str, SegmentConfig]]:
     seeds = {"main": plan.seeds, "ablation": plan.ablation_seeds}
-    return [(study, SegmentConfig(pair=pair, method=method, seed=seed, teacher=teacher,
-                                  **dict(plan.overrides)))
+    return [(study, method_config(plan, pair, method, seed, teacher, chosen))
             for study, teacher in STUDIES.items() for pair in plan.pairs for method in plan.methods
             for seed in seeds[study]]
 
@@ -73,31 +82,8 @@ def _segment_metrics(study: str, config: dict) -> dict:
     return segment_distill(SegmentConfig.from_dict(config)).metrics
 
 
-def _prepare_one(config: dict) -> None:
-    config = SegmentConfig.from_dict(config)
-    seg = masks.load_segmentation(config.pair, gap=config.gap)
-    teacher = load_dense_teacher(seg, config.teacher, config.head_steps)
-    if config.n_pairs is None:
-        teacher_dense_embeddings(seg, teacher, config.registered, runtime.resolve_device("auto"))
-
-
-def prepare(planned: list[tuple[str, SegmentConfig]], pool: ProcessPoolExecutor | None = None) -> None:
-    """Masks, the dense teacher and its embeddings, once per (pair, teacher, head, pairing)."""
-    jobs = {}
-    for _, config in planned:
-        key = (config.pair, config.gap, config.teacher, config.head_steps, config.registered,
-               config.n_pairs is None)
-        jobs.setdefault(key, config.to_dict())
-    if pool is None:
-        for job in jobs.values():
-            _prepare_one(job)
-    else:
-        for future in [pool.submit(_prepare_one, job) for job in jobs.values()]:
-            future.result()
-
-
-SEGMENTATION = bench_runs.RunKind(
-    _segment_metrics, prepare, lambda metrics: f"zero-label mIoU {metrics['miou_zero_label']:.3f}")
+SEGMENTATION = bench_runs.RunKind(_segment_metrics, bench_runs.prepare_segmentation,
+                                  lambda metrics: f"zero-label mIoU {metrics['miou_zero_label']:.3f}")
 
 
 # --- statistics -----------------------------------------------------------------------------------
@@ -192,7 +178,8 @@ def markdown(report: dict) -> str:
     seeds = len({r["config"]["seed"] for r in runs})
     parts = [f"Device: {report['device']}; {len(runs)} runs in {report['wall_s'] / 60:.1f} min "
              f"({report.get('workers', 1)} worker processes); mean ± standard deviation over "
-             f"{seeds} seed(s); test split; 11 labels (background and 10 classes).", ""]
+             f"{seeds} seed(s); test split; 11 labels (background and 10 classes); "
+             f"{settings_note(report)}.", ""]
     for (teacher,), of_teacher in group(runs, "teacher").items():
         setting = "main setting" if teacher == STUDIES["main"] else "ablation"
         scores = teacher_scores(of_teacher)
@@ -205,14 +192,52 @@ def markdown(report: dict) -> str:
     return "\n".join(parts)
 
 
+def chosen_settings(out: str, quick: bool) -> tuple[dict[str, dict], str]:
+    """(settings per method, where they come from): --quick and a missing tuning file give the
+    defaults; otherwise what `cmcd bench segmentation-tuning` chose in out/segmentation-tuning.json."""
+    if quick:
+        return {}, "the SegmentConfig defaults (--quick)"
+    return segmentation_tuning.chosen_settings(out)
+
+
+def method_settings(plan: Plan, chosen: dict[str, dict]) -> dict[str, dict]:
+    """The settings each method runs with (those every run of it shares)."""
+    own = ("pair", "method", "seed", "teacher", "device")
+    return {method: {k: v for k, v in method_config(plan, plan.pairs[0], method, 0, STUDIES["main"],
+                                                    chosen).to_dict().items() if k not in own}
+            for method in plan.methods}
+
+
+def _words(settings: dict) -> str:
+    loss = "".join(f", {name} {value:g}" if isinstance(value, float) else f", {name} {value}"
+                   for name, value in settings["loss"].items())
+    return (f"lr {settings['lr']:g}, {settings['steps']} steps{loss}, fine-tuning "
+            f"{settings['fine_tune_steps']} steps at lr {settings['fine_tune_lr']:g}")
+
+
+def settings_note(report: dict) -> str:
+    """Which settings the runs used, for the report and the README."""
+    settings = report.get("settings", {})
+    if "tuning" not in settings:  # a report from before the per-method sweep
+        return ("every run with the `SegmentConfig` defaults of its day (chosen on validation for "
+                "dense CMC alone)")
+    methods = "; ".join(f"{method} {_words(values)}" for method, values in settings["methods"].items())
+    return f"settings, {settings['tuning']['source']}: {methods}"
+
+
 def run(out: str = "results", quick: bool = False, seeds: int | None = None, workers: int = 1,
         resume: bool = False, report_only: bool = False, command: str = "",
         device: str = "auto") -> dict:
     plan = bench_runs.choose_plan(FULL, QUICK, quick, seeds)
+    chosen, source = ({}, "") if report_only else chosen_settings(out, quick)
     report = bench_runs.load_or_execute(
-        NAME, plan, planned_runs, out, quick=quick, workers=workers, resume=resume,
-        report_only=report_only, command=command, device=device, kind=SEGMENTATION,
-        settings={**dataclasses.asdict(plan), "defaults": SegmentConfig().to_dict()})
+        NAME, plan, lambda p: planned_runs(p, chosen), out, quick=quick, workers=workers,
+        resume=resume, report_only=report_only, command=command, device=device, kind=SEGMENTATION,
+        settings={**dataclasses.asdict(plan), "defaults": SegmentConfig().to_dict(),
+                  "tuning": {"source": source, "chosen": chosen},
+                  "methods": method_settings(plan, chosen)})
+    if not report_only:  # a resumed file may hold runs under other settings
+        report = bench_runs.planned_only(report, planned_runs(plan, chosen))
     report["teacher"] = teacher_scores(report["runs"])
     report["verdicts"] = verdicts(report["runs"])
     return bench_runs.write_json_and_markdown(report, out, NAME, markdown(report))
