@@ -265,14 +265,13 @@ def segmentation_part() -> list[str]:
     title = "### Segmentation: dense CMCD on the depth pairs (`cmcd bench segmentation`)"
     if not path.exists():
         return [title, "", "No `results/segmentation.json` yet: `cmcd bench segmentation` writes it."]
-    from cmcd.bench.segmentation import markdown
+    from cmcd.bench.segmentation import markdown, settings_note
 
     report = _json(path)
     return [title, "",
-            f"{benchmark_line(report, 'segmentation')}; every run with the `SegmentConfig` "
-            "defaults, chosen on validation (`python scripts/tune_segmentation.py`, "
-            "`results/segmentation-tuning.json`). Few-label columns fine-tune the whole student on "
-            "k labelled maps per class." + stale_data_note(report, "segmentation"), "",
+            f"{benchmark_line(report, 'segmentation')}; {settings_note(report)}. Few-label columns "
+            "fine-tune the whole student on k labelled maps per class."
+            + stale_data_note(report, "segmentation"), "",
             markdown(report).split("\n", 2)[2].strip(), "",
             "**Verdict, segmentation:** " + " ".join(segmentation_sentences(report))]
 

@@ -170,8 +170,9 @@ class SegmentConfig(RunConfig):
                                   f"({', '.join(SEGMENTATION_METHODS.values())})")
     teacher: str = setting("ft", "teacher: SimCLR with a linear head (ssl) or fine-tuned (ft)",
                            choices=("ssl", "ft"))
-    # steps, lr, locations and the fine-tuning schedule: chosen on validation
-    # (scripts/tune_segmentation.py, results/segmentation-tuning.json)
+    # steps, lr, locations and the fine-tuning schedule: chosen on validation for dense CMC by an
+    # earlier sweep; `cmcd bench segmentation` runs each loss with the settings `cmcd bench
+    # segmentation-tuning` chose for it (results/segmentation-tuning.json), these without that file
     steps: int = setting(300, "optimiser steps", minimum=1)
     n_pairs: int | None = setting(None, "unlabeled pairs to train on (default: all)", minimum=1)
     batch_size: int = setting(64, "pairs per optimiser step", minimum=1)
