@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--out", default="results")
     args = parser.parse_args()
     plan = speakers.Plan(tuple(args.shares), tuple(args.seeds), args.epochs, args.width, tuple(args.speakers))
-    print(json.dumps(speakers.run(plan, args.out)["summary"], indent=2))
+    report = speakers.run(plan, args.out)
+    print(json.dumps({"summary": report["summary"], "choice": report["choice"]}, indent=2))
 
 
 if __name__ == "__main__":

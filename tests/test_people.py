@@ -55,6 +55,30 @@ def test_speaker_variants_name_their_share_and_who_is_held_out():
         pairs.get_spec("digits-sketch-heldout-lucas")  # no real speakers in that pair
 
 
+def test_the_share_of_real_voices_is_the_one_the_speaker_study_chose():
+    """REAL_SHARE is written by hand; results/speakers.json (scripts/real_speakers.py) says which
+    share the leave-one-speaker-out study chose, and the two must agree."""
+    import json
+    from pathlib import Path
+
+    from cmcd.bench import speakers as study
+    from cmcd.modalities.audio import REAL_SHARE
+
+    report = json.loads((Path(__file__).resolve().parent.parent / "results" / "speakers.json").read_text())
+    assert report["choice"] == study.choose_share(report["summary"])
+    assert round(100 * REAL_SHARE) == report["choice"]["share"]
+    assert pairs.get_spec("digits-audio").render_options["real_share"] == REAL_SHARE
+
+
+def test_the_study_chooses_the_share_with_the_best_held_out_speaker_mean():
+    from cmcd.bench import speakers as study
+
+    found = {"0": {"loso_mean": 0.7}, "25": {"loso_mean": 0.83}, "50": {"loso_mean": 0.83}}
+    assert study.choose_share(found)["share"] == 25  # a tie goes to the smaller share
+    found["50"]["loso_mean"] = 0.84
+    assert study.choose_share(found)["share"] == 50
+
+
 def test_real_voices_replace_a_share_of_the_clips_with_the_allowed_speakers_own_digit():
     labels, ids = torch.arange(200) % 10, torch.arange(200)
     synthetic = audio.clean_clips(labels, ids, "train", 0)
