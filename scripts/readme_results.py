@@ -338,6 +338,30 @@ def real_speakers() -> list[str]:
     return lines
 
 
+def speaker_study() -> list[str]:
+    """How many real recordings go into the spoken digits' training pairs: the leave-one-speaker-out
+    study (scripts/real_speakers.py) at the benchmark's length, and at the shipped student's."""
+    lines = []
+    for path, what in [(RESULTS / "speakers.json", "at the benchmark's length"),
+                       (RESULTS / "speakers-shipped" / "speakers.json", "at the shipped student's length")]:
+        if not path.exists():
+            continue
+        study = _json(path)
+        settings, choice = study["settings"], study.get("choice")
+        seeds = sorted({run["seed"] for run in study["runs"]})
+        shares = "; ".join(f"{share} %: **{row['loso_mean']:.3f}** (" + ", ".join(
+            f"{who} {value:.3f}" for who, value in row["loso"].items())
+            + f"; synthetic validation voices {row['synthetic_validation']:.3f})"
+            for share, row in sorted(study["summary"].items(), key=lambda item: int(item[0])))
+        chose = (f" Chosen: **{choice['share']} %** ({choice['rule']})." if choice and what.endswith("benchmark's length")
+                 else "")
+        lines += [f"Real recordings in the spoken digits' training pairs, {what} ({settings['epochs']} epochs, "
+                  f"width {settings['width']}, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}; "
+                  f"`python scripts/real_speakers.py`, `{path.relative_to(ROOT)}`), held-out speaker "
+                  f"accuracy by share of real voices: {shares}.{chose}", ""]
+    return lines
+
+
 def drawn_styles() -> str:
     report = _json(RESULTS / "inputs.json")
     return "; ".join(f"{pair}: " + ", ".join(f"{style} {row['accuracy']:.2f}" for style, row in
@@ -477,6 +501,7 @@ def section() -> str:
         "",
         real_inputs(),
         "",
+        *speaker_study(),
         *real_speakers(),
         f"Digits drawn in other styles, accuracy: {drawn_styles()}.",
         "",

@@ -112,7 +112,7 @@ def choose_share(found: dict) -> dict:
     summary; the held-out speakers are this study's validation, the test split is never read."""
     best = max(sorted(found, key=int), key=lambda share: found[share]["loso_mean"])
     return {"share": int(best), "loso_mean": found[best]["loso_mean"],
-            "rule": "the highest leave-one-speaker-out mean accuracy (a tie: the smaller share)"}
+            "rule": "the highest leave-one-speaker-out mean accuracy; a tie goes to the smaller share"}
 
 
 def report_of(settings: dict, runs: list[dict], plan: Plan) -> dict:
