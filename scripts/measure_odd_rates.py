@@ -48,14 +48,16 @@ def one_second_at(rate: int, folder: Path) -> Path:
 
 def through_cli(path: Path) -> dict:
     cmcd = Path(sys.executable).with_name("cmcd")
-    done = subprocess.run(["/usr/bin/time", "-v", str(cmcd), "classify", "--pair", "digits-audio", str(path)],
-                          capture_output=True, text=True)
+    command = ["/usr/bin/time", "-v", str(cmcd), "classify", "--pair", "digits-audio", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"cmcd classify failed: {done.stderr[-500:]}")
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", done.stderr)
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)",
+                     done.stderr)
     hours, minutes, seconds = (float(part or 0) for part in wall.groups())
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
-    return {"answer": done.stdout.strip().splitlines()[-1], "seconds": round(hours * 3600 + minutes * 60 + seconds, 2),
+    return {"answer": done.stdout.strip().splitlines()[-1],
+            "seconds": round(hours * 3600 + minutes * 60 + seconds, 2),
             "peak_gb": round(peak_kb / 1024 ** 2, 3)}
 
 
@@ -135,7 +137,8 @@ def main() -> None:
         return
     print(f"bound: under {BOUND['seconds']} s and {BOUND['peak_gb']} GB")
     for rate, cli in report["cli"].items():
-        print(f"cmcd classify  {rate:>6} Hz  {cli['seconds']:5.2f} s  peak {cli['peak_gb']:.2f} GB  {cli['answer']}")
+        print(f"cmcd classify  {rate:>6} Hz  {cli['seconds']:5.2f} s  peak {cli['peak_gb']:.2f} GB  "
+              f"{cli['answer']}")
     app = report["app"]
     for rate, call in app["calls"].items():
         print(f"app            {rate:>6} Hz  {call['seconds']:5.2f} s  {call['answer']}")

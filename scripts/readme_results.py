@@ -342,8 +342,9 @@ def speaker_study() -> list[str]:
     """How many real recordings go into the spoken digits' training pairs: the leave-one-speaker-out
     study (scripts/real_speakers.py) at the benchmark's length, and at the shipped student's."""
     lines = []
-    for path, what in [(RESULTS / "speakers.json", "at the benchmark's length"),
-                       (RESULTS / "speakers-shipped" / "speakers.json", "at the shipped student's length")]:
+    studies = [(RESULTS / "speakers.json", "at the benchmark's length", True),
+               (RESULTS / "speakers-shipped" / "speakers.json", "at the shipped student's length", False)]
+    for path, what, chooses in studies:
         if not path.exists():
             continue
         study = _json(path)
@@ -353,10 +354,10 @@ def speaker_study() -> list[str]:
             f"{who} {value:.3f}" for who, value in row["loso"].items())
             + f"; synthetic validation voices {row['synthetic_validation']:.3f})"
             for share, row in sorted(study["summary"].items(), key=lambda item: int(item[0])))
-        chose = (f" Chosen: **{choice['share']} %** ({choice['rule']})." if choice and what.endswith("benchmark's length")
-                 else "")
-        lines += [f"Real recordings in the spoken digits' training pairs, {what} ({settings['epochs']} epochs, "
-                  f"width {settings['width']}, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}; "
+        chose = f" Chosen: **{choice['share']} %** ({choice['rule']})." if choice and chooses else ""
+        lines += [f"Real recordings in the spoken digits' training pairs, {what} "
+                  f"({settings['epochs']} epochs, width {settings['width']}, "
+                  f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}; "
                   f"`python scripts/real_speakers.py`, `{path.relative_to(ROOT)}`), held-out speaker "
                   f"accuracy by share of real voices: {shares}.{chose}", ""]
     return lines

@@ -10,8 +10,9 @@ trains the same number of configurations, CANDIDATE_COUNT:
   more of the shared knobs instead (both changed at once, from the same grid: EXTRA_SHARED).
 
 Each configuration trains one student per depth pair (masks.SEGMENTATION_PAIRS) with the main
-setting's `ssl` teacher and the paper tuning's seed of its own (1000), and is scored by its zero-label foreground mIoU (the ten
-classes, background excluded: the segmentation benchmark's headline) on the *validation* split;
+setting's `ssl` teacher and the paper tuning's seed of its own (1000), and is scored by its
+zero-label foreground mIoU (the ten classes, background excluded: the segmentation benchmark's
+headline) on the *validation* split;
 the test split is never read. A method's configurations are compared by their mean over the
 pairs, and the best wins (ties: the earlier one): one choice per method, used on both pairs.
 
