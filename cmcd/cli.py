@@ -420,8 +420,8 @@ def _add_bench_parser(subcommands) -> None:
                    "segmentation-tuning.json)")
     p.add_argument("--seeds", type=int, default=None, help="budget, paper, theory, segmentation, "
                    "ingredients: seeds per setting (paper and ingredients: 5, the paper's ft "
-                   "ablation at most 3; budget and theory: 3; segmentation: 5; tuning uses a seed of "
-                   "its own, segmentation-tuning seed 0)")
+                   "ablation at most 3; budget and theory: 3; segmentation: 5; tuning and "
+                   "segmentation-tuning use a seed of their own)")
     p.add_argument("--workers", type=int, default=1, help=f"{studies}: runs at once, each in a "
                    "process of its own (use several on a GPU or a many-core CPU)")
     p.add_argument("--resume", action="store_true", help=f"{studies}: keep finished runs of an "
