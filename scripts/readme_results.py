@@ -253,9 +253,10 @@ def segmentation_sentences(report: dict) -> list[str]:
                 and r.get("teacher", "ft") == main_teacher(report["runs"])]
         words = "; ".join(f"{r['method']} {r['verdict']} l2 on {r['metric']} ({_points(r['diff_mean'])} "
                           f"points, p_Holm {r['p_holm']:.2f})" for r in rows)
+        gap = teacher["miou"] - miou
         sentences.append(f"{pair}: the best CMCD student ({method}) reaches a zero-label mIoU of "
-                         f"{miou:.3f}, {teacher['miou'] - miou:.3f} below the dense teacher on the "
-                         f"photos ({teacher['miou']:.3f}); {words}.")
+                         f"{miou:.3f}, {abs(gap):.3f} {'below' if gap >= 0 else 'above'} the dense "
+                         f"teacher on the photos ({teacher['miou']:.3f}); {words}.")
     return sentences
 
 
