@@ -71,8 +71,8 @@ def test_the_rates_the_data_is_built_from_are_still_resampled_exactly():
 
 
 def test_classifying_a_file_does_not_import_scikit_learn():
-    """sklearn's import is half of `cmcd classify`'s two seconds on a small CPU (issue 21's 5 s
-    bound for one recording); only fitting (calibration, probes, distances) needs it."""
+    """Importing sklearn was 2 of `cmcd classify`'s 4.4 s for one recording on a small CPU (issue
+    21's bound is 5 s); only fitting (calibration, probes, distances) needs it."""
     import subprocess
     import sys
 
