@@ -6,9 +6,9 @@ and peak memory (issue 21: any rate must cost bounded time and memory; the bound
 The recordings are the shipped spoken seven, interpolated to exactly one second at each rate.
 - CLI: each `cmcd classify --pair digits-audio` is a fresh process run under `/usr/bin/time -v`
   (wall seconds and maximum resident set, the whole process: Python, torch and the student).
-- App: `python app.py` on a free port; one 16 kHz call first (loads the student), then each odd rate
-  through gradio_client. The server's peak resident set (VmHWM) is read before and after, and each
-  call's seconds are timed at the client.
+- App: `python app.py` on a free port (cmcd.bench.app.served_app); one 16 kHz call first (loads
+  the student), then each odd rate through gradio_client. The server's peak resident set (VmHWM)
+  is read before and after, and each call's seconds are timed at the client.
 Prints a table (or one JSON object with --json).
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -27,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import space_rehearsal  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-ROOT = space_rehearsal.ROOT
+from cmcd.bench.app import served_app  # noqa: E402
+
 SPOKEN_SEVEN = ROOT / "cmcd/shipped/examples/digits-audio__7__testvoice7017.wav"
 BOUND = {"seconds": 5.0, "peak_gb": 1.5}
 
@@ -71,43 +71,19 @@ def peak_gb(pid: int) -> float:
 def through_app(paths: dict[int, Path], folder: Path) -> dict:
     from gradio_client import Client, handle_file
 
-    port = space_rehearsal.free_port(7861)
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
-           "HF_HUB_OFFLINE": "1"}
-    with open(folder / "app.log", "w") as log_file:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log_file,
-                                   stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{port}/"
-            started = time.perf_counter()
-            while not _serves(url):
-                if process.poll() is not None or time.perf_counter() - started > 300:
-                    raise RuntimeError(f"app.py did not start; see {folder / 'app.log'}")
-                time.sleep(1)
-            client = Client(url, verbose=False)
+    with served_app(ROOT, {}) as (url, _, process):
+        client = Client(url, verbose=False)
 
-            def classify(path: Path) -> dict:
-                begun = time.perf_counter()
-                answer = client.predict("digits-audio", handle_file(path), api_name="/classify_audio")
-                return {"seconds": round(time.perf_counter() - begun, 2), "answer": _label(answer)}
+        def classify(path: Path) -> dict:
+            begun = time.perf_counter()
+            answer = client.predict("digits-audio", handle_file(path), api_name="/classify_audio")
+            return {"seconds": round(time.perf_counter() - begun, 2), "answer": _label(answer)}
 
-            warm = classify(one_second_at(16000, folder))
-            before = peak_gb(process.pid)
-            calls = {rate: classify(path) for rate, path in paths.items()}
-            return {"warm_up_16000hz": warm, "server_peak_gb_before": before, "calls": calls,
-                    "server_peak_gb_after": peak_gb(process.pid)}
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def _serves(url: str) -> bool:
-    import urllib.request
-
-    try:
-        return urllib.request.urlopen(url, timeout=2).status == 200
-    except OSError:
-        return False
+        warm = classify(one_second_at(16000, folder))
+        before = peak_gb(process.pid)
+        calls = {rate: classify(path) for rate, path in paths.items()}
+        return {"warm_up_16000hz": warm, "server_peak_gb_before": before, "calls": calls,
+                "server_peak_gb_after": peak_gb(process.pid)}
 
 
 def _label(answer) -> str:

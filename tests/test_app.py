@@ -494,6 +494,16 @@ def test_latency_benchmark_times_each_modality_through_the_app_handlers():
         "digits-depth": {"p50_ms": 1.0, "p95_ms": 2.0, "calls": 3}}}).startswith("app start-up")
 
 
+def test_the_cold_start_benchmark_reads_the_first_spoken_digit_from_a_served_app():
+    """`cmcd bench app`'s cold start: `python app.py` with an empty cache, the shipped spoken
+    seven through /classify_audio (whose answer is one JSON text)."""
+    from cmcd.bench import app as bench_app
+
+    cold = bench_app.cold_start_seconds()
+    assert cold["label"] == "7" and cold["example"].startswith("digits-audio__7__")
+    assert 0 < cold["page_s"] <= cold["first_answer_s"]
+
+
 def test_the_app_reads_results_without_the_benchmarks_and_the_library_without_either():
     import subprocess
     import sys
