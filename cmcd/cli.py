@@ -55,12 +55,12 @@ def cmd_data(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from cmcd.train.pretrain import PretrainConfig, pretrain
+    from cmcd.train.pretrain import PretrainConfig, fine_tune_from_ssl, pretrain
 
     config = PretrainConfig(dataset=args.dataset, ssl_epochs=args.epochs, ft_epochs=args.ft_epochs,
                             batch_size=args.batch_size, width=args.width, seed=args.seed,
                             device=args.device, out=args.out)
-    results = pretrain(config)
+    results = (fine_tune_from_ssl if args.ft_only else pretrain)(config)
     if args.json:
         _print_json(results)
     return 0
@@ -351,6 +351,8 @@ def _add_pretrain_parser(subcommands) -> None:
                    help="source dataset: %(choices)s (default: digits)")
     p.add_argument("--epochs", type=int, default=30, help="SimCLR epochs")
     p.add_argument("--ft-epochs", type=int, default=10, help="supervised fine-tuning epochs (ft)")
+    p.add_argument("--ft-only", action="store_true", help="train only the ft teacher again, from the "
+                   "saved ssl teacher in --out, on the current data (the ssl teacher stays as it is)")
     p.add_argument("--batch-size", type=int, default=256, help="photos per step (default: 256)")
     p.add_argument("--width", type=int, default=32, help="encoder width (default: 32)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

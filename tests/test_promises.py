@@ -58,6 +58,41 @@ def test_cmcd_pretrain_trains_both_teachers_with_the_given_settings_into_out(tmp
         assert teacher.metadata["source_test_acc"] == results[variant]["source_test_acc"]
 
 
+
+def test_cmcd_pretrain_ft_only_fine_tunes_the_saved_ssl_teacher_and_leaves_it_alone(tmp_path, monkeypatch, capsys):
+    from cmcd.models.teacher import load_teacher
+    from cmcd.train import pretrain
+
+    monkeypatch.setattr(pretrain, "PretrainConfig",
+                        functools.partial(pretrain.PretrainConfig, max_items=256, head_epochs=5))
+    common = ["--dataset", "digits", "--batch-size", "64", "--width", "8", "--device", "cpu",
+              "--out", str(tmp_path), "--json"]
+    assert cli.main(["pretrain", "--epochs", "1", "--ft-epochs", "1", *common]) == 0
+    capsys.readouterr()
+    ssl_files = {path.name: path.read_bytes() for path in tmp_path.glob("teacher-digits-ssl.*")}
+    first_ft = load_teacher("digits", "ft", root=tmp_path)
+
+    assert cli.main(["pretrain", "--ft-only", "--ft-epochs", "2", *common]) == 0
+    results = _json_out(capsys)
+    assert set(results) == {"ft"}
+    assert {path.name: path.read_bytes() for path in tmp_path.glob("teacher-digits-ssl.*")} == ssl_files
+    ft = load_teacher("digits", "ft", root=tmp_path)
+    assert ft.metadata["config"]["ft_epochs"] == 2 and ft.metadata["train_items"] == 256
+    assert ft.metadata["ssl_teacher"]["config"]["ssl_epochs"] == 1
+    ssl = load_teacher("digits", "ssl", root=tmp_path)
+    # the new ft teacher starts from the saved ssl encoder, so one more epoch moves it elsewhere
+    changed = [not torch.equal(a, b) for a, b in zip(ft.encoder.state_dict().values(),
+                                                   first_ft.encoder.state_dict().values(), strict=True)]
+    assert any(changed)
+    assert ft.encoder.state_dict().keys() == ssl.encoder.state_dict().keys()
+
+
+def test_cmcd_pretrain_ft_only_needs_a_saved_ssl_teacher(tmp_path, capsys):
+    assert cli.main(["pretrain", "--ft-only", "--dataset", "digits", "--device", "cpu",
+                     "--out", str(tmp_path)]) != 0
+    assert "teacher-digits-ssl" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
 # --- cmcd bench data, speed, inputs ---------------------------------------------------------------
 
 def test_bench_data_times_a_cold_build_and_a_warm_load_in_a_new_process(tmp_path, monkeypatch, capsys):

@@ -30,6 +30,7 @@ from cmcd.eval import speakers
 from cmcd.modalities import pairs
 from cmcd.modalities.audio import REAL_SPEAKERS
 from cmcd.models.checkpoints import load_student, save_student
+from cmcd.models.teacher import teacher_digest
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import validation_run
 
@@ -68,8 +69,17 @@ def fold_students(plan: Plan, share: int, seed: int = 0) -> dict[str, torch.nn.M
         if not stem.with_suffix(".safetensors").exists():
             raise FileNotFoundError(f"no fold student at {stem}.safetensors: run scripts/real_speakers.py "
                                     f"--shares {share} --epochs {plan.epochs} --width {plan.width} first")
-        found[speaker] = load_student(stem)[0]
+        student, metadata = load_student(stem)
+        if metadata.get("teacher_digest") != _teacher_digest():
+            raise ValueError(f"the fold student at {stem} was distilled from another teacher than today's "
+                             f"{PAIR} teacher: run scripts/real_speakers.py --shares {share} --epochs "
+                             f"{plan.epochs} --width {plan.width} again")
+        found[speaker] = student
     return found
+
+
+def _teacher_digest() -> str:
+    return teacher_digest(pairs.get_spec(PAIR).dataset, shipped_recipe(PAIR)["teacher"])
 
 
 def run_one(plan: Plan, share: int, speaker: str | None, seed: int) -> dict:
@@ -80,7 +90,8 @@ def run_one(plan: Plan, share: int, speaker: str | None, seed: int) -> dict:
     def checks(student, head, spec) -> dict:
         save_student(fold_stem(plan, name, seed), student,
                      {"pair": PAIR, "variant": name, "held_out_speaker": speaker,
-                      "config": config.to_dict(), "teacher": config.teacher, "method": config.method})
+                      "config": config.to_dict(), "teacher": config.teacher, "method": config.method,
+                      "teacher_digest": _teacher_digest()})
         scored = (speaker,) if speaker else REAL_SPEAKERS
         return {"speakers": {who: speakers.speaker_accuracy(student, head, who)["head"] for who in scored}}
 
@@ -123,7 +134,9 @@ def report_of(settings: dict, runs: list[dict], plan: Plan) -> dict:
 def run(plan: Plan, out: str = "results") -> dict:
     path = Path(out) / "speakers.json"
     previous = cache.read_json(path) if path.exists() else None
-    settings = {"epochs": plan.epochs, "width": plan.width, **shipped_recipe(PAIR)}
+    # a study's runs are kept only while its recipe and teacher stay the same
+    settings = {"epochs": plan.epochs, "width": plan.width, **shipped_recipe(PAIR),
+                "teacher_digest": _teacher_digest()}
     runs = previous["runs"] if previous and previous.get("settings") == settings else []
     for seed in plan.seeds:
         for share, speaker in plan.variants():

@@ -7,6 +7,7 @@ never used for either.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,12 @@ def teacher_stem(dataset: str, variant: str, root: Path | None = None) -> Path:
     if variant not in VARIANTS:
         raise ValueError(f"unknown teacher {variant!r}; valid: {', '.join(VARIANTS)}")
     return Path(root or checkpoint_root()) / f"teacher-{dataset}-{variant}"
+
+
+def teacher_digest(dataset: str, variant: str, root: Path | None = None) -> str:
+    """A checksum of a saved teacher's weights: which teacher a cache or a study's runs are of."""
+    weights = teacher_stem(dataset, variant, root).with_suffix(".safetensors")
+    return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
 
 
 @dataclass

@@ -4,6 +4,10 @@ SimCLR (two augmented views, InfoNCE with in-batch negatives) on the source phot
 split, then a linear head on the frozen, normalised features with the source labels: the `ssl`
 teacher. The `ft` teacher continues from there, fine-tuning encoder and head with the source
 labels. Both are saved to checkpoints/ with their accuracy on held-out source photos.
+
+`fine_tune_from_ssl` redoes only the second stage: the `ft` teacher again, from the saved `ssl`
+teacher, on the teacher split of the current data (which may hold items added after the `ssl`
+teacher was trained), leaving the `ssl` teacher and every benchmark that reads it unchanged.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from cmcd.modalities import augment, pairs
 from cmcd.modalities.encoders import ProjectionHead
 from cmcd.models.embed import embed
 from cmcd.models.init import initialise
-from cmcd.models.teacher import Teacher, save_teacher, teacher_stem
+from cmcd.models.teacher import Teacher, load_teacher, save_teacher, teacher_stem
 from cmcd.paths import checkpoint_root
 from cmcd.train.loop import BatchSampler, Hooks, LoopSettings, train_loop, warmup_cosine
 
@@ -127,11 +131,7 @@ def source_accuracy(teacher: Teacher, split: pairs.Split) -> float:
 def pretrain(config: PretrainConfig, report: Callable[[str], None] = log.info) -> dict:
     """Train and save both teachers of a dataset; returns their metadata."""
     device = runtime.resolve_device(config.device)
-    splits = pairs.load_source_splits(config.dataset, seed=config.seed, progress=report)
-    train = splits["teacher"]
-    keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed))
-    keep = keep[: config.max_items].sort().values  # all of it unless capped
-    images, labels = train.source[keep].to(device), train.labels[keep].to(device)
+    splits, images, labels = _teacher_split(config, device, report)
     num_classes = int(splits["test"].labels.max()) + 1
     report(f"pre-training {config.dataset} teachers on {len(images):,} source photos ({device})")
 
@@ -148,18 +148,59 @@ def pretrain(config: PretrainConfig, report: Callable[[str], None] = log.info) -
     ft_teacher = fine_tune(ssl_teacher, images, labels, config, device, report)
     ft_seconds = time.perf_counter() - started
 
-    results = {}
-    for variant, teacher, seconds in (("ssl", ssl_teacher, ssl_seconds), ("ft", ft_teacher, ft_seconds)):
+    saved = Saving(config, splits, len(images), simclr_losses[-1], device, report)
+    return {variant: saved(teacher, variant, seconds)
+            for variant, teacher, seconds in (("ssl", ssl_teacher, ssl_seconds), ("ft", ft_teacher, ft_seconds))}
+
+
+def _teacher_split(config: PretrainConfig, device: torch.device, report: Callable[[str], None]):
+    """(every split of the source photos, the teacher split's images and labels on `device`)."""
+    splits = pairs.load_source_splits(config.dataset, seed=config.seed, progress=report)
+    train = splits["teacher"]
+    keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed))
+    keep = keep[: config.max_items].sort().values  # all of it unless capped
+    return splits, train.source[keep].to(device), train.labels[keep].to(device)
+
+
+@dataclass
+class Saving:
+    """Saves a trained teacher with its metadata (config, data, accuracy on held-out photos)."""
+
+    config: PretrainConfig
+    splits: dict
+    items: int
+    simclr_final_loss: float
+    device: torch.device
+    report: Callable[[str], None]
+
+    def __call__(self, teacher: Teacher, variant: str, seconds: float, **extra) -> dict:
+        config = self.config
         teacher.metadata = {
             "dataset": config.dataset, "variant": variant,
             "config": {k: v for k, v in asdict(config).items() if k != "out"},
-            "device": str(device), "train_seconds": round(seconds, 1),
-            "train_items": len(images), "simclr_final_loss": round(simclr_losses[-1], 4),
-            "source_val_acc": source_accuracy(teacher, splits["val"]),
-            "source_test_acc": source_accuracy(teacher, splits["test"]),
+            "device": str(self.device), "train_seconds": round(seconds, 1),
+            "train_items": self.items, "simclr_final_loss": round(self.simclr_final_loss, 4),
+            "source_val_acc": source_accuracy(teacher, self.splits["val"]),
+            "source_test_acc": source_accuracy(teacher, self.splits["test"]), **extra,
         }
         out = Path(config.out or checkpoint_root())
         save_teacher(teacher.to("cpu"), teacher_stem(config.dataset, variant, out))
-        results[variant] = teacher.metadata
-        report(f"{variant} teacher: source test accuracy {teacher.metadata['source_test_acc']:.4f}")
-    return results
+        self.report(f"{variant} teacher: source test accuracy {teacher.metadata['source_test_acc']:.4f}")
+        return teacher.metadata
+
+
+def fine_tune_from_ssl(config: PretrainConfig, report: Callable[[str], None] = log.info) -> dict:
+    """Train and save the `ft` teacher again from the saved `ssl` teacher of config.out (default:
+    the shipped checkpoints) on the current data's teacher split; returns its metadata."""
+    device = runtime.resolve_device(config.device)
+    ssl_teacher = load_teacher(config.dataset, "ssl", Path(config.out) if config.out else None).to(device)
+    splits, images, labels = _teacher_split(config, device, report)
+    report(f"fine-tuning the {config.dataset} ft teacher from the saved ssl teacher on {len(images):,} "
+           f"source photos ({device})")
+    started = time.perf_counter()
+    ft_teacher = fine_tune(ssl_teacher, images, labels, config, device, report)
+    ssl_metadata = ssl_teacher.metadata
+    saved = Saving(config, splits, len(images), ssl_metadata["simclr_final_loss"], device, report)
+    return {"ft": saved(ft_teacher, "ft", time.perf_counter() - started,
+                        ssl_teacher={key: ssl_metadata[key] for key in ("config", "train_items",
+                                                                         "source_test_acc")})}

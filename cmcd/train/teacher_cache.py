@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import torch
 
 from cmcd import paths
 from cmcd.data import cache
 from cmcd.modalities import pairs
-from cmcd.models.teacher import Teacher, teacher_stem
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+from cmcd.models.teacher import Teacher, teacher_digest
 
 
 def teacher_embeddings(data: pairs.PairData, variant: str, teacher: Teacher,
                        device: torch.device) -> dict[str, torch.Tensor]:
     """Normalised teacher embeddings of the pairs, val and test source photos (CPU tensors),
     computed once per (teacher weights, dataset, render seed) and cached on disk."""
-    weights = teacher_stem(data.spec.dataset, variant).with_suffix(".safetensors")
-    digest = _file_digest(weights)
+    digest = teacher_digest(data.spec.dataset, variant)
     path = paths.cache_dir() / f"teacher-emb-{data.spec.dataset}-{variant}-{digest}-s{data.seed}.safetensors"
     cached = cache.load_cached(path)
     if cached:
