@@ -59,7 +59,8 @@ def test_cmcd_pretrain_trains_both_teachers_with_the_given_settings_into_out(tmp
 
 
 
-def test_cmcd_pretrain_ft_only_fine_tunes_the_saved_ssl_teacher_and_leaves_it_alone(tmp_path, monkeypatch, capsys):
+def test_cmcd_pretrain_ft_only_fine_tunes_the_saved_ssl_teacher_and_leaves_it_alone(tmp_path, monkeypatch,
+                                                                                    capsys):
     from cmcd.models.teacher import load_teacher
     from cmcd.train import pretrain
 

@@ -149,8 +149,7 @@ def pretrain(config: PretrainConfig, report: Callable[[str], None] = log.info) -
     ft_seconds = time.perf_counter() - started
 
     saved = Saving(config, splits, len(images), simclr_losses[-1], device, report)
-    return {variant: saved(teacher, variant, seconds)
-            for variant, teacher, seconds in (("ssl", ssl_teacher, ssl_seconds), ("ft", ft_teacher, ft_seconds))}
+    return {"ssl": saved(ssl_teacher, "ssl", ssl_seconds), "ft": saved(ft_teacher, "ft", ft_seconds)}
 
 
 def _teacher_split(config: PretrainConfig, device: torch.device, report: Callable[[str], None]):
