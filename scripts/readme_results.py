@@ -30,14 +30,15 @@ def _json(path: Path) -> dict:
 
 
 def teachers() -> str:
-    lines = ["| teacher | source test accuracy | source val accuracy | photos | train s (CPU) |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| teacher | source test accuracy | source val accuracy | photos | data | train s (CPU) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for dataset in ("digits", "fashion"):
         for variant in ("ft", "ssl"):
             meta = _json(CHECKPOINTS / f"teacher-{dataset}-{variant}.json")
             lines.append(f"| {dataset} `{variant}` | {meta['source_test_acc']:.3f} | "
                          f"{meta['source_val_acc']:.3f} | {meta['train_items']:,} | "
-                         f"{meta['train_seconds']:.0f} |")
+                         f"v{meta['config']['data_version']} | {meta['train_seconds']:.0f}"
+                         f"{' (fine-tuning alone)' if 'ssl_teacher' in meta else ''} |")
     return "\n".join(lines)
 
 

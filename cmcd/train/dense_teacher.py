@@ -11,7 +11,6 @@ float16.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from cmcd.data import cache
 from cmcd.modalities import masks
 from cmcd.models.dense import DenseHead, feature_map, upsample_logits
 from cmcd.models.init import initialise
-from cmcd.models.teacher import Teacher, load_teacher, teacher_stem
+from cmcd.models.teacher import Teacher, load_teacher, teacher_digest
 from cmcd.train.loop import BatchSampler, LoopSettings, train_loop, warmup_cosine
 
 HEAD_STEPS = 600
@@ -92,17 +91,12 @@ def train_dense_head(encoder: nn.Module, photos: torch.Tensor, label_maps: torch
     return head.cpu().eval().requires_grad_(False)
 
 
-def _digest(dataset: str, variant: str) -> str:
-    weights = teacher_stem(dataset, variant).with_suffix(".safetensors")
-    return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-
-
 def load_dense_teacher(seg: masks.SegmentationData, variant: str = "ft", steps: int = HEAD_STEPS,
                        progress: Callable[[str], None] = log.info) -> DenseTeacher:
     """The dataset's frozen teacher with its dense head, trained on first use and cached."""
     dataset, seed = seg.data.spec.dataset, seg.data.seed
     teacher = load_teacher(dataset, variant)
-    path = paths.cache_dir() / (f"dense-head-{dataset}-{variant}-{_digest(dataset, variant)}"
+    path = paths.cache_dir() / (f"dense-head-{dataset}-{variant}-{teacher_digest(dataset, variant)}"
                                 f"-s{seed}-{steps}.safetensors")
     head = DenseHead(feature_map(teacher.encoder, seg.head_photos[:2]).shape[1], masks.NUM_CLASSES)
     cached = cache.load_cached(path, progress)
