@@ -135,6 +135,15 @@ def stale_data_note(report: dict, name: str) -> str:
             f"{DATA_VERSION}** (see `cmcd/paths.py`): `cmcd bench {name}` makes them again.")
 
 
+def older_sweep_note(paper: dict) -> str:
+    """A warning when the paper benchmark ran with other settings than results/tuning.json's."""
+    tuning = _json(RESULTS / "tuning.json")
+    if paper["settings"].get("chosen") == tuning.get("chosen"):
+        return ""
+    return (" **Its runs used the settings of an earlier `cmcd bench tuning`** (listed in "
+            "`results/paper.json`), not the ones above.")
+
+
 def _settings(values: dict) -> str:
     return "(" + ", ".join(f"{k} {v}" for k, v in values.items()) + ")" if values else "(defaults)"
 
@@ -190,7 +199,7 @@ def paper_part(paper: dict) -> list[str]:
             "verdicts in `results/paper.json`. Every distillation method trains for the same number "
             "of steps (a default run's: 5 epochs of all pairs, batch 256, width 16). Retrieval R@1 "
             "is instance matching among 1,000 test items for sketch and depth, class matching for "
-            "audio.", "",
+            "audio." + stale_data_note(paper, "paper") + older_sweep_note(paper), "",
             markdown(paper).split("\n", 2)[2].strip(), "",
             "![Zero- and few-label accuracy, probes](results/figures/paper-few-label.png)", "",
             "![Zero- and few-label accuracy, fine-tuned](results/figures/paper-few-label-ft.png)", "",
