@@ -79,7 +79,6 @@ def test_the_study_chooses_the_share_with_the_best_held_out_speaker_mean():
     assert study.choose_share(found)["share"] == 50
 
 
-
 def test_fold_students_distilled_from_another_teacher_are_refused(tmp_path, monkeypatch):
     """The calibration of the shipped student is fitted on its folds, so folds left over from an
     earlier teacher must not be read as if they were its own."""
@@ -95,6 +94,7 @@ def test_fold_students_distilled_from_another_teacher_are_refused(tmp_path, monk
     monkeypatch.setattr(study, "load_student", lambda stem: ("student", {"teacher_digest": "0" * 16}))
     with pytest.raises(ValueError, match="another teacher"):
         study.fold_students(plan, 25)
+
 
 def test_real_voices_replace_a_share_of_the_clips_with_the_allowed_speakers_own_digit():
     labels, ids = torch.arange(200) % 10, torch.arange(200)

@@ -58,7 +58,6 @@ def test_cmcd_pretrain_trains_both_teachers_with_the_given_settings_into_out(tmp
         assert teacher.metadata["source_test_acc"] == results[variant]["source_test_acc"]
 
 
-
 def test_cmcd_pretrain_ft_only_fine_tunes_the_saved_ssl_teacher_and_leaves_it_alone(tmp_path, monkeypatch,
                                                                                     capsys):
     from cmcd.models.teacher import load_teacher
@@ -80,12 +79,18 @@ def test_cmcd_pretrain_ft_only_fine_tunes_the_saved_ssl_teacher_and_leaves_it_al
     ft = load_teacher("digits", "ft", root=tmp_path)
     assert ft.metadata["config"]["ft_epochs"] == 2 and ft.metadata["train_items"] == 256
     assert ft.metadata["ssl_teacher"]["config"]["ssl_epochs"] == 1
+    assert not _same_weights(ft.encoder, first_ft.encoder)
+
+    # with no epochs of fine-tuning the ft teacher is the saved ssl teacher itself: it starts there
+    assert cli.main(["pretrain", "--ft-only", "--ft-epochs", "0", *common]) == 0
+    untouched = load_teacher("digits", "ft", root=tmp_path)
     ssl = load_teacher("digits", "ssl", root=tmp_path)
-    # the new ft teacher starts from the saved ssl encoder, so one more epoch moves it elsewhere
-    changed = [not torch.equal(a, b) for a, b in zip(ft.encoder.state_dict().values(),
-                                                   first_ft.encoder.state_dict().values(), strict=True)]
-    assert any(changed)
-    assert ft.encoder.state_dict().keys() == ssl.encoder.state_dict().keys()
+    assert _same_weights(untouched.encoder, ssl.encoder) and _same_weights(untouched.head, ssl.head)
+
+
+def _same_weights(one: torch.nn.Module, other: torch.nn.Module) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(one.state_dict().values(), other.state_dict().values(),
+                                                 strict=True))
 
 
 def test_cmcd_pretrain_ft_only_needs_a_saved_ssl_teacher(tmp_path, capsys):
