@@ -329,6 +329,10 @@ def test_quick_budget_study_records_both_curves_and_the_paper_reads_a_full_study
     assert report["choice"]["multiplier"] in plan.multipliers and report["choice"]["reason"]
     assert (out / "figures" / "budget-validation.png").read_bytes().startswith(PNG_MAGIC)
     assert bench_tuning.chosen_budget(out)[0] == 1.0  # a --quick study is never read
+    unfinished = {key: value for key, value in report.items() if key not in ("choice", "curves")}
+    (out / "budget.json").write_text(json.dumps({**unfinished, "quick": False}))
+    budget, why = bench_tuning.chosen_budget(out)  # an interrupted study is never read either
+    assert budget == 1.0 and why.endswith("an unfinished one)")
     report["quick"], report["choice"] = False, {"multiplier": 2.0, "reason": "made up"}
     (out / "budget.json").write_text(json.dumps(report))
     assert bench_tuning.chosen_budget(out) == (2.0, "x2 from budget.json: made up")

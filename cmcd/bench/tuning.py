@@ -217,7 +217,9 @@ def chosen_budget(out: str | Path) -> tuple[float, str]:
     path = Path(out) / "budget.json"
     report = json.loads(path.read_text()) if path.exists() else {}
     if report.get("quick") or "choice" not in report:
-        return 1.0, "x1, a default run's steps (no results/budget.json from a full `cmcd bench budget`)"
+        found = "an unfinished one" if report.get("runs") and "choice" not in report else "none"
+        return 1.0, (f"x1, a default run's steps (no results/budget.json from a full, finished "
+                     f"`cmcd bench budget`: {found})")
     choice = report["choice"]
     return float(choice["multiplier"]), f"x{choice['multiplier']:g} from budget.json: {choice['reason']}"
 
