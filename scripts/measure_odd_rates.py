@@ -86,16 +86,11 @@ def through_app(paths: dict[int, Path], folder: Path) -> dict:
                 "server_peak_gb_after": peak_gb(process.pid)}
 
 
-def _label(answer) -> str:
-    """The app's answer, cut to its headline (the label and its confidence)."""
-    first = answer[0] if isinstance(answer, (list, tuple)) else answer
-    try:
-        first = json.loads(first)
-    except (TypeError, ValueError):
-        pass
-    if isinstance(first, dict) and "label" in first:
-        return f"{first['label']} ({first['confidence']:.0%}{', not sure' if first.get('unsure') else ''})"
-    return str(first)[:120]
+def _label(answer: str) -> str:
+    """The app's JSON answer (cmcd.app.tools.classify_answer), cut to its headline: the label and
+    its confidence."""
+    found = json.loads(answer)
+    return f"{found['label']} ({found['confidence']:.0%}{', not sure' if found['unsure'] else ''})"
 
 
 def main() -> None:

@@ -135,9 +135,8 @@ def stale_data_note(report: dict, name: str) -> str:
             f"{DATA_VERSION}** (see `cmcd/paths.py`): `cmcd bench {name}` makes them again.")
 
 
-def older_sweep_note(paper: dict) -> str:
+def older_sweep_note(paper: dict, tuning: dict) -> str:
     """A warning when the paper benchmark ran with other settings than results/tuning.json's."""
-    tuning = _json(RESULTS / "tuning.json")
     if paper["settings"].get("chosen") == tuning.get("chosen"):
         return ""
     return (" **Its runs used the settings of an earlier `cmcd bench tuning`** (listed in "
@@ -187,7 +186,7 @@ def claim_one(paper: dict) -> str:
         part[0].upper() + part[1:] for part in parts) + "." + (" " + size if size else "")
 
 
-def paper_part(paper: dict) -> list[str]:
+def paper_part(paper: dict, tuning: dict) -> list[str]:
     """The paper benchmark's part of the Results: its tables and generated verdicts."""
     if "verdicts" not in paper:
         return ["`results/paper.json` predates the current benchmark (teacher `ssl` main table, "
@@ -199,7 +198,7 @@ def paper_part(paper: dict) -> list[str]:
             "verdicts in `results/paper.json`. Every distillation method trains for the same number "
             "of steps (a default run's: 5 epochs of all pairs, batch 256, width 16). Retrieval R@1 "
             "is instance matching among 1,000 test items for sketch and depth, class matching for "
-            "audio." + stale_data_note(paper, "paper") + older_sweep_note(paper), "",
+            "audio." + stale_data_note(paper, "paper") + older_sweep_note(paper, tuning), "",
             markdown(paper).split("\n", 2)[2].strip(), "",
             "![Zero- and few-label accuracy, probes](results/figures/paper-few-label.png)", "",
             "![Zero- and few-label accuracy, fine-tuned](results/figures/paper-few-label-ft.png)", "",
@@ -471,7 +470,7 @@ def section() -> str:
         "",
         "### Does CMCD beat label-free distillation? (`cmcd bench paper`)",
         "",
-        *paper_part(paper),
+        *paper_part(paper, tuning),
         *theory_part(),
         "",
         *segmentation_part(),

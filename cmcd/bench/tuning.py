@@ -217,7 +217,7 @@ def chosen_budget(out: str | Path) -> tuple[float, str]:
     path = Path(out) / "budget.json"
     report = json.loads(path.read_text()) if path.exists() else {}
     if report.get("quick") or "choice" not in report:
-        found = "an unfinished one" if report.get("runs") and "choice" not in report else "none"
+        found = "a --quick one" if report.get("quick") else "an unfinished one" if report else "none"
         return 1.0, (f"x1, a default run's steps (no results/budget.json from a full, finished "
                      f"`cmcd bench budget`: {found})")
     choice = report["choice"]
