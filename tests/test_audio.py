@@ -127,6 +127,33 @@ def test_gap_outside_zero_to_one_is_refused():
         audio.augment(torch.zeros(1, CLIP_SAMPLES), [0], 0, gap=1.5)
 
 
+def test_a_files_silent_edges_are_what_the_trimming_augmentation_writes(tmp_path):
+    spoken = speech.synthesize("six", "en-us+m3", 135, 50)
+    soundfile.write(tmp_path / "six.wav", spoken, SAMPLE_RATE)
+    features = audio.features_from_file(tmp_path / "six.wav")
+    first_frame, last_frame = features[0, :, 0], features[0, :, -1]
+    assert torch.allclose(first_frame, torch.full_like(first_frame, audio.SILENT_FEATURE), atol=1e-5)
+    assert torch.allclose(last_frame, torch.full_like(last_frame, audio.SILENT_FEATURE), atol=1e-5)
+
+
+def test_trimming_augmentation_silences_the_edges_quieter_than_its_threshold():
+    from cmcd.modalities.augment import trim_quiet_edges
+
+    frame_db = torch.tensor([[-60.0, -60.0, -12.0, 0.0, -3.0, -12.0, -60.0]] * 2)
+    x = torch.randn(2, 1, 4, 7)
+    generator = torch.Generator().manual_seed(0)
+
+    def silenced(threshold, probability=1.0):
+        out = trim_quiet_edges(x, generator, frame_db, -9.0, probability, (threshold, threshold))
+        quiet = (out == -9.0).all(dim=2)[:, 0]
+        assert torch.equal(torch.where(quiet[:, None, None, :], x, out), x)  # the rest is untouched
+        return quiet.tolist()
+
+    assert silenced(-20.0) == [[True, True, False, False, False, False, True]] * 2  # weak edges kept
+    assert silenced(-5.0) == [[True, True, True, False, False, True, True]] * 2
+    assert silenced(-5.0, probability=0.0) == [[False] * 7] * 2
+
+
 def test_load_audio_file_accepts_44k_stereo(tmp_path):
     clip = speech.clip_bank().waveforms[0]
     high_rate = speech.resample(clip, SAMPLE_RATE, 44100).numpy()

@@ -82,6 +82,26 @@ def spec_augment(x: torch.Tensor, generator: torch.Generator, max_freq: int = 6,
     return torch.where(masked, fill, x)
 
 
+def trim_quiet_edges(x: torch.Tensor, generator: torch.Generator, frame_db: torch.Tensor, silence: float,
+                     probability: float = 0.5,
+                     threshold_db: tuple[float, float] = (-35.0, -15.0)) -> torch.Tensor:
+    """Trim each spectrogram (N, 1, bins, frames) as a recording's reader trims silence, for a
+    random `probability` of the samples: the frames before the first and after the last frame
+    louder than a random threshold (dB below the sample's loudest frame, `frame_db` (N, frames))
+    become `silence`, the value of a frame of digital silence."""
+    n, frames = frame_db.shape
+    device = x.device
+    threshold = _uniform(n, generator, *threshold_db, device)
+    loud = frame_db - frame_db.max(dim=1, keepdim=True).values > threshold[:, None]
+    positions = torch.arange(frames, device=device)
+    first = torch.where(loud, positions, frames).min(dim=1).values
+    last = torch.where(loud, positions, -1).max(dim=1).values
+    kept = (positions >= first[:, None]) & (positions <= last[:, None])
+    trimmed = torch.rand(n, generator=generator, device=device) < probability
+    kept = kept | ~trimmed[:, None]
+    return torch.where(kept[:, None, None, :], x, torch.full_like(x, silence))
+
+
 def time_shift(x: torch.Tensor, generator: torch.Generator, max_frames: int = 4) -> torch.Tensor:
     """Shift each spectrogram along time by up to max_frames, edge frames repeated."""
     shift = _uniform(x.shape[0], generator, -max_frames, max_frames, x.device)

@@ -72,6 +72,17 @@ def render(request: RenderRequest) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Half the clips trimmed as a file's reader trims them, then shifted and masked (SpecAugment).
+
+    A person's file, and every real recording the student is measured on, is read trimmed and
+    centred between zeros (renderer.load_audio_file), and FSDD's own recordings are cut tightly,
+    often into a word's first and last sounds; the training clips instead carry the recording
+    chain's noise to their edges. Trimming at a random threshold shows the student both (on the
+    speakers held out in turn, cmcd.bench.speakers, it helped most where a tight cut had left
+    "six" sounding like "eight")."""
+    from cmcd.modalities.audio import renderer as audio
+
+    x = augmentations.trim_quiet_edges(x, generator, audio.frame_decibels(x), audio.SILENT_FEATURE)
     return augmentations.spec_augment(augmentations.time_shift(x, generator), generator)
 
 

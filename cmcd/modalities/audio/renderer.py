@@ -381,6 +381,16 @@ def log_mel(waveforms: torch.Tensor) -> torch.Tensor:
     return ((log_mel_unscaled(waveforms) - LOG_MEL_MEAN) / LOG_MEL_STD)[:, None]
 
 
+# The standardised log-mel value of digital silence: the zeros a file's speech is centred between.
+SILENT_FEATURE = (math.log(LOG_MEL_EPS) - LOG_MEL_MEAN) / LOG_MEL_STD
+
+
+def frame_decibels(features: torch.Tensor) -> torch.Tensor:
+    """The power of each frame of standardised log-mel images (N, 1, N_MELS, frames), in dB: (N, frames)."""
+    power = torch.exp(features[:, 0] * LOG_MEL_STD + LOG_MEL_MEAN).sum(dim=1)
+    return 10 * torch.log10(power)
+
+
 # ---------------------------------------------------------------------------------------------
 # Rendering
 
