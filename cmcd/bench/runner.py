@@ -200,11 +200,19 @@ class _Recorder:
     """Saves the report after every finished run (so a benchmark resumes where it stopped) and logs
     its progress."""
 
-    def __init__(self, path: Path, report: dict, earlier_wall: float, todo: int, kind: RunKind):
+    def __init__(self, path: Path, report: dict, earlier_wall: float, todo: list, kind: RunKind):
         self.path, self.report, self.earlier_wall = path, report, earlier_wall
-        self.todo, self.kind = todo, kind
+        self.todo, self.kind = len(todo), kind
         self.done_before = len(report["runs"])
+        # The time left is estimated from the optimiser steps left when every run names its steps
+        # (a budget study's 4x runs take 16 times its 1/4x ones), else from the runs left.
+        self.by_steps = all(getattr(config, "steps", None) for _, config in todo)
+        self.work_total = sum(self.work(config) for _, config in todo)
+        self.work_done = 0
         self.started = time.perf_counter()
+
+    def work(self, config) -> int:
+        return config.steps if self.by_steps else 1
 
     def wall_s(self) -> float:
         return round(self.earlier_wall + time.perf_counter() - self.started, 1)
@@ -215,7 +223,8 @@ class _Recorder:
         cache.atomic_write_json(self.path, self.report)
         elapsed = time.perf_counter() - self.started
         count = len(self.report["runs"]) - self.done_before
-        left = elapsed / count * (self.todo - count)
+        self.work_done += self.work(config)
+        left = elapsed / self.work_done * (self.work_total - self.work_done)
         log.info(f"[{count}/{self.todo}] {study} {config.pair} {config.method} {config.teacher} "
                  f"n={config.n_pairs or 'all'} gap={config.gap} seed={config.seed}: "
                  f"{self.kind.result(metrics)} ({metrics['wall_s']:.1f} s; about "
@@ -261,7 +270,7 @@ def execute(planned: list[tuple[str, DistillConfig]], path: Path, header: dict, 
     todo = [(study, config) for study, config in planned if run_key(study, config) not in finished]
     report = {**header, "device": runtime.describe_device(runtime.resolve_device(device)),
               "workers": workers, "runs": list(done)}
-    record = _Recorder(path, report, earlier.get("wall_s", 0.0) if done else 0.0, len(todo), kind)
+    record = _Recorder(path, report, earlier.get("wall_s", 0.0) if done else 0.0, todo, kind)
     log.info(f"{len(todo)} runs to go ({len(done)} already done); preparing data")
     failures = (_run_serially(todo, kind, record) if workers <= 1
                 else _run_pooled(todo, kind, record, workers, device))
