@@ -204,3 +204,35 @@ def test_digits_are_learnable_but_not_trivial_across_accents():
     accuracy = model.score(test, test_labels.numpy())
     print(f"linear classifier on held-out accents at gap {audio.DEFAULT_GAP}: {accuracy:.3f}")
     assert 0.5 < accuracy < 0.99
+
+
+def test_the_recorded_pair_hears_each_split_from_real_speakers_of_its_own():
+    import cmcd.modalities.audio as spoken
+    from cmcd.modalities import pairs
+    from cmcd.modalities.audio import fsdd
+    from cmcd.modalities.base import RenderRequest
+
+    spec = pairs.get_spec("digits-audio-recorded")
+    assert spec.default_gap == 0.0 and spec.base is None  # its validation and test are its own
+    labels, ids = items(20)
+    heard = {split: spoken.real_voices(RenderRequest(None, ids, labels, split, 0, 0.0, spec.render_options))
+             for split in pairs.TARGET_SPLITS}
+    assert all(voices.share == 1.0 for voices in heard.values())
+    speakers = [set(voices.speakers) for voices in heard.values()]
+    assert set.union(*speakers) == set(spoken.REAL_SPEAKERS) and sum(map(len, speakers)) == 4
+    # and what the validation split renders is its speaker's recordings of each item's digit
+    recorded = fsdd.recordings()
+    rows = recorded.of(heard["val"].speakers)
+    clips = audio.clean_clips(labels, ids, "val", 0, real=heard["val"])
+    for clip, label in zip(clips, labels.tolist(), strict=True):
+        assert any(torch.equal(clip, recorded.waveforms[row]) for row in rows[recorded.digits[rows] == label])
+    # the synthetic pair's validation stays synthetic
+    base = pairs.get_spec("digits-audio")
+    assert spoken.real_voices(RenderRequest(None, ids, labels, "val", 0, 0.3, base.render_options)) is None
+
+
+def test_only_a_pair_with_real_recordings_has_a_recorded_variant():
+    from cmcd.modalities import pairs
+
+    with pytest.raises(ValueError, match="no real recordings"):
+        pairs.get_spec("digits-depth-recorded")

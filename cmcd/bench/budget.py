@@ -24,7 +24,6 @@ from cmcd.bench import paper as bench_paper
 from cmcd.bench import runner as bench_runs
 from cmcd.bench import tuning
 from cmcd.eval import records
-from cmcd.modalities import pairs
 from cmcd.train.config import DistillConfig
 from cmcd.train.distill import accuracy_run
 from cmcd.viz import figures
@@ -43,7 +42,7 @@ class Plan:
     steps: int | None = None  # None: the paper benchmark's (a default run's on all pairs)
 
 
-FULL = Plan(pairs=tuple(pairs.PAIRS), methods=(*bench_paper.DISTILLATION, "supervised"),
+FULL = Plan(pairs=bench_paper.BENCHMARK_PAIRS, methods=(*bench_paper.DISTILLATION, "supervised"),
             multipliers=(0.25, 0.5, 1.0, 2.0, 4.0), seeds=(0, 1, 2))
 # CI: the pipeline and the file format on tiny runs; its choice means nothing.
 QUICK = Plan(pairs=("digits-depth",), methods=("cmc", "l2"), multipliers=(0.5, 1.0, 2.0),

@@ -28,6 +28,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from cmcd.bench import paper as bench_paper
 from cmcd.bench import runner as bench_runs
 from cmcd.bench import tuning
 from cmcd.bench.theory_summary import summary
@@ -73,7 +74,7 @@ class Plan:
     budget: float = 1.0  # x those steps: the budget `cmcd bench budget` chose
 
 
-FULL = Plan(pairs=tuple(pairs.PAIRS), arms=FIXED_GAP_ARMS + GAP_ARMS, seeds=(0, 1, 2))
+FULL = Plan(pairs=bench_paper.BENCHMARK_PAIRS, arms=FIXED_GAP_ARMS + GAP_ARMS, seeds=(0, 1, 2))
 # CI: the whole pipeline and the file formats on tiny runs; its numbers mean nothing.
 QUICK = Plan(pairs=("digits-depth",), arms=(FIXED_GAP_ARMS[0], FIXED_GAP_ARMS[2], GAP_ARMS[-1]),
              seeds=(0,), steps=3)

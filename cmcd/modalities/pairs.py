@@ -11,7 +11,9 @@ are rendered without the renderer's ingredients A and B (`PairSpec.ingredients`)
 and test splits are the full pair's, so variants are scored on the same items. A pair with real
 people's recordings (digits-audio) has variants `PAIR-real-PERCENT` (that share of the training
 pairs spoken by real people) and `PAIR-heldout-SPEAKER` (that speaker left out of training, to be
-measured on), alone or together (`digits-audio-real-50-heldout-jackson`).
+measured on), alone or together (`digits-audio-real-50-heldout-jackson`), and `PAIR-recorded`, a
+pair of its own whose every split is real recordings: each split's clips come from its own real
+speakers (`recorded_splits` of the pair's render options), as they were recorded (gap 0).
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ PAIRS = _Registry()
 WITHOUT = "-without-"
 REAL = "-real-"
 HELD_OUT = "-heldout-"
+RECORDED = "-recorded"
 
 
 def get_spec(name: str) -> PairSpec:
@@ -101,6 +104,8 @@ def get_spec(name: str) -> PairSpec:
     base, mark, left_out = name.partition(WITHOUT)
     if mark and base in PAIRS:
         return _variant(base, tuple(left_out.split("+")))
+    if name.endswith(RECORDED) and name[: -len(RECORDED)] in PAIRS:
+        return _recorded_variant(name[: -len(RECORDED)])
     mixed, held_out, speaker = name.partition(HELD_OUT)
     base, real, percent = mixed.partition(REAL)
     if (held_out or real) and base in PAIRS and "real_share" in PAIRS[base].render_options:
@@ -143,6 +148,17 @@ def _people_variant(base: str, percent: str | None, held_out: str | None) -> Pai
     name = base + (f"{REAL}{percent}" if percent is not None else "") + (
         f"{HELD_OUT}{held_out}" if held_out is not None else "")
     return dataclasses.replace(full, name=name, base=base, render_options=options)
+
+
+@lru_cache(maxsize=8)
+def _recorded_variant(base: str) -> PairSpec:
+    """`PAIR-recorded`: every split spoken by real people, each split by speakers of its own, as
+    recorded (gap 0); its validation and test splits are its own, not the base pair's."""
+    full = PAIRS[base]
+    if "recorded_splits" not in full.render_options:
+        raise ValueError(f"{base} has no real recordings for a {base}{RECORDED} pair")
+    return dataclasses.replace(full, name=f"{base}{RECORDED}", default_gap=0.0, ingredients=(),
+                               render_options={**full.render_options, "real_share": 1.0, "recorded": True})
 
 
 def check_gap(gap: float) -> float:

@@ -25,6 +25,9 @@ REAL_SPEAKERS = ("jackson", "lucas", "nicolas", "yweweler")
 # The share of training pairs spoken by real people (FSDD): the one scripts/real_speakers.py chose
 # on speakers held out in turn (results/speakers.json, "choice"; a test keeps the two in step).
 REAL_SHARE = 0.25
+# digits-audio-recorded (every split real recordings): two speakers to learn from, one to choose
+# on, one to be tested on.
+RECORDED_SPLITS = {"pairs": ("jackson", "lucas"), "val": ("nicolas",), "test": ("yweweler",)}
 
 
 class AudioInput(nn.Module):
@@ -54,9 +57,12 @@ class AudioEncoder(ImageEncoder):
 
 def real_voices(request: RenderRequest):
     """The real people in a request's clips: options "real_share" (of the training pairs) and
-    "real_speakers" (default: every shipped FSDD speaker); validation and test are synthetic."""
+    "real_speakers" (default: every shipped FSDD speaker); validation and test are synthetic.
+    Option "recorded": every clip of every split is real, by the split's "recorded_splits" speakers."""
     from cmcd.modalities.audio import renderer as audio
 
+    if request.options.get("recorded"):
+        return audio.RealVoices(1.0, tuple(request.options["recorded_splits"][request.split]))
     share = float(request.options.get("real_share", 0.0))
     if request.split != "pairs" or share <= 0:
         return None
@@ -135,4 +141,5 @@ AUDIO = Modality(
     real_samples=real_samples,
     write_files=write_files, junk=junk.SOUNDS,
     pairs=(Pairing("digits", "class", ingredients=("recorded-voices", "warps", "recording-chain"),
-                   render_options={"real_share": REAL_SHARE, "real_speakers": REAL_SPEAKERS}),))
+                   render_options={"real_share": REAL_SHARE, "real_speakers": REAL_SPEAKERS,
+                                   "recorded_splits": RECORDED_SPLITS}),))
