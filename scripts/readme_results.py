@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cmcd.bench import speakers  # noqa: E402
 from cmcd.eval import records  # noqa: E402
 from cmcd.modalities import pairs  # noqa: E402
 from cmcd.paths import DATA_VERSION  # noqa: E402
@@ -365,11 +366,16 @@ def speaker_study() -> list[str]:
             + f"; synthetic validation voices {row['synthetic_validation']:.3f})"
             for share, row in sorted(study["summary"].items(), key=lambda item: int(item[0])))
         chose = f" Chosen: **{choice['share']} %** ({choice['rule']})." if choice and chooses else ""
+        stale = ("" if settings == speakers.study_settings(settings["epochs"], settings["width"]) else
+                 " **These runs were made with another teacher or recipe than today's**: "
+                 f"`python scripts/real_speakers.py --shares {' '.join(sorted(study['summary'], key=int))} "
+                 f"--seeds {' '.join(map(str, seeds))} --epochs {settings['epochs']} "
+                 f"--width {settings['width']}` makes them again.")
         lines += [f"Real recordings in the spoken digits' training pairs, {what} "
                   f"({settings['epochs']} epochs, width {settings['width']}, "
                   f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}; "
                   f"`python scripts/real_speakers.py`, `{path.relative_to(ROOT)}`), held-out speaker "
-                  f"accuracy by share of real voices: {shares}.{chose}", ""]
+                  f"accuracy by share of real voices: {shares}.{chose}{stale}", ""]
     return lines
 
 

@@ -178,3 +178,28 @@ def test_bench_inputs_reports_the_real_speaker_figures_recorded_at_calibration()
     assert found["loso_accuracy"] == {"lucas": 0.9, "jackson": 1.0} and found["loso_mean"] == 0.95
     assert found["ece"] == {"before": 0.08, "after": 0.03} and found["unsure"] == 0.05
     assert inputs.real_speakers_of(SimpleNamespace(metadata={})) is None
+
+
+def test_the_readme_says_when_a_speaker_study_predates_todays_teacher(tmp_path, monkeypatch):
+    import json
+
+    from conftest import _load_script
+
+    from cmcd.bench import speakers as study
+
+    readme_results = _load_script("readme_results")
+    monkeypatch.setattr(readme_results, "RESULTS", tmp_path)
+    monkeypatch.setattr(readme_results, "ROOT", tmp_path)
+    summary = {"25": {"loso": {"lucas": 0.9}, "loso_mean": 0.9, "synthetic_validation": 0.9}}
+
+    def written(settings: dict) -> str:
+        (tmp_path / "speakers.json").write_text(json.dumps(
+            {"settings": settings, "runs": [{"seed": 0}], "summary": summary,
+             "choice": {"share": 25, "rule": "the best"}}))
+        return " ".join(readme_results.speaker_study())
+
+    today = study.study_settings(5, 16)
+    assert "Chosen: **25 %**" in written(today) and "another teacher" not in written(today)
+    older = written({**today, "teacher_digest": "an earlier teacher"})
+    assert "another teacher or recipe" in older
+    assert "real_speakers.py --shares 25 --seeds 0 --epochs 5 --width 16" in older

@@ -131,12 +131,16 @@ def report_of(settings: dict, runs: list[dict], plan: Plan) -> dict:
     return {"settings": settings, "runs": runs, "summary": found, "choice": choose_share(found)}
 
 
+def study_settings(epochs: int, width: int) -> dict:
+    """What a study's runs depend on: their length, the shipped recipe and today's teacher."""
+    return {"epochs": epochs, "width": width, **shipped_recipe(PAIR), "teacher_digest": _teacher_digest()}
+
+
 def run(plan: Plan, out: str = "results") -> dict:
     path = Path(out) / "speakers.json"
     previous = cache.read_json(path) if path.exists() else None
     # a study's runs are kept only while its recipe and teacher stay the same
-    settings = {"epochs": plan.epochs, "width": plan.width, **shipped_recipe(PAIR),
-                "teacher_digest": _teacher_digest()}
+    settings = study_settings(plan.epochs, plan.width)
     runs = previous["runs"] if previous and previous.get("settings") == settings else []
     for seed in plan.seeds:
         for share, speaker in plan.variants():
