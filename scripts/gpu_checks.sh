@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Everything that needs a CUDA GPU, in one go, resumably: the tuning sweep, the budget study, the
-# tuning sweep again at the chosen budget, the paper, theory and segmentation benchmarks, the CUDA
-# tests and the speed benchmark.
+# Everything that needs a CUDA GPU, in one go, resumably: the CUDA tests and the speed benchmark,
+# then the tuning sweep, the budget study, the tuning sweep again at the chosen budget, and the
+# paper, theory and segmentation benchmarks.
 # Usage: scripts/gpu_checks.sh OUT_DIR [WORKERS] [FROM_DIR]
 # FROM_DIR (default: results) holds the JSON files of earlier runs: they are copied in first and
 # every benchmark runs with --resume, so a machine lent for a few minutes adds what it can and the
@@ -42,15 +42,16 @@ bench() {
 }
 
 step "device"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$log" 2>&1
+# The short checks first: a lent machine's ten-minute call must never end before them.
+step "CUDA tests"
+timeout -k 5 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py >>"$log" 2>&1; echo "exit $?" >>"$log"
+step "bench speed"
+timeout -k 5 50 python3 -m cmcd bench speed --device cuda --json >"$out/bench-speed.json" 2>>"$log"
+echo "exit $?" >>"$log"
 bench tuning "${LIMIT_TUNING:-240}"
 bench budget "${LIMIT_BUDGET:-420}"
 bench tuning "${LIMIT_TUNING:-240}"  # at the budget just chosen (no-op while budget.json is partial)
 bench paper "${LIMIT_PAPER:-420}"
 bench theory "${LIMIT_THEORY:-240}"
 bench segmentation "${LIMIT_SEGMENTATION:-240}"
-step "CUDA tests"
-timeout -k 5 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py >>"$log" 2>&1; echo "exit $?" >>"$log"
-step "bench speed"
-timeout -k 5 50 python3 -m cmcd bench speed --device cuda --json >"$out/bench-speed.json" 2>>"$log"
-echo "exit $?" >>"$log"
 step "done"
