@@ -55,8 +55,9 @@ def ensure_dependencies() -> None:
     if stamp.exists() and stamp.read_text() == wanted:
         return
     step("installing cmcd and its dependencies (first time: torch is large, a few minutes)")
-    run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-c", "requirements.txt",
-        "-e", ".[test]", space_gradio())
+    # --no-compile halves the install (torch's thousands of files); Python compiles what it imports.
+    run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-compile",
+        "-c", "requirements.txt", "-e", ".[test]", space_gradio())
     stamp.write_text(wanted)
 
 
