@@ -352,11 +352,13 @@ def test_a_resumed_benchmark_keeps_only_the_runs_of_its_plan():
 
 
 def test_progress_estimates_the_time_left_from_the_steps_left(tmp_path, monkeypatch, caplog):
-    now = [0.0]
+    now = [-600.0]  # ten minutes of data preparation before the first run: not in the estimate
     monkeypatch.setattr(runner, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: now[0])}))
     short, long = (DistillConfig(pair="digits-depth", steps=steps) for steps in (100, 300))
     record = runner._Recorder(tmp_path / "study.json", {"runs": []}, 0.0,
                               [("x1", short), ("x3", long), ("x3", long)], runner.DISTILLATION)
+    now[0] = 0.0
+    record.runs_begin()
     with caplog.at_level(logging.INFO, logger=runner.log.name):
         for minute, (study, config) in enumerate([("x1", short), ("x3", long)], start=1):
             now[0] = 60.0 * minute
@@ -364,3 +366,4 @@ def test_progress_estimates_the_time_left_from_the_steps_left(tmp_path, monkeypa
     # 100 steps a minute leaves 600 steps, 6 min; then 400 steps in 2 min leave 300 steps, 1.5 min
     assert "[1/3]" in caplog.messages[0] and "about 6 min left" in caplog.messages[0]
     assert "[2/3]" in caplog.messages[1] and "about 2 min left" in caplog.messages[1]
+    assert record.report["wall_s"] == 720.0  # the benchmark's own wall time keeps the preparation

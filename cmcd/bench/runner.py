@@ -209,7 +209,12 @@ class _Recorder:
         self.by_steps = all(getattr(config, "steps", None) for _, config in todo)
         self.work_total = sum(self.work(config) for _, config in todo)
         self.work_done = 0
-        self.started = time.perf_counter()
+        self.started = self.runs_started = time.perf_counter()
+
+    def runs_begin(self) -> None:
+        """The data is prepared: the time left is estimated from here on (a paused or slow
+        preparation must not inflate it)."""
+        self.runs_started = time.perf_counter()
 
     def work(self, config) -> int:
         return config.steps if self.by_steps else 1
@@ -221,7 +226,7 @@ class _Recorder:
         self.report["runs"].append(RunRecord(config.to_dict(), metrics, study=study).to_json())
         self.report["wall_s"] = self.wall_s()
         cache.atomic_write_json(self.path, self.report)
-        elapsed = time.perf_counter() - self.started
+        elapsed = time.perf_counter() - self.runs_started
         count = len(self.report["runs"]) - self.done_before
         self.work_done += self.work(config)
         left = elapsed / self.work_done * (self.work_total - self.work_done)
@@ -233,6 +238,7 @@ class _Recorder:
 
 def _run_serially(todo: list, kind: RunKind, record: _Recorder) -> list[str]:
     kind.prepare(todo, None)
+    record.runs_begin()
     for study, config in todo:
         record(study, config, kind.run(study, config.to_dict()))
     return []
@@ -246,6 +252,7 @@ def _run_pooled(todo: list, kind: RunKind, record: _Recorder, workers: int, devi
             workers, mp_context=get_context("spawn"), initializer=_init_worker,
             initargs=(threads, *log_args, _device_queue(device, workers))) as pool:
         kind.prepare(todo, pool)
+        record.runs_begin()
         futures = {pool.submit(kind.run, study, config.to_dict()): (study, config)
                    for study, config in todo}
         for future in as_completed(futures):
