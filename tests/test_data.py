@@ -10,6 +10,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from cmcd import cli, paths
@@ -185,6 +186,17 @@ def test_thinning_leaves_one_pixel_wide_strokes():
     line = thin(bar)
     assert line.sum() >= 12  # a long line is left ...
     assert (line.sum(dim=2) <= 1).all()  # ... one pixel wide
+
+
+def test_thinning_a_batch_is_thinning_each_image_alone():
+    """Images that are thin early stop being worked on: the batch must still come out exactly as
+    each image thinned on its own, including when the iteration cap stops a thick one."""
+    noise = F.avg_pool2d(torch.rand(64, 1, 24, 24, generator=torch.Generator().manual_seed(0)), 5, 1, 2)
+    blobs = (noise > noise.flatten(1).quantile(0.6, dim=1).view(-1, 1, 1, 1)).float()
+    for cap in (40, 3):
+        alone = torch.cat([thin(blob[None], cap) for blob in blobs])
+        assert torch.equal(thin(blobs, cap), alone)
+    assert not torch.equal(thin(blobs, 1), thin(blobs))  # the cap matters: blobs take iterations
 
 
 def _ink_box_sides(sketches: torch.Tensor) -> torch.Tensor:
