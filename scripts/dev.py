@@ -3,6 +3,7 @@ when it is already done.
 
     python3 scripts/dev.py app     # virtual environment, dependencies, data, then the Gradio app
     python3 scripts/dev.py test    # virtual environment, dependencies, then the test suite
+    python3 scripts/dev.py setup   # virtual environment and dependencies only
 
 Needs Python 3.11+, access to the package registry (PyPI) and the Debian speech engines in
 SPEECH_PACKAGES (installed with apt-get when run as root; otherwise it says what to install).
@@ -83,7 +84,7 @@ def ensure_speech_engines() -> bool:
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("app", "test"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("app", "test", "setup"):
         print(__doc__)
         return 2
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under any python3, before the venv
@@ -93,6 +94,8 @@ def main() -> int:
         return 1
     ensure_venv()
     ensure_dependencies()
+    if sys.argv[1] == "setup":
+        return 0
     if sys.argv[1] == "app":
         step("building the paired data (first time: about a minute; cached afterwards)")
         run(PYTHON, "-m", "cmcd", "data", "--pair", "all")

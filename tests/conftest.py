@@ -19,7 +19,7 @@ def _load_script(name: str):
 ci_requirements = _load_script("ci_requirements")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def require():
     """require(name): return if the system requirement `name` (scripts/ci_requirements.py) is
     installed, else skip the test; under CI=true fail it instead."""

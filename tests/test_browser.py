@@ -67,17 +67,23 @@ def app_url(tmp_path_factory):
         yield url
 
 
-@pytest.fixture
-def browser(require):
-    """Debian chromium driven by Playwright (no browser download); without chromium the test
-    skips, or under CI=true fails."""
+@pytest.fixture(scope="module")
+def chromium(require):
+    """Debian chromium's launcher, driven by Playwright (no browser download); without chromium
+    the tests skip, or under CI=true fail."""
     require("chromium")
     import playwright.sync_api as playwright  # a test dependency: its absence is an error
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         ARTIFACTS.mkdir(exist_ok=True)
-        yield browser
-        browser.close()
+        yield p.chromium
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    """One browser for the module: each visitor's page has a browser context of its own."""
+    browser = chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    yield browser
+    browser.close()
 
 
 def open_app(browser, app_url):
@@ -228,15 +234,14 @@ def _microphone_file(path: Path) -> Path:
     return path
 
 
-def test_a_digit_spoken_into_the_microphone_in_the_browser(app_url, tmp_path, require):
+def test_a_digit_spoken_into_the_microphone_in_the_browser(app_url, tmp_path, chromium):
     """Record -> Stop -> Classify, as a visitor does, through Chromium's fake microphone."""
-    require("chromium")
     import playwright.sync_api as playwright
     spoken = _microphone_file(tmp_path / "seven.wav")
     flags = CHROMIUM_FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                               f"--use-file-for-fake-audio-capture={spoken}"]
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+    browser = chromium.launch(executable_path=CHROMIUM, args=flags)
+    try:
         page = open_app(browser, app_url)
         page.get_by_role("button", name="Record").first.click()
         page.get_by_role("button", name="Stop").first.wait_for(timeout=30_000)
@@ -254,6 +259,7 @@ def test_a_digit_spoken_into_the_microphone_in_the_browser(app_url, tmp_path, re
             page.screenshot(path=str(ARTIFACTS / "app-microphone-seven.png"), full_page=True)
         # "7 (NN %)", not "Not sure — closest: 7 (NN %)"
         assert re.fullmatch(r"7 \(\d+ %\)", verdict.first.inner_text().strip()), verdict.first.inner_text()
+    finally:
         browser.close()
 
 
@@ -313,8 +319,16 @@ def test_gradio_client_runs_a_tiny_distillation_well_above_chance(app_url):
         client.predict("digits-depth", "l2", 1, 512, 128, 0.3, -1, api_name="/distill")
 
 
+def _set_number(page, label: str, value: int) -> None:
+    box = page.get_by_role("spinbutton", name=f"number input for {label}")
+    box.fill(str(value))
+    box.press("Enter")
+
+
 def test_distilling_in_the_browser_shows_curves_metrics_and_the_alignment_map(page, browser, app_url):
     page.get_by_role("tab", name="Distill").click()
+    _set_number(page, "Epochs", 2)  # the defaults' run is a minute on CI's CPU; the path is the same
+    _set_number(page, "Unlabeled pairs", 2000)
     page.get_by_role("button", name="Distill", exact=True).click()
     page.wait_for_selector("text=Done on cpu", timeout=180_000)
     assert page.locator(".js-plotly-plot").count() >= 2  # training curves and the map
@@ -363,10 +377,8 @@ def test_your_student_is_tried_downloaded_and_still_listed_after_a_reload(page):
     import zipfile
 
     page.get_by_role("tab", name="Distill").click()
-    epochs = page.get_by_role("spinbutton", name="number input for Epochs")
-    epochs.fill("1")
-    epochs.press("Enter")
-    page.get_by_role("spinbutton", name="number input for Unlabeled pairs").fill("2000")
+    _set_number(page, "Epochs", 1)
+    _set_number(page, "Unlabeled pairs", 2000)
     page.get_by_role("button", name="Distill", exact=True).click()
     page.wait_for_selector("text=Done on cpu", timeout=900_000)  # with calibration and ONNX export
     with page.expect_download(timeout=60_000) as download:

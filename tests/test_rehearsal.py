@@ -1,6 +1,6 @@
 """scripts/space_rehearsal.py's parts that need no Space: what it copies, how it checks the Debian
 packages, what it installs, and that its plan covers every endpoint and tool of the app. (CI runs
-the rehearsal itself, after the tests: .ci/run.)"""
+the rehearsal itself, alongside the tests: .ci/run.)"""
 
 import importlib.util
 import subprocess

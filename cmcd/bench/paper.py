@@ -85,6 +85,8 @@ FULL = Plan(pairs=BENCHMARK_PAIRS, methods=(*DISTILLATION, *REFERENCES), seeds=t
 QUICK = Plan(pairs=("digits-depth",), methods=("cmc", "l2", "cmc+l2", *REFERENCES), seeds=(0,),
              ablation_methods=("cmc", "l2"), ablation_seeds=(0,), steps=3, cost_steps=2)
 QUICK_FINETUNE = {"steps": 1, "lr": 1e-4}
+# Quick runs use a narrow student: their cost is evaluation (few-label fine-tuning on every test item).
+QUICK_CHOSEN = {method: {"width": 4} for method in sorted({*QUICK.methods, *QUICK.ablation_methods})}
 
 
 def with_seeds(plan: Plan, seeds: int | None) -> Plan:
@@ -376,7 +378,9 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
         device: str = "auto") -> dict:
     budget, why = (1.0, "x1 (--quick)") if quick else tuning.chosen_budget(out)
     plan = dataclasses.replace(with_seeds(QUICK if quick else FULL, seeds), budget=budget)
-    if quick or report_only:  # --report-only: the results file holds the settings the runs used
+    if quick:
+        chosen, finetune = QUICK_CHOSEN, QUICK_FINETUNE
+    elif report_only:  # the results file holds the settings the runs used
         chosen, finetune = {}, QUICK_FINETUNE
     else:
         chosen, finetune = tuning.chosen_settings(out)
