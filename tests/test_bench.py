@@ -80,11 +80,22 @@ def test_tuning_chooses_the_best_validation_mean_worked_out_by_hand():
     assert report["finetune"]["chosen"] == {"steps": 1, "lr": 1e-3}
 
 
-def test_quick_tuning_scores_on_validation_and_records_every_configuration(tmp_path):
+def test_quick_tuning_scores_on_validation_in_a_process_pool_resumes_and_reports_without_training(
+        tmp_path, monkeypatch, capsys):
+    pools = []
+
+    class CountedPool(runner.ProcessPoolExecutor):
+        def __init__(self, max_workers=None, **options):
+            pools.append(max_workers)
+            super().__init__(max_workers=max_workers, **options)
+
+    monkeypatch.setattr(runner, "ProcessPoolExecutor", CountedPool)
     out = tmp_path / "results"
-    assert main(["bench", "tuning", "--quick", "--out", str(out)]) == 0
+    assert main(["bench", "tuning", "--quick", "--workers", "2", "--out", str(out)]) == 0
+    assert pools and set(pools) == {2}
     report = json.loads((out / "tuning.json").read_text())
     plan = bench_tuning.QUICK
+    assert len(report["runs"]) == len(bench_tuning.planned_runs(plan, report))
     assert report["benchmark"] == "tuning" and report["quick"]
     for run in report["runs"]:  # validation only: no test metric was computed
         assert "validation" in run["metrics"] and "accuracy" not in run["metrics"]
@@ -100,6 +111,21 @@ def test_quick_tuning_scores_on_validation_and_records_every_configuration(tmp_p
         {"steps": row["steps"], "lr": row["lr"]} for row in schedules]
     with pytest.raises(ValueError, match="--quick"):  # the paper benchmark refuses it
         bench_tuning.chosen_settings(out)
+
+    # a run done by a worker process gives what the same run gives in this one
+    sweep = next(run for run in report["runs"] if run["study"] == "sweep")
+    alone = bench_tuning.validation_job("sweep", sweep["config"], plan.schedules)
+    assert alone["validation"] == sweep["metrics"]["validation"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was run again")
+
+    monkeypatch.setattr(bench_tuning, "validation_job", no_training)
+    capsys.readouterr()
+    for flag in ("--resume", "--report-only"):
+        assert main(["bench", "tuning", "--quick", flag, "--out", str(out), "--json"]) == 0
+        again = json.loads(capsys.readouterr().out)
+        assert again["runs"] == report["runs"] and again["chosen"] == report["chosen"], flag
 
 
 def test_the_paper_benchmark_reads_the_tuned_settings_or_says_what_to_run(tmp_path):

@@ -150,40 +150,6 @@ def test_bench_inputs_writes_what_the_app_and_readme_read(tmp_path, monkeypatch,
     assert "`digits-sketch`: synthetic test" in tryit.real_inputs_summary()
 
 
-# --- benchmarks: --workers N, --resume and --report-only (tuning here; paper in test_bench) -----
-
-def test_tuning_runs_in_a_process_pool_resumes_and_reports_without_training(tmp_path, monkeypatch, capsys):
-    from cmcd.bench import runner, tuning
-
-    pools = []
-
-    class CountedPool(runner.ProcessPoolExecutor):
-        def __init__(self, max_workers=None, **options):
-            pools.append(max_workers)
-            super().__init__(max_workers=max_workers, **options)
-
-    monkeypatch.setattr(runner, "ProcessPoolExecutor", CountedPool)
-    out = tmp_path / "results"
-    assert cli.main(["bench", "tuning", "--quick", "--workers", "2", "--out", str(out), "--json"]) == 0
-    report = _json_out(capsys)
-    assert pools and set(pools) == {2}
-    planned = tuning.planned_runs(tuning.QUICK, report)
-    assert len(report["runs"]) == len(planned)
-    # a run done by a worker process gives what the same run gives in this one
-    sweep = next(run for run in report["runs"] if run["study"] == "sweep")
-    alone = tuning.validation_job("sweep", sweep["config"], tuning.QUICK.schedules)
-    assert alone["validation"] == sweep["metrics"]["validation"]
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("a finished run was run again")
-
-    monkeypatch.setattr(tuning, "validation_job", no_training)
-    for flag in ("--resume", "--report-only"):
-        assert cli.main(["bench", "tuning", "--quick", flag, "--out", str(out), "--json"]) == 0
-        again = _json_out(capsys)
-        assert again["runs"] == report["runs"] and again["chosen"] == report["chosen"], flag
-
-
 # --- segmentation from the command line -----------------------------------------------------------
 
 TINY = {"steps": 2, "n_pairs": 32, "head_steps": 2, "fine_tune_steps": 1, "few_label_draws": 1}

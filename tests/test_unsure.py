@@ -94,6 +94,22 @@ def test_calibration_is_added_to_a_students_json_and_the_weights_stay(tmp_path):
     assert metadata["pair"] == "digits-sketch" and metadata["calibration"]["temperature"] == 2.0
 
 
+def test_a_second_students_calibration_reuses_the_files_read_back_and_fits_its_own(monkeypatch):
+    """A visitor's every run is calibrated: the items and junk read back as files are the same for
+    every student of a pair, so they are made once per process; the fit itself is each student's."""
+    written = []
+    real = read_back.items_read_back
+    monkeypatch.setattr(read_back, "items_read_back", lambda *args: written.append(args) or real(*args))
+    confidence.fit_inputs.cache_clear()
+    torch.manual_seed(0)
+    students = [get_modality("depth").build_encoder(width=4).eval() for _ in range(2)]  # two random ones
+    first, second = (confidence.calibrate_student(s, "digits-depth", items=40, per_kind=4) for s in students)
+    assert len(written) == 2  # validation and training items, read back once, for the first student
+    assert first["validation"]["val_items"] == second["validation"]["val_items"] > 0
+    assert first["validation"]["nll"] != second["validation"]["nll"]  # each fitted on its own outputs
+    confidence.fit_inputs.cache_clear()
+
+
 # --- generated inputs --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("modality", ["sketch", "depth", "audio"])

@@ -25,6 +25,7 @@ T = 1.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from dataclasses import dataclass
@@ -274,13 +275,23 @@ def teacher_prototypes(teacher: Teacher, spec: pairs.PairSpec, rows: np.ndarray)
     return torch.stack([photos[labels == c].mean(0) for c in range(int(labels.max()) + 1)])
 
 
-def calibration_fit_set(student, teacher: Teacher, spec: pairs.PairSpec, gap: float,
-                        items: int = ITEMS, per_kind: int = JUNK_PER_KIND) -> FitSet:
+@functools.lru_cache(maxsize=8)
+def fit_inputs(pair: str, gap: float, items: int, per_kind: int) -> tuple[read_back.ReadBack, ...]:
+    """A pair's validation and training items and its modality's junk, written as files and read
+    back: the part of a fit set no student changes, made once per process (for a sketch student
+    on a CPU it is most of a calibration: writing and reading some 900 files). Read-only."""
+    spec = pairs.get_spec(pair)
     val = read_back.items_read_back(spec, "val", read_back.spread_rows(spec, "val", items), gap)
     train = read_back.items_read_back(spec, "pairs", read_back.spread_rows(spec, "pairs", items), gap)
     junk = read_back.junk_read_back(spec.target, FIT_JUNK_SEED, per_kind, spec.target.junk.calibration_kinds)
     if junk.samples is None:
         raise ValueError(f"no junk of {spec.target} reached the student")
+    return val, train, junk
+
+
+def calibration_fit_set(student, teacher: Teacher, spec: pairs.PairSpec, gap: float,
+                        items: int = ITEMS, per_kind: int = JUNK_PER_KIND) -> FitSet:
+    val, train, junk = fit_inputs(spec.name, gap, items, per_kind)
     return FitSet(student_outputs(student, teacher, val.samples), torch.tensor(val.tags),
                   student_outputs(student, teacher, train.samples),
                   student_outputs(student, teacher, junk.samples), junk.tags,
