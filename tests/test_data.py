@@ -316,8 +316,18 @@ def test_warm_load_reads_the_cache_and_matches(digits_sketch):
 def test_cache_files_are_written_atomically_and_keyed(digits_sketch):
     folder = paths.cache_dir()
     names = sorted(path.name for path in folder.iterdir())
-    assert "target-digits-sketch-g0.300-s0.safetensors" in names
+    keyed = pairs._target_file(pairs.get_spec("digits-sketch"), 0.3, 0).name
+    assert keyed.startswith("target-digits-sketch-g0.300-s0-o") and keyed in names
     assert not [name for name in names if name.endswith(".tmp")]
+
+
+def test_a_pair_whose_render_options_change_gets_targets_of_its_own():
+    spec = pairs.get_spec("digits-audio")
+    same = dataclasses.replace(spec, render_options=dict(spec.render_options))
+    halved = {**spec.render_options, "real_share": spec.render_options["real_share"] / 2}
+    other_share = dataclasses.replace(spec, render_options=halved)
+    assert pairs._target_file(same, 0.3, 0) == pairs._target_file(spec, 0.3, 0)
+    assert pairs._target_file(other_share, 0.3, 0) != pairs._target_file(spec, 0.3, 0)
 
 
 def test_unknown_pair_and_bad_gap_are_clear_errors():

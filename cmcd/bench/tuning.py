@@ -74,14 +74,16 @@ class Plan:
     seeds: tuple[int, ...] = (TUNING_SEED,)
     steps: int | None = None  # None: the paper benchmark's (a default run's on all pairs)
     budget: float = 1.0  # x those steps: the budget `cmcd bench budget` chose
+    width: int | None = None  # None: the student's default width
 
 
 FULL = Plan(pairs=("digits-depth", "digits-audio", "fashion-sketch"),
             methods=("cmc", "cmd", "l2", "crd", "socket", "rkd", "pkt", "affinity", "cmc+l2"), candidates=6,
             schedules=SCHEDULES)
-# CI: the pipeline and the file format on tiny runs; its choices mean nothing.
+# CI: the pipeline and the file format on tiny runs; its choices mean nothing. A narrow student:
+# the cost of a quick run is its evaluation (few-label fine-tuning on every validation item).
 QUICK = Plan(pairs=("digits-depth",), methods=("l2", "socket"), candidates=2,
-             schedules=(Schedule(1, 1e-4), Schedule(1, 1e-3)), steps=3)
+             schedules=(Schedule(1, 1e-4), Schedule(1, 1e-3)), steps=3, width=4)
 
 
 def candidates(plan: Plan, method: str, report: dict | None = None) -> tuple[dict, ...]:
@@ -95,8 +97,9 @@ def candidates(plan: Plan, method: str, report: dict | None = None) -> tuple[dic
 
 def config_of(plan: Plan, pair: str, method: str, seed: int, settings: dict) -> DistillConfig:
     steps = max(1, round((plan.steps or bench_runs.default_steps(pair)) * plan.budget))
+    student = {"width": plan.width} if plan.width else {}
     return DistillConfig.from_flat(pair=pair, method=method, teacher=TEACHER, steps=steps, seed=seed,
-                                   **settings)
+                                   **student, **settings)
 
 
 def planned_runs(plan: Plan, report: dict | None = None) -> list[tuple[str, DistillConfig]]:

@@ -19,6 +19,8 @@ speakers (`recorded_splits` of the pair's render options), as they were recorded
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -241,7 +243,13 @@ def _source_file(dataset: str, origin: str, seed: int):
 
 
 def _target_file(spec: PairSpec, gap: float, seed: int):
-    return paths.cache_dir() / f"target-{spec.name}-g{gap:.3f}-s{seed}.safetensors"
+    """A pair's cached targets; named by its render options too, so that changing one (the share of
+    real voices, say) renders anew instead of reading the targets of the old setting."""
+    options = ""
+    if spec.render_options:
+        text = json.dumps(spec.render_options, sort_keys=True, default=list)
+        options = "-o" + hashlib.sha256(text.encode()).hexdigest()[:10]
+    return paths.cache_dir() / f"target-{spec.name}-g{gap:.3f}-s{seed}{options}.safetensors"
 
 
 def _load_or_build_sources(source: sources.SourceImages, seed: int, progress) -> torch.Tensor:
