@@ -247,7 +247,7 @@ def _target_file(spec: PairSpec, gap: float, seed: int):
     real voices, say) renders anew instead of reading the targets of the old setting."""
     options = ""
     if spec.render_options:
-        text = json.dumps(spec.render_options, sort_keys=True, default=list)
+        text = json.dumps(spec.render_options, sort_keys=True)
         options = "-o" + hashlib.sha256(text.encode()).hexdigest()[:10]
     return paths.cache_dir() / f"target-{spec.name}-g{gap:.3f}-s{seed}{options}.safetensors"
 
