@@ -351,16 +351,21 @@ def real_speakers() -> list[str]:
 
 def speaker_study() -> list[str]:
     """How many real recordings go into the spoken digits' training pairs: the leave-one-speaker-out
-    study (scripts/real_speakers.py) at the benchmark's length, and at the shipped student's."""
+    study (scripts/real_speakers.py) at the benchmark's length, at the shipped student's, and at twice
+    that (does training longer help the real speakers?)."""
     lines = []
     studies = [(RESULTS / "speakers.json", "at the benchmark's length", True),
-               (RESULTS / "speakers-shipped" / "speakers.json", "at the shipped student's length", False)]
+               (RESULTS / "speakers-shipped" / "speakers.json", "at the shipped student's length", False),
+               (RESULTS / "speakers-e60" / "speakers.json", "at twice the shipped student's length", False)]
     for path, what, chooses in studies:
         if not path.exists():
             continue
         study = _json(path)
         settings, choice = study["settings"], study.get("choice")
         seeds = sorted({run["seed"] for run in study["runs"]})
+        held_out = sorted({who for row in study["summary"].values() for who in row["loso"]})
+        only = ("" if len(held_out) == len(speakers.REAL_SPEAKERS) else
+                f", only {', '.join(held_out)} held out, so not comparable with a mean over all four")
         shares = "; ".join(f"{share} %: **{row['loso_mean']:.3f}** (" + ", ".join(
             f"{who} {value:.3f}" for who, value in row["loso"].items())
             + f"; synthetic validation voices {row['synthetic_validation']:.3f})"
@@ -373,7 +378,7 @@ def speaker_study() -> list[str]:
                  f"--width {settings['width']}` makes them again.")
         lines += [f"Real recordings in the spoken digits' training pairs, {what} "
                   f"({settings['epochs']} epochs, width {settings['width']}, "
-                  f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}; "
+                  f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}{only}; "
                   f"`python scripts/real_speakers.py`, `{path.relative_to(ROOT)}`), held-out speaker "
                   f"accuracy by share of real voices: {shares}.{chose}{stale}", ""]
     return lines

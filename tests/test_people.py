@@ -203,3 +203,24 @@ def test_the_readme_says_when_a_speaker_study_predates_todays_teacher(tmp_path, 
     older = written({**today, "teacher_digest": "an earlier teacher"})
     assert "another teacher or recipe" in older
     assert "real_speakers.py --shares 25 --seeds 0 --epochs 5 --width 16" in older
+
+
+def test_the_readme_says_when_a_speaker_study_held_out_only_some_speakers(tmp_path, monkeypatch):
+    import json
+
+    from conftest import _load_script
+
+    from cmcd.bench import speakers as study
+
+    readme_results = _load_script("readme_results")
+    monkeypatch.setattr(readme_results, "RESULTS", tmp_path)
+    monkeypatch.setattr(readme_results, "ROOT", tmp_path)
+
+    def written(held_out: dict) -> str:
+        summary = {"50": {"loso": held_out, "loso_mean": 0.9, "synthetic_validation": 0.9}}
+        (tmp_path / "speakers.json").write_text(json.dumps(
+            {"settings": study.study_settings(5, 16), "runs": [{"seed": 0}], "summary": summary}))
+        return " ".join(readme_results.speaker_study())
+
+    assert "only nicolas held out" in written({"nicolas": 0.9})
+    assert "held out, so not comparable" not in written(dict.fromkeys(study.REAL_SPEAKERS, 0.9))
