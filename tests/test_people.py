@@ -180,16 +180,22 @@ def test_bench_inputs_reports_the_real_speaker_figures_recorded_at_calibration()
     assert inputs.real_speakers_of(SimpleNamespace(metadata={})) is None
 
 
-def test_the_readme_says_when_a_speaker_study_predates_todays_teacher(tmp_path, monkeypatch):
-    import json
-
+@pytest.fixture
+def readme_results(tmp_path, monkeypatch):
+    """scripts/readme_results.py reading its results files from tmp_path."""
     from conftest import _load_script
+
+    script = _load_script("readme_results")
+    monkeypatch.setattr(script, "RESULTS", tmp_path)
+    monkeypatch.setattr(script, "ROOT", tmp_path)
+    return script
+
+
+def test_the_readme_says_when_a_speaker_study_predates_todays_teacher(tmp_path, readme_results):
+    import json
 
     from cmcd.bench import speakers as study
 
-    readme_results = _load_script("readme_results")
-    monkeypatch.setattr(readme_results, "RESULTS", tmp_path)
-    monkeypatch.setattr(readme_results, "ROOT", tmp_path)
     summary = {"25": {"loso": {"lucas": 0.9}, "loso_mean": 0.9, "synthetic_validation": 0.9}}
 
     def written(settings: dict) -> str:
@@ -205,16 +211,10 @@ def test_the_readme_says_when_a_speaker_study_predates_todays_teacher(tmp_path, 
     assert "real_speakers.py --shares 25 --seeds 0 --epochs 5 --width 16" in older
 
 
-def test_the_readme_says_when_a_speaker_study_held_out_only_some_speakers(tmp_path, monkeypatch):
+def test_the_readme_says_when_a_speaker_study_held_out_only_some_speakers(tmp_path, readme_results):
     import json
 
-    from conftest import _load_script
-
     from cmcd.bench import speakers as study
-
-    readme_results = _load_script("readme_results")
-    monkeypatch.setattr(readme_results, "RESULTS", tmp_path)
-    monkeypatch.setattr(readme_results, "ROOT", tmp_path)
 
     def written(held_out: dict) -> str:
         summary = {"50": {"loso": held_out, "loso_mean": 0.9, "synthetic_validation": 0.9}}
