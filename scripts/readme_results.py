@@ -207,6 +207,62 @@ def paper_part(paper: dict, tuning: dict) -> list[str]:
             + claim_one(paper), ""]
 
 
+def _best_per_budget(rows: list[dict], pair: str) -> str:
+    """The distillation method with the best mean validation accuracy at each multiplier."""
+    from cmcd.bench.budget import best_on_validation
+
+    return ", ".join(f"x{m:g} {best_on_validation(rows, pair, m)}"
+                     for m in sorted({r["multiplier"] for r in rows if r["pair"] == pair}))
+
+
+def _longest_doubling(rows: list[dict]) -> str:
+    """How often the last doubling of the budget raised or lowered validation accuracy."""
+    top, below = sorted({r["multiplier"] for r in rows})[-2:][::-1]
+    at = {(r["pair"], r["method"], r["multiplier"]): r["validation"] for r in rows}
+    changes = [at[(pair, method, top)] - at[(pair, method, below)]
+               for pair, method, multiplier in at if multiplier == below and (pair, method, top) in at]
+    lower = sum(change < 0 for change in changes)
+    return (f"Doubling x{below:g} to x{top:g} lowered mean validation accuracy in {lower} of "
+            f"{len(changes)} (pair, method) cells and raised it in {len(changes) - lower}.")
+
+
+def budget_part() -> list[str]:
+    """The budget study's part of the Results, from results/budget.json: finished, its choice;
+    unfinished, the pairs it has completed, and no choice."""
+    from cmcd.bench import budget
+
+    title = "### How long must students train? (`cmcd bench budget`)"
+    path = RESULTS / "budget.json"
+    if not path.exists():
+        return [title, "", "`cmcd bench budget` has not run: the main table trains for x1 (a default "
+                "run's steps).", ""]
+    report = _json(path)
+    finished = "choice" in report
+    pairs_done = report["settings"]["pairs"] if finished else budget.complete_pairs(report)
+    rows = [r for r in budget.curves(report["runs"]) if r["pair"] in pairs_done]
+    methods = ", ".join(f"`{m}`" for m in report["settings"]["methods"])
+    lines = [title, "", f"{benchmark_line(report, 'budget')}: {methods} at "
+             + ", ".join(f"x{m:g}" for m in report["settings"]["multipliers"])
+             + " the paper benchmark's steps (supervised: x its own budget), "
+             f"{len(report['settings']['seeds'])} seeds per cell; mean accuracy, validation / test."]
+    if finished:
+        choice = report["choice"]
+        lines[-1] += (f" **Chosen on validation: x{choice['multiplier']:g}** ({choice['reason']}); "
+                      "`cmcd bench tuning` and `cmcd bench paper` train for that many steps.")
+    else:
+        lines[-1] += (f" **Unfinished: {len(report['runs'])} of {budget.planned_count(report['settings'])} "
+                      "runs**, so no budget is chosen yet and tuning and paper still train for x1; below, "
+                      "the pairs with every run done (" + ", ".join(pairs_done) + ").")
+    if not rows:
+        return [*lines, ""]
+    lines += ["", *budget.curve_table(rows), "", _longest_doubling(rows) + " Best distillation method on "
+              "validation at each budget: " + "; ".join(f"{pair}: {_best_per_budget(rows, pair)}"
+                                                      for pair in pairs_done) + ".", ""]
+    if finished:
+        lines += ["![Accuracy against training budget](results/figures/budget-validation.png)", ""]
+    return lines
+
+
 def theory_part() -> list[str]:
     """The theory study's part of the Results: tables and every verdict sentence computed from
     results/theory.json (by cmcd.bench.theory and cmcd.viz.theory)."""
@@ -482,6 +538,7 @@ def section() -> str:
         "### Does CMCD beat label-free distillation? (`cmcd bench paper`)",
         "",
         *paper_part(paper, tuning),
+        *budget_part(),
         *theory_part(),
         "",
         *segmentation_part(),

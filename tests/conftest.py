@@ -27,6 +27,15 @@ def require():
 
 
 @pytest.fixture
+def readme_results(tmp_path, monkeypatch):
+    """scripts/readme_results.py reading its results files from tmp_path."""
+    script = _load_script("readme_results")
+    monkeypatch.setattr(script, "RESULTS", tmp_path)
+    monkeypatch.setattr(script, "ROOT", tmp_path)
+    return script
+
+
+@pytest.fixture
 def skip_under_ci():
     """skip_under_ci(reason): skip the test, or under CI=true fail it."""
     return ci_requirements.skip_under_ci

@@ -343,6 +343,37 @@ def test_budget_choice_is_the_smallest_budget_where_doubling_gains_the_best_meth
     assert never["multiplier"] == 4.0 and not never["converged"] and "largest" in never["reason"]
 
 
+def _budget_report(validation: dict) -> dict:
+    """A budget.json of two pairs x two methods x two multipliers x one seed, from
+    {(pair, method, multiplier): validation accuracy}; pairs missing cells are unfinished."""
+    runs = [{"study": f"x{m:g}", "config": {"pair": pair, "method": method, "steps": int(10 * m)},
+             "metrics": {"validation_accuracy": value, "accuracy": value}}
+            for (pair, method, m), value in validation.items()]
+    settings = {"pairs": ["a", "b"], "methods": ["cmc", "l2"], "multipliers": [1.0, 2.0], "seeds": [0]}
+    return {"runs": runs, "settings": settings, "command": "cmcd bench budget", "wall_s": 60.0,
+            "device": "cpu", "quick": False}
+
+
+def test_the_readme_shows_only_finished_pairs_of_an_unfinished_budget_study_and_its_choice_once_finished(
+        tmp_path, readme_results):
+    cells = {("a", "cmc", 1.0): 0.70, ("a", "cmc", 2.0): 0.65, ("a", "l2", 1.0): 0.60, ("a", "l2", 2.0): 0.75,
+             ("b", "cmc", 1.0): 0.50}
+    (tmp_path / "budget.json").write_text(json.dumps(_budget_report(cells)))
+    unfinished = "\n".join(readme_results.budget_part())
+    assert "**Unfinished: 5 of 8 runs**" in unfinished and "(a)" in unfinished
+    assert "| b |" not in unfinished and "Chosen" not in unfinished
+    assert "lowered mean validation accuracy in 1 of 2 (pair, method) cells and raised it in 1" in unfinished
+    assert "a: x1 cmc, x2 l2" in unfinished
+    cells.update({("b", "cmc", 2.0): 0.52, ("b", "l2", 1.0): 0.4, ("b", "l2", 2.0): 0.45})
+    report = _budget_report(cells)
+    report["choice"] = bench_budget.choose(bench_budget.curves(report["runs"]))
+    (tmp_path / "budget.json").write_text(json.dumps(report))
+    finished = "\n".join(readme_results.budget_part())
+    assert "**Chosen on validation: x2**" in finished
+    assert "| b | l2 | 0.400 / 0.400 | 0.450 / 0.450 |" in finished
+    assert "Unfinished" not in finished
+
+
 def test_quick_budget_study_records_both_curves_and_the_paper_reads_a_full_studys_choice(tmp_path):
     out = tmp_path / "results"
     assert main(["bench", "budget", "--quick", "--out", str(out)]) == 0

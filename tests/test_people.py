@@ -180,17 +180,6 @@ def test_bench_inputs_reports_the_real_speaker_figures_recorded_at_calibration()
     assert inputs.real_speakers_of(SimpleNamespace(metadata={})) is None
 
 
-@pytest.fixture
-def readme_results(tmp_path, monkeypatch):
-    """scripts/readme_results.py reading its results files from tmp_path."""
-    from conftest import _load_script
-
-    script = _load_script("readme_results")
-    monkeypatch.setattr(script, "RESULTS", tmp_path)
-    monkeypatch.setattr(script, "ROOT", tmp_path)
-    return script
-
-
 def test_the_readme_says_when_a_speaker_study_predates_todays_teacher(tmp_path, readme_results):
     import json
 

@@ -16,6 +16,7 @@ report says so. results/budget.json records it under "choice"; `cmcd bench paper
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,12 @@ def _validation(rows: list[dict], pair: str, multiplier: float) -> dict[str, flo
             and r["method"] in bench_paper.DISTILLATION}
 
 
+def best_on_validation(rows: list[dict], pair: str, multiplier: float) -> str:
+    """The distillation method with the highest mean validation accuracy (ties: the first)."""
+    here = _validation(rows, pair, multiplier)
+    return max(here, key=here.get)
+
+
 def choose(rows: list[dict]) -> dict:
     """The smallest multiplier at which doubling gains every pair's best method < 1 point on
     validation, else the largest; with each pair's best method and its gain from doubling."""
@@ -102,9 +109,9 @@ def choose(rows: list[dict]) -> dict:
             continue
         gains = {}
         for pair in pair_names:
-            here, doubled = _validation(rows, pair, multiplier), _validation(rows, pair, 2 * multiplier)
-            best = max(here, key=here.get)
-            gains[pair] = {"best": best, "gain": round(doubled[best] - here[best], 4)}
+            best = best_on_validation(rows, pair, multiplier)
+            gain = _validation(rows, pair, 2 * multiplier)[best] - _validation(rows, pair, multiplier)[best]
+            gains[pair] = {"best": best, "gain": round(gain, 4)}
         if all(entry["gain"] < GAIN for entry in gains.values()):
             return {"multiplier": multiplier, "converged": True, "gains": gains,
                     "reason": f"the smallest budget at which doubling gains every pair's best method "
@@ -126,21 +133,42 @@ def panels(rows: list[dict], split: str) -> list[figures.Panel]:
     return out
 
 
-def markdown(report: dict) -> str:
-    choice, rows = report["choice"], report["curves"]
+def curve_table(rows: list[dict]) -> list[str]:
+    """Mean validation / test accuracy per pair and method (rows), one column per multiplier."""
     multipliers = sorted({r["multiplier"] for r in rows})
-    lines = [f"Device: {report['device']}; {len(report['runs'])} runs in {report['wall_s'] / 60:.1f} min; "
-             "mean accuracy over seeds, validation / test.", "",
-             f"Chosen budget: x{choice['multiplier']:g} ({choice['reason']}).", "",
-             "| pair | method | " + " | ".join(f"x{m:g}" for m in multipliers) + " |",
+    lines = ["| pair | method | " + " | ".join(f"x{m:g}" for m in multipliers) + " |",
              "| --- | --- |" + " --- |" * len(multipliers)]
     for pair in dict.fromkeys(r["pair"] for r in rows):
         for method in dict.fromkeys(r["method"] for r in rows if r["pair"] == pair):
-            mine = sorted((r for r in rows if r["pair"] == pair and r["method"] == method),
-                          key=lambda r: r["multiplier"])
-            lines.append(f"| {pair} | {method} | " + " | ".join(f"{r['validation']:.3f} / {r['test']:.3f}"
-                                                                for r in mine) + " |")
-    return "\n".join(lines)
+            cells = {r["multiplier"]: f"{r['validation']:.3f} / {r['test']:.3f}" for r in rows
+                     if r["pair"] == pair and r["method"] == method}
+            row = " | ".join(cells.get(m, "—") for m in multipliers)
+            lines.append(f"| {pair} | {method} | {row} |")
+    return lines
+
+
+def planned_count(settings: dict) -> int:
+    """How many runs a study with these settings (budget.json's "settings") plans."""
+    return math.prod(len(settings[axis]) for axis in ("pairs", "methods", "multipliers", "seeds"))
+
+
+def complete_pairs(report: dict) -> tuple[str, ...]:
+    """The pairs of a (possibly unfinished) study with every planned run done, in plan order."""
+    settings = report["settings"]
+    per_pair = planned_count(settings) // len(settings["pairs"])
+    done: dict[str, int] = {}
+    for run in report["runs"]:
+        done[run["config"]["pair"]] = done.get(run["config"]["pair"], 0) + 1
+    return tuple(pair for pair in settings["pairs"] if done.get(pair, 0) >= per_pair)
+
+
+def markdown(report: dict) -> str:
+    choice = report["choice"]
+    return "\n".join([
+        f"Device: {report['device']}; {len(report['runs'])} runs in {report['wall_s'] / 60:.1f} min; "
+        "mean accuracy over seeds, validation / test.", "",
+        f"Chosen budget: x{choice['multiplier']:g} ({choice['reason']}).", "",
+        *curve_table(report["curves"])])
 
 
 def run(out: str = "results", quick: bool = False, seeds: int | None = None, workers: int = 1,
