@@ -78,6 +78,12 @@ def test_tuning_chooses_the_best_validation_mean_worked_out_by_hand():
     assert report["chosen"] == {"l2": {"lr": 1e-3}, "socket": {"lr": 1e-3, "stats_weight": 1.0}}
     assert [row["mean"] for row in report["finetune"]["schedules"]] == [0.3, 0.55]
     assert report["finetune"]["chosen"] == {"steps": 1, "lr": 1e-3}
+    # a resumed sweep at another budget still holds the earlier budget's runs: they are not scored
+    earlier = run("cmc", {}, {"few_label_ft_val": {"1@0.0001": {"1": 0.9, "5": 0.9},
+                                                   "1@0.001": {"1": 0.1, "5": 0.1}}}, "finetune")
+    earlier["config"]["steps"] *= 2
+    resumed = bench_tuning.summarise({"runs": [*runs, earlier]}, plan)
+    assert resumed["finetune"] == report["finetune"]
 
 
 def test_quick_tuning_scores_on_validation_in_a_process_pool_resumes_and_reports_without_training(
@@ -372,6 +378,18 @@ def test_the_readme_shows_only_finished_pairs_of_an_unfinished_budget_study_and_
     assert "**Chosen on validation: x2**" in finished
     assert "| b | l2 | 0.400 / 0.400 | 0.450 / 0.450 |" in finished
     assert "Unfinished" not in finished
+
+
+def test_a_resumed_budget_study_keeps_the_settings_it_began_with_though_tuning_ran_again(tmp_path):
+    tuning = {"chosen": {"cmc": {"temperature": 0.5}}, "finetune": {"chosen": {"steps": 10, "lr": 1e-4}}}
+    (tmp_path / "tuning.json").write_text(json.dumps(tuning))  # the sweep at the chosen budget
+    assert bench_budget.tuned_settings(tmp_path, reuse_recorded=True) == {"cmc": {"temperature": 0.5}}
+    began = {"quick": False, "settings": {"chosen": {"cmc": {"temperature": 0.2}}}, "runs": []}
+    (tmp_path / "budget.json").write_text(json.dumps(began))
+    assert bench_budget.tuned_settings(tmp_path, reuse_recorded=True) == {"cmc": {"temperature": 0.2}}
+    assert bench_budget.tuned_settings(tmp_path, reuse_recorded=False) == {"cmc": {"temperature": 0.5}}
+    (tmp_path / "budget.json").write_text(json.dumps({**began, "quick": True}))  # --quick: defaults
+    assert bench_budget.tuned_settings(tmp_path, reuse_recorded=True) == {"cmc": {"temperature": 0.5}}
 
 
 def test_quick_budget_study_records_both_curves_and_the_paper_reads_a_full_studys_choice(tmp_path):

@@ -16,6 +16,7 @@ report says so. results/budget.json records it under "choice"; `cmcd bench paper
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import statistics
 from dataclasses import dataclass
@@ -171,15 +172,30 @@ def markdown(report: dict) -> str:
         *curve_table(report["curves"])])
 
 
+def tuned_settings(out: str | Path, reuse_recorded: bool) -> dict:
+    """The tuned settings the study trains every method with: when resuming or reporting, those
+    its own budget.json recorded when it began; else those of `cmcd bench tuning` (tuning.json).
+
+    Tuning runs again at the budget this study chooses and rewrites tuning.json, so a study that
+    re-read it on --resume would train, and tabulate, methods under settings of its own outcome."""
+    path = Path(out) / f"{NAME}.json"
+    if reuse_recorded and path.exists():
+        recorded = json.loads(path.read_text())
+        if not recorded.get("quick") and "chosen" in recorded.get("settings", {}):
+            return recorded["settings"]["chosen"]
+    return tuning.chosen_settings(out)[0]
+
+
 def run(out: str = "results", quick: bool = False, seeds: int | None = None, workers: int = 1,
         resume: bool = False, report_only: bool = False, command: str = "",
         device: str = "auto") -> dict:
     plan = bench_runs.choose_plan(FULL, QUICK, quick, seeds)
-    chosen = {} if quick or report_only else tuning.chosen_settings(out)[0]
+    chosen = {} if quick else tuned_settings(out, reuse_recorded=resume or report_only)
     report = bench_runs.load_or_execute(
         NAME, plan, lambda p: planned_runs(p, chosen), out, quick=quick, workers=workers, resume=resume,
         report_only=report_only, command=command, device=device, kind=ACCURACY_RUNS,
         settings={**dataclasses.asdict(plan), "chosen": chosen, "teacher": TEACHER, "gain": GAIN})
+    report = bench_runs.planned_only(report, planned_runs(plan, chosen))
     report["curves"] = curves(report["runs"])
     report["choice"] = choose(report["curves"])
     written = bench_runs.write_json_and_markdown(report, out, NAME, markdown(report))

@@ -146,9 +146,15 @@ def choose(rows: list[dict]) -> dict:
     return max(scored, key=lambda row: row["mean"])["settings"] if scored else {}
 
 
+def _is_planned_finetune(run: dict, plan: Plan) -> bool:
+    """Whether a finetune run is this plan's (a resumed file may still hold another budget's)."""
+    config = config_of(plan, run["config"]["pair"], "cmc", run["config"]["seed"], {}).to_dict()
+    return {**run["config"], "device": config["device"]} == config
+
+
 def score_schedules(report: dict, plan: Plan) -> dict:
     """Each fine-tuning schedule's validation accuracy (mean over shots and pairs), and the best."""
-    runs = [r for r in report["runs"] if r["study"] == "finetune"]
+    runs = [r for r in report["runs"] if r["study"] == "finetune" and _is_planned_finetune(r, plan)]
     rows = []
     for schedule in plan.schedules:
         key = f"{schedule.steps}@{schedule.lr:g}"
