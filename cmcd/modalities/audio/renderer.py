@@ -410,11 +410,12 @@ def clean_clips(labels: torch.Tensor, item_ids: torch.Tensor, voice_split: str, 
     recorded = fsdd.recordings()
     rows = recorded.of(real.speakers)
     by_label = [rows[recorded.digits[rows] == label] for label in range(10)]
+    counts = torch.tensor([len(r) for r in by_label])
+    # row table[label, k]: the k-th recording of that digit (padded with the first)
+    table = torch.stack([torch.cat([r, r[:1].expand(int(counts.max()) - len(r))]) for r in by_label])
     chosen = torch.nonzero(rng.uniform(item_ids, seed, "audio/real") < real.share).flatten()
-    counts = torch.tensor([len(r) for r in by_label])[labels[chosen]]
-    picks = rng.choice(item_ids[chosen], seed, "audio/real-clip", counts).long()
-    for position, item, pick in zip(chosen.tolist(), labels[chosen].tolist(), picks.tolist(), strict=True):
-        clips[position] = recorded.waveforms[by_label[item][pick]]
+    picks = rng.choice(item_ids[chosen], seed, "audio/real-clip", counts[labels[chosen]]).long()
+    clips[chosen] = recorded.waveforms[table[labels[chosen], picks]]
     return clips
 
 
