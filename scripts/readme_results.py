@@ -221,9 +221,11 @@ def _longest_doubling(rows: list[dict]) -> str:
     at = {(r["pair"], r["method"], r["multiplier"]): r["validation"] for r in rows}
     changes = [at[(pair, method, top)] - at[(pair, method, below)]
                for pair, method, multiplier in at if multiplier == below and (pair, method, top) in at]
-    lower = sum(change < 0 for change in changes)
+    lower, higher = sum(change < 0 for change in changes), sum(change > 0 for change in changes)
+    same = len(changes) - lower - higher
     return (f"Doubling x{below:g} to x{top:g} lowered mean validation accuracy in {lower} of "
-            f"{len(changes)} (pair, method) cells and raised it in {len(changes) - lower}.")
+            f"{len(changes)} (pair, method) cells and raised it in {higher}"
+            + (f" (unchanged in {same})." if same else "."))
 
 
 def budget_part() -> list[str]:
