@@ -228,6 +228,16 @@ def _longest_doubling(rows: list[dict]) -> str:
             + (f" (unchanged in {same})." if same else "."))
 
 
+def _paper_budget_note(chosen: float) -> str:
+    """Whether the paper tables above were made at the chosen budget (from their settings)."""
+    paper = _json(RESULTS / "paper.json") if (RESULTS / "paper.json").exists() else {}
+    made_at = paper.get("settings", {}).get("budget", {}).get("multiplier", 1.0)
+    if made_at == chosen:
+        return ""
+    return (f"; the paper tables above were made at x{made_at:g} and stay until `cmcd bench tuning` "
+            "and `cmcd bench paper` run again")
+
+
 def budget_part() -> list[str]:
     """The budget study's part of the Results, from results/budget.json: finished, its choice;
     unfinished, the pairs it has completed, and no choice."""
@@ -250,7 +260,8 @@ def budget_part() -> list[str]:
     if finished:
         choice = report["choice"]
         lines[-1] += (f" **Chosen on validation: x{choice['multiplier']:g}** ({choice['reason']}); "
-                      "`cmcd bench tuning` and `cmcd bench paper` train for that many steps.")
+                      "`cmcd bench tuning` and `cmcd bench paper` train for that many steps"
+                      + _paper_budget_note(choice["multiplier"]) + ".")
     else:
         lines[-1] += (f" **Unfinished: {len(report['runs'])} of {budget.planned_count(report['settings'])} "
                       "runs**, so no budget is chosen yet and tuning and paper still train for x1; below, "
