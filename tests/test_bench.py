@@ -376,11 +376,11 @@ def test_the_readme_shows_only_finished_pairs_of_an_unfinished_budget_study_and_
     (tmp_path / "budget.json").write_text(json.dumps(report))
     finished = "\n".join(readme_results.budget_part())
     assert "**Chosen on validation: x2**" in finished
+    assert "| b | l2 | 0.400 / 0.400 | 0.450 / 0.450 |" in finished
+    assert "Unfinished" not in finished
     assert "the paper tables above were made at x1 and stay until" in finished  # no paper.json: x1
     (tmp_path / "paper.json").write_text(json.dumps({"settings": {"budget": {"multiplier": 2.0}}}))
     assert "the paper tables above" not in "\n".join(readme_results.budget_part())
-    assert "| b | l2 | 0.400 / 0.400 | 0.450 / 0.450 |" in finished
-    assert "Unfinished" not in finished
 
 
 def test_a_resumed_budget_study_keeps_the_settings_it_began_with_though_tuning_ran_again(tmp_path):
