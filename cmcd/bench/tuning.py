@@ -121,8 +121,14 @@ def validation_job(study: str, config: dict, schedules: tuple[Schedule, ...]) ->
 
 def _matches(run: dict, plan: Plan, method: str, settings: dict) -> bool:
     """Whether a run of the report is this configuration's (on whatever device it ran)."""
-    config = config_of(plan, run["config"]["pair"], method, run["config"]["seed"], settings).to_dict()
-    return run["study"] == "sweep" and {**run["config"], "device": config["device"]} == config
+    config = config_of(plan, run["config"]["pair"], method, run["config"]["seed"], settings)
+    return run["study"] == "sweep" and _ran(run, config)
+
+
+def _ran(run: dict, config: DistillConfig) -> bool:
+    """Whether `run` is the run of `config`, on whatever device it ran."""
+    wanted = config.to_dict()
+    return {**run["config"], "device": wanted["device"]} == wanted
 
 
 def _rows(report: dict, plan: Plan, method: str) -> list[dict]:
@@ -148,8 +154,7 @@ def choose(rows: list[dict]) -> dict:
 
 def _is_planned_finetune(run: dict, plan: Plan) -> bool:
     """Whether a finetune run is this plan's (a resumed file may still hold another budget's)."""
-    config = config_of(plan, run["config"]["pair"], "cmc", run["config"]["seed"], {}).to_dict()
-    return {**run["config"], "device": config["device"]} == config
+    return _ran(run, config_of(plan, run["config"]["pair"], "cmc", run["config"]["seed"], {}))
 
 
 def score_schedules(report: dict, plan: Plan) -> dict:
