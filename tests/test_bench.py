@@ -395,6 +395,17 @@ def test_a_resumed_budget_study_keeps_the_settings_it_began_with_though_tuning_r
     assert bench_budget.tuned_settings(tmp_path, reuse_recorded=True) == {"cmc": {"temperature": 0.5}}
 
 
+def test_a_log_axis_is_labelled_at_the_budgets_measured():
+    from cmcd.viz import figures
+
+    panel = figures.Panel("pair", "x steps", "accuracy", x_log=True,
+                          series=[figures.Series("cmc", [0.25, 1.0, 4.0], [0.1, 0.5, 0.4]),
+                                  figures.Series("l2", [0.5, 1.0], [0.2, 0.3])])
+    axis = figures.plotly_figure([panel], "budget").layout.xaxis
+    assert axis.type == "log" and list(axis.tickvals) == [0.25, 0.5, 1.0, 4.0]
+    assert list(axis.ticktext) == ["0.25", "0.5", "1", "4"]
+
+
 def test_quick_budget_study_records_both_curves_and_the_paper_reads_a_full_studys_choice(tmp_path):
     out = tmp_path / "results"
     assert main(["bench", "budget", "--quick", "--out", str(out)]) == 0

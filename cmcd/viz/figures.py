@@ -43,6 +43,11 @@ def _grid(count: int, columns: int) -> tuple[int, int]:
     return math.ceil(count / columns), columns
 
 
+def _log_ticks(panel: Panel) -> list[float]:
+    """A log axis is labelled at the values measured (0.25, 0.5, 1, ...), not at powers of ten."""
+    return sorted({x for s in panel.series for x in s.x})
+
+
 def plotly_figure(panels: list[Panel], title: str, columns: int = 2):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -63,8 +68,9 @@ def plotly_figure(panels: list[Panel], title: str, columns: int = 2):
                 error_y={"type": "data", "array": s.error, "visible": True} if s.error else None,
             ), row=row + 1, col=col + 1)
             shown.add(s.name)
+        ticks = {"tickvals": _log_ticks(panel), "ticktext": [f"{x:g}" for x in _log_ticks(panel)]}
         figure.update_xaxes(title_text=panel.x_title, type="log" if panel.x_log else "linear",
-                            row=row + 1, col=col + 1)
+                            **(ticks if panel.x_log else {}), row=row + 1, col=col + 1)
         figure.update_yaxes(title_text=panel.y_title, row=row + 1, col=col + 1)
     figure.update_layout(title=title, height=max(360, 320 * rows), template="plotly_white",
                          margin={"l": 50, "r": 20, "t": 80, "b": 40})
@@ -95,6 +101,8 @@ def png_bytes(panels: list[Panel], title: str, columns: int = 2) -> bytes:
         axis.set_ylabel(panel.y_title)
         if panel.x_log:
             axis.set_xscale("log")
+            axis.set_xticks(_log_ticks(panel), [f"{x:g}" for x in _log_ticks(panel)])
+            axis.minorticks_off()
         axis.grid(alpha=0.3)
     handles, labels = {}, []
     for axis in axes.flat:
