@@ -420,12 +420,14 @@ def real_speakers() -> list[str]:
 
 def speaker_study() -> list[str]:
     """How many real recordings go into the spoken digits' training pairs: the leave-one-speaker-out
-    study (scripts/real_speakers.py) at the benchmark's length, at the shipped student's, and at twice
-    that (does training longer help the real speakers?)."""
+    study (scripts/real_speakers.py) at the benchmark's length, where the share is chosen, then at
+    longer lengths (results/speakers-eEPOCHS/), one of them the shipped student's (does training
+    longer help the real speakers?)."""
     lines = []
-    studies = [(RESULTS / "speakers.json", "at the benchmark's length", True),
-               (RESULTS / "speakers-shipped" / "speakers.json", "at the shipped student's length", False),
-               (RESULTS / "speakers-e60" / "speakers.json", "at twice the shipped student's length", False)]
+    longer = sorted(RESULTS.glob("speakers-e*/speakers.json"),
+                    key=lambda path: _json(path)["settings"]["epochs"])
+    studies = [(RESULTS / "speakers.json", "at the benchmark's length", True)] + [
+        (path, _length_against_shipped(_json(path)["settings"]), False) for path in longer]
     for path, what, chooses in studies:
         if not path.exists():
             continue
@@ -451,6 +453,12 @@ def speaker_study() -> list[str]:
                   f"`python scripts/real_speakers.py`, `{path.relative_to(ROOT)}`), held-out speaker "
                   f"accuracy by share of real voices: {shares}.{chose}{stale}", ""]
     return lines
+
+
+def _length_against_shipped(settings: dict) -> str:
+    shipped = _json(CHECKPOINTS / f"student-{speakers.PAIR}.json")["config"]
+    same = (settings["epochs"], settings["width"]) == (shipped["epochs"], shipped["width"])
+    return "at the shipped student's length" if same else "at another length than the shipped student's"
 
 
 def drawn_styles() -> str:

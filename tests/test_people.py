@@ -213,3 +213,21 @@ def test_the_readme_says_when_a_speaker_study_held_out_only_some_speakers(tmp_pa
 
     assert "only nicolas held out" in written({"nicolas": 0.9})
     assert "held out, so not comparable" not in written(dict.fromkeys(study.REAL_SPEAKERS, 0.9))
+
+
+def test_the_readme_names_the_speaker_study_at_the_shipped_students_length(tmp_path, readme_results):
+    import json
+
+    from cmcd.bench import speakers as study
+
+    shipped = json.loads((readme_results.CHECKPOINTS / "student-digits-audio.json").read_text())["config"]
+    summary = {"50": {"loso": {"lucas": 0.9}, "loso_mean": 0.9, "synthetic_validation": 0.9}}
+    for epochs in (shipped["epochs"], 7):
+        folder = tmp_path / f"speakers-e{epochs}"
+        folder.mkdir()
+        (folder / "speakers.json").write_text(json.dumps(
+            {"settings": study.study_settings(epochs, shipped["width"]), "runs": [{"seed": 0}],
+             "summary": summary}))
+    shorter, longer = readme_results.speaker_study()[::2]  # each study is a line and a blank one
+    assert "at another length than the shipped student's (7 epochs" in shorter
+    assert f"at the shipped student's length ({shipped['epochs']} epochs" in longer
