@@ -68,9 +68,10 @@ def plotly_figure(panels: list[Panel], title: str, columns: int = 2):
                 error_y={"type": "data", "array": s.error, "visible": True} if s.error else None,
             ), row=row + 1, col=col + 1)
             shown.add(s.name)
-        ticks = {"tickvals": _log_ticks(panel), "ticktext": [f"{x:g}" for x in _log_ticks(panel)]}
+        ticks = ({"tickvals": _log_ticks(panel), "ticktext": [f"{x:g}" for x in _log_ticks(panel)]}
+                 if panel.x_log else {})
         figure.update_xaxes(title_text=panel.x_title, type="log" if panel.x_log else "linear",
-                            **(ticks if panel.x_log else {}), row=row + 1, col=col + 1)
+                            **ticks, row=row + 1, col=col + 1)
         figure.update_yaxes(title_text=panel.y_title, row=row + 1, col=col + 1)
     figure.update_layout(title=title, height=max(360, 320 * rows), template="plotly_white",
                          margin={"l": 50, "r": 20, "t": 80, "b": 40})
