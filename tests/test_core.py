@@ -43,13 +43,18 @@ def test_nt_xent_is_low_for_identical_views_and_log_n_for_random():
 
 
 def test_pretrain_saves_both_teachers_and_they_round_trip(tmp_path):
-    config = PretrainConfig(dataset="digits", ssl_epochs=1, ft_epochs=1, head_epochs=20,
+    config = PretrainConfig(dataset="digits", ssl_epochs=2, ft_epochs=1, head_epochs=20,
                             batch_size=64, width=8, max_items=256, device="cpu", out=str(tmp_path))
-    results = pretrain(config, report=lambda message: None)
+    messages = []
+    results = pretrain(config, report=messages.append)
     assert set(results) == {"ssl", "ft"}
+    epochs = [m for m in messages if m.startswith("simclr epoch")]
+    assert [m.split(":")[0] for m in epochs] == ["simclr epoch 1/2", "simclr epoch 2/2"]
+    last_epoch_loss = float(epochs[-1].rsplit(" ", 1)[1])  # each epoch's mean loss, reported
     for variant in ("ssl", "ft"):
         meta = json.loads((tmp_path / f"teacher-digits-{variant}.json").read_text())
         assert meta["variant"] == variant and meta["train_items"] == 256
+        assert abs(meta["simclr_final_loss"] - last_epoch_loss) <= 5e-4
         assert 0.0 <= meta["source_test_acc"] <= 1.0
         teacher = load_teacher("digits", variant, root=tmp_path)
         assert teacher.metadata["source_test_acc"] == meta["source_test_acc"]

@@ -71,6 +71,7 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
 def train_simclr(encoder: nn.Module, projector: nn.Module, images: torch.Tensor,
                  config: PretrainConfig, device: torch.device,
                  report: Callable[[str], None]) -> list[float]:
+    """SimCLR on the source photos; the mean loss of each epoch (one device sync per epoch)."""
     generator = runtime.generator(device, config.seed)
     sampler = BatchSampler(len(images), config.batch_size, generator)
     settings = LoopSettings([encoder, projector], config.lr, weight_decay=1e-4, device=device,
@@ -81,11 +82,17 @@ def train_simclr(encoder: nn.Module, projector: nn.Module, images: torch.Tensor,
         views = [projector(encoder(augment.augment_rgb(x, generator))) for _ in range(2)]
         return {"nt_xent": nt_xent(views[0].float(), views[1].float(), config.temperature)}
 
-    losses: list[float] = []
-    hooks = Hooks(on_step=lambda done: losses.append(done.loss.item()), on_epoch=lambda epoch: report(
-        f"simclr epoch {epoch}/{config.ssl_epochs}: loss {sum(losses[-len(sampler):]) / len(sampler):.3f}"))
-    train_loop(step, sampler, config.ssl_epochs, settings, hooks)
-    return losses
+    epoch_losses: list[float] = []
+    running: list[torch.Tensor] = []  # this epoch's step losses, left on the device until its end
+
+    def on_epoch(epoch: int) -> None:
+        epoch_losses.append(torch.stack(running).mean().item())
+        running.clear()
+        report(f"simclr epoch {epoch}/{config.ssl_epochs}: loss {epoch_losses[-1]:.3f}")
+
+    train_loop(step, sampler, config.ssl_epochs, settings,
+               Hooks(on_step=lambda done: running.append(done.loss.detach()), on_epoch=on_epoch))
+    return epoch_losses
 
 
 def fit_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
