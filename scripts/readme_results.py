@@ -115,16 +115,23 @@ def benchmark_line(report: dict, name: str) -> str:
             f"{report['device']}")
 
 
-def tuning_line(tuning: dict) -> str:
-    """How the settings were chosen, from results/tuning.json."""
+def tuning_line(tuning: dict, paper: dict) -> str:
+    """How the settings were chosen, from results/tuning.json, and whether the paper tables were
+    made with them (results/paper.json records the settings it ran with)."""
     chosen = "; ".join(f"{method} {_settings(values)}" for method, values in tuning["chosen"].items())
     finetune = tuning["finetune"]["chosen"]
+    budget = tuning["settings"].get("budget", {}).get("multiplier", 1.0)
+    earlier = ("" if (paper["settings"].get("chosen"), paper["settings"].get("finetune"))
+               == (tuning["chosen"], finetune) else
+               " **The paper tables below were made with an earlier sweep's settings** (`settings` in "
+               "`results/paper.json`); they stay until `cmcd bench paper` runs again.")
     return (f"Settings chosen on the validation split by `{tuning['command']}` "
-            f"({len(tuning['runs'])} runs in {tuning['wall_s'] / 60:.1f} min on {tuning['device']}; "
+            f"({len(tuning['runs'])} runs at x{budget:g} the benchmark's steps in "
+            f"{tuning['wall_s'] / 60:.1f} min on {tuning['device']}; "
             f"every method {len(next(iter(tuning['candidates'].values())))} configurations on "
             f"{', '.join(tuning['settings']['pairs'])}, see `results/tuning.json`): {chosen}; "
             f"step-3 fine-tuning {finetune['steps']} steps at lr {finetune['lr']:g}."
-            + stale_data_note(tuning, "tuning"))
+            + earlier + stale_data_note(tuning, "tuning"))
 
 
 def stale_data_note(report: dict, name: str) -> str:
@@ -548,7 +555,7 @@ def section() -> str:
         BEGIN,
         "## Results",
         "",
-        "Test split throughout. " + tuning_line(tuning) + " Every number below is written by "
+        "Test split throughout. " + tuning_line(tuning, paper) + " Every number below is written by "
         "the command named next to it.",
         "",
         "**Teachers** (`cmcd pretrain`, see `cmcd/shipped/checkpoints/README.md`; accuracy of the "

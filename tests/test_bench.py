@@ -395,6 +395,18 @@ def test_a_resumed_budget_study_keeps_the_settings_it_began_with_though_tuning_r
     assert bench_budget.tuned_settings(tmp_path, reuse_recorded=True) == {"cmc": {"temperature": 0.5}}
 
 
+def test_the_readme_says_when_the_paper_tables_predate_the_tuning_sweep(readme_results):
+    tuning = {"command": "cmcd bench tuning", "runs": [{}] * 3, "wall_s": 60, "device": "CPU",
+              "data_version": readme_results.DATA_VERSION, "chosen": {"cmc": {"temperature": 0.1}},
+              "candidates": {"cmc": [{}, {}]}, "finetune": {"chosen": {"steps": 20, "lr": 3e-5}},
+              "settings": {"pairs": ["digits-depth"], "budget": {"multiplier": 2.0}}}
+    same = {"settings": {"chosen": tuning["chosen"], "finetune": {"steps": 20, "lr": 3e-5}}}
+    line = readme_results.tuning_line(tuning, same)
+    assert "3 runs at x2 the benchmark's steps" in line and "earlier sweep" not in line
+    older = {"settings": {"chosen": {"cmc": {"temperature": 0.2}}, "finetune": same["settings"]["finetune"]}}
+    assert "made with an earlier sweep's settings" in readme_results.tuning_line(tuning, older)
+
+
 def test_a_log_axis_is_labelled_at_the_budgets_measured():
     from cmcd.viz import figures
 
