@@ -133,6 +133,12 @@ def test_quick_tuning_scores_on_validation_in_a_process_pool_resumes_and_reports
         again = json.loads(capsys.readouterr().out)
         assert again["runs"] == report["runs"] and again["chosen"] == report["chosen"], flag
 
+    # a run of another step budget (a sweep made before the budget study chose) leaves the file
+    other_budget = {**sweep, "config": {**sweep["config"], "steps": 2 * (sweep["config"]["steps"] or 1)}}
+    (out / "tuning.json").write_text(json.dumps({**report, "runs": [*report["runs"], other_budget]}))
+    assert main(["bench", "tuning", "--quick", "--report-only", "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"] == report["runs"]
+
 
 def test_the_paper_benchmark_reads_the_tuned_settings_or_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="cmcd bench tuning"):

@@ -205,7 +205,7 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
     if not report_only:  # then the methods that start from another's choice
         report = bench_runs.load_or_execute("tuning", plan, lambda p: planned_runs(p, report), out,
                                             resume=True, **common)
-    report = summarise(report, plan)
+    report = summarise(bench_runs.planned_only(report, planned_runs(plan, report)), plan)
     path = Path(out) / "tuning.json"
     atomic_write_json(path, report)
     return {**report, "written": [str(path)]}
