@@ -121,14 +121,8 @@ def validation_job(study: str, config: dict, schedules: tuple[Schedule, ...]) ->
 
 def _matches(run: dict, plan: Plan, method: str, settings: dict) -> bool:
     """Whether a run of the report is this configuration's (on whatever device it ran)."""
-    config = config_of(plan, run["config"]["pair"], method, run["config"]["seed"], settings)
-    return run["study"] == "sweep" and _ran(run, config)
-
-
-def _ran(run: dict, config: DistillConfig) -> bool:
-    """Whether `run` is the run of `config`, on whatever device it ran."""
-    wanted = config.to_dict()
-    return {**run["config"], "device": wanted["device"]} == wanted
+    config = config_of(plan, run["config"]["pair"], method, run["config"]["seed"], settings).to_dict()
+    return run["study"] == "sweep" and {**run["config"], "device": config["device"]} == config
 
 
 def _rows(report: dict, plan: Plan, method: str) -> list[dict]:
@@ -152,14 +146,9 @@ def choose(rows: list[dict]) -> dict:
     return max(scored, key=lambda row: row["mean"])["settings"] if scored else {}
 
 
-def _is_planned_finetune(run: dict, plan: Plan) -> bool:
-    """Whether a finetune run is this plan's (a resumed file may still hold another budget's)."""
-    return _ran(run, config_of(plan, run["config"]["pair"], "cmc", run["config"]["seed"], {}))
-
-
 def score_schedules(report: dict, plan: Plan) -> dict:
     """Each fine-tuning schedule's validation accuracy (mean over shots and pairs), and the best."""
-    runs = [r for r in report["runs"] if r["study"] == "finetune" and _is_planned_finetune(r, plan)]
+    runs = [r for r in report["runs"] if r["study"] == "finetune"]
     rows = []
     for schedule in plan.schedules:
         key = f"{schedule.steps}@{schedule.lr:g}"
@@ -172,6 +161,9 @@ def score_schedules(report: dict, plan: Plan) -> dict:
 
 
 def summarise(report: dict, plan: Plan) -> dict:
+    """The report with only this plan's runs (a sweep resumed at another budget still holds the
+    earlier budget's), each candidate's scores, the choices and the fine-tuning schedule's."""
+    report = bench_runs.planned_only(report, planned_runs(plan, report))
     table = score_candidates(report, plan)
     return {**report, "candidates": table, "chosen": {m: choose(rows) for m, rows in table.items()},
             "finetune": score_schedules(report, plan)}
@@ -205,7 +197,7 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
     if not report_only:  # then the methods that start from another's choice
         report = bench_runs.load_or_execute("tuning", plan, lambda p: planned_runs(p, report), out,
                                             resume=True, **common)
-    report = summarise(bench_runs.planned_only(report, planned_runs(plan, report)), plan)
+    report = summarise(report, plan)
     path = Path(out) / "tuning.json"
     atomic_write_json(path, report)
     return {**report, "written": [str(path)]}

@@ -43,9 +43,11 @@ def _grid(count: int, columns: int) -> tuple[int, int]:
     return math.ceil(count / columns), columns
 
 
-def _log_ticks(panel: Panel) -> list[float]:
-    """A log axis is labelled at the values measured (0.25, 0.5, 1, ...), not at powers of ten."""
-    return sorted({x for s in panel.series for x in s.x})
+def _log_ticks(panel: Panel) -> tuple[list[float], list[str]]:
+    """A log axis is labelled at the values measured (0.25, 0.5, 1, ...), not at powers of ten:
+    (tick values, their labels)."""
+    values = sorted({x for s in panel.series for x in s.x})
+    return values, [f"{x:g}" for x in values]
 
 
 def plotly_figure(panels: list[Panel], title: str, columns: int = 2):
@@ -68,8 +70,7 @@ def plotly_figure(panels: list[Panel], title: str, columns: int = 2):
                 error_y={"type": "data", "array": s.error, "visible": True} if s.error else None,
             ), row=row + 1, col=col + 1)
             shown.add(s.name)
-        ticks = ({"tickvals": _log_ticks(panel), "ticktext": [f"{x:g}" for x in _log_ticks(panel)]}
-                 if panel.x_log else {})
+        ticks = dict(zip(("tickvals", "ticktext"), _log_ticks(panel), strict=True)) if panel.x_log else {}
         figure.update_xaxes(title_text=panel.x_title, type="log" if panel.x_log else "linear",
                             **ticks, row=row + 1, col=col + 1)
         figure.update_yaxes(title_text=panel.y_title, row=row + 1, col=col + 1)
@@ -102,7 +103,7 @@ def png_bytes(panels: list[Panel], title: str, columns: int = 2) -> bytes:
         axis.set_ylabel(panel.y_title)
         if panel.x_log:
             axis.set_xscale("log")
-            axis.set_xticks(_log_ticks(panel), [f"{x:g}" for x in _log_ticks(panel)])
+            axis.set_xticks(*_log_ticks(panel))
             axis.minorticks_off()
         axis.grid(alpha=0.3)
     handles, labels = {}, []
