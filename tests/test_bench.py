@@ -241,6 +241,12 @@ def test_quick_paper_benchmark_writes_its_files_and_resumes(tmp_path, capsys):
     assert main(["bench", "paper", "--quick", "--out", str(out), "--report-only"]) == 0
     assert (out / "paper.md").read_text() == markdown
 
+    report["runs"] = [r for r in report["runs"] if r["study"] == "main"]  # a report read mid-run
+    (out / "paper.json").write_text(json.dumps(report))
+    assert main(["bench", "paper", "--quick", "--out", str(out), "--report-only"]) == 0
+    ablation = (out / "paper.md").read_text().split("### Ablation")[1]
+    assert "No runs yet." in ablation and "over 0 seeds" not in ablation
+
 
 def test_what_a_worker_process_logs_shows_as_the_parent_shows_its_own(capsys):
     worker_log = logging.getLogger("cmcd.bench.runner")  # a logger pickles by its name

@@ -306,6 +306,8 @@ def cost_of_finetuning(runs: list[dict]) -> str:
 def _study_section(report: dict, study: str, heading: str) -> list[str]:
     runs, rows = report["runs"], [r for r in report["verdicts"] if r["teacher"] == STUDIES[study]]
     seeds = len({r["config"]["seed"] for r in study_runs(runs, study)})
+    if not seeds:
+        return [f"### {heading}", "", "No runs yet.", ""]
     parts = [f"### {heading}", "", f"Mean ± 95% t half-width over {seeds} seed{'s' * (seeds != 1)}; "
              f"accuracy: {records.ACCURACY.label}.", ""]
     for pair in pairs_of(runs, study):
