@@ -11,7 +11,7 @@
 # OUT_DIR/gpu.log; tables, figures and the README are made from the JSON files afterwards with
 # `cmcd bench NAME --report-only` and `python scripts/readme_results.py`.
 # The budget study reads the settings the first tuning sweep chose; tuning (again), paper and
-# theory then read the budget it chose (budget.json), and paper the settings of that second sweep.
+# theory then read the budget it chose (budget.json), and paper and theory the settings of that second sweep.
 set -u
 out=${1:?usage: scripts/gpu_checks.sh OUT_DIR [WORKERS] [FROM_DIR]}
 workers=${2:-8}

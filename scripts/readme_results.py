@@ -286,7 +286,7 @@ def budget_part() -> list[str]:
 def theory_part() -> list[str]:
     """The theory study's part of the Results: tables and every verdict sentence computed from
     results/theory.json (by cmcd.bench.theory and cmcd.viz.theory)."""
-    from cmcd.bench.theory import tables
+    from cmcd.bench.theory import settings_note, tables
     from cmcd.viz.theory import is_current, verdict_lines
 
     theory = _json(RESULTS / "theory.json")
@@ -299,7 +299,8 @@ def theory_part() -> list[str]:
     return [
         title, "",
         f"{benchmark_line(theory, 'theory')}; teacher `{theory['settings']['teacher']}`; students "
-        f"{arms} on every pair and seed (gap: the pair's default unless named). TV is estimated "
+        f"{arms} on every pair and seed (gap: the pair's default unless named). "
+        f"{settings_note(theory['settings'])} TV is estimated "
         "on the teacher's and the student's embeddings projected on their top 2 (and 16) pooled "
         "principal directions, by a nearest-neighbour two-sample test calibrated on samples of "
         "known TV (`cmcd/eval/divergence.py`, `cmcd/eval/tv_calibration.py`).", "",

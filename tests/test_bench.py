@@ -290,6 +290,19 @@ def test_quick_theory_benchmark_writes_calibration_points_verdicts_and_figures(t
     assert "holds / undecided / fails" in markdown and "Calibration on samples of known TV" in markdown
 
 
+def test_theory_students_train_with_the_settings_the_tuning_sweep_chose(tmp_path):
+    assert bench_theory.tuned_settings(tmp_path)[0] == {}  # no sweep: every method at its defaults
+    chosen = {"cmc": {"temperature": 0.2}, "l2": {"lr": 0.006}}
+    (tmp_path / "tuning.json").write_text(json.dumps({"chosen": chosen, "finetune": {"chosen": {}}}))
+    assert bench_theory.tuned_settings(tmp_path)[0] == chosen
+    configs = [config for _, config in bench_theory.planned_runs(bench_theory.FULL, chosen)]
+    assert {c.loss.temperature for c in configs if c.method == "cmc"} == {0.2}  # gap sweep included
+    assert {c.lr for c in configs if c.method == "l2"} == {0.006}
+    assert {c.lr for c in configs if c.method == "cmd"} == {DistillConfig().lr}
+    settings = {"arms": [{"method": "cmc"}, {"method": "l2"}], "chosen": chosen, "chosen_why": "tuning"}
+    assert "cmc (temperature 0.2), l2 (lr 0.006)" in bench_theory.settings_note(settings)
+
+
 def test_resume_keeps_runs_of_the_current_data_version_only(tmp_path):
     calls = []
 

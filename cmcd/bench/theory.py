@@ -16,7 +16,8 @@ the whole embedding); its calibration on samples of known TV, with spread-signal
 what the projections lose, is part of the report. Every TV here is a lower bound on the latent
 TV, so the bound check can confirm the inequality for a student but never refute it. Runs train
 for a default run's steps times the budget `cmcd bench budget` chose (1 without
-results/budget.json).
+results/budget.json), each method with the settings `cmcd bench tuning` chose for it on validation
+(results/tuning.json; the defaults without a full sweep), as in the paper's main table.
 Writes results/theory.json, results/theory.md and results/figures/theory{,-calibration}.*.
 """
 
@@ -80,16 +81,17 @@ QUICK = Plan(pairs=("digits-depth",), arms=(FIXED_GAP_ARMS[0], FIXED_GAP_ARMS[2]
              seeds=(0,), steps=3)
 
 
-def planned_runs(plan: Plan) -> list[tuple[str, DistillConfig]]:
-    """(arm name, config) for every pair x arm x seed."""
+def planned_runs(plan: Plan, chosen: dict | None = None) -> list[tuple[str, DistillConfig]]:
+    """(arm name, config) for every pair x arm x seed; `chosen`: settings per method (tuning)."""
     runs = []
     for pair in plan.pairs:
         steps = (plan.steps or bench_runs.default_steps(pair)) * plan.budget
         for arm in plan.arms:
             for seed in plan.seeds:
-                runs.append((arm.name, DistillConfig(
+                runs.append((arm.name, DistillConfig.from_flat(
                     pair=pair, method=arm.method, teacher=plan.teacher, gap=arm.gap,
-                    n_pairs=arm.n_pairs, steps=max(1, round(steps * arm.steps_share)), seed=seed)))
+                    n_pairs=arm.n_pairs, steps=max(1, round(steps * arm.steps_share)), seed=seed,
+                    **(chosen or {}).get(arm.method, {}))))
     return runs
 
 
@@ -188,11 +190,23 @@ def tables(report: dict) -> str:
     return "\n".join(lines)
 
 
+def settings_note(settings: dict) -> str:
+    """The budget and the methods' settings the students trained with (reports made before the
+    theory study read tuning.json ran every method at its defaults)."""
+    budget = settings.get("budget", {}).get("why", "x1, a default run's steps")
+    chosen = settings.get("chosen", {})
+    if not chosen:
+        return f"Budget: {budget}. Settings: every method at its defaults."
+    methods = ", ".join(f"{m} ({', '.join(f'{k} {v}' for k, v in chosen.get(m, {}).items()) or 'defaults'})"
+                        for m in dict.fromkeys(arm["method"] for arm in settings["arms"]))
+    return (f"Budget: {budget}. Settings: {settings.get('chosen_why', 'defaults')}: {methods}.")
+
+
 def markdown(report: dict) -> str:
     seeds = len({p["seed"] for p in report["points"]})
     head = (f"Device: {report['device']}; {len(report['runs'])} runs in {report['wall_s'] / 60:.1f} "
             f"min; teacher `{report['settings']['teacher']}`, {seeds} seed"
-            f"{'s' if seeds != 1 else ''} per student.")
+            f"{'s' if seeds != 1 else ''} per student. {settings_note(report['settings'])}")
     verdicts = "\n".join(f"- {line}" for line in verdict_lines(report))
     return f"{head}\n\n{tables(report)}\n\n{verdicts}\n"
 
@@ -208,21 +222,36 @@ def write_outputs(report: dict, out: Path) -> list[Path]:
                           theory_figures.CALIBRATION_TITLE, figure_folder / "theory-calibration")]
 
 
+def tuned_settings(out: str | Path) -> tuple[dict, str]:
+    """(settings per method, where they come from): the full sweep's choice in out/tuning.json, or
+    every method's defaults without one (the theory study does not need the sweep to run)."""
+    try:
+        chosen, _ = tuning.chosen_settings(out)
+    except (FileNotFoundError, ValueError) as missing:
+        log.warning(f"theory runs every method at its defaults: {missing}")
+        return {}, "defaults (no results/tuning.json from a full sweep)"
+    return chosen, "chosen on validation by `cmcd bench tuning` (tuning.json)"
+
+
 def run(out: str = "results", quick: bool = False, seeds: int | None = None, workers: int = 1,
         resume: bool = False, report_only: bool = False, command: str = "",
         device: str = "auto") -> dict:
     budget, why = (1.0, "x1 (--quick)") if quick else tuning.chosen_budget(out)
     plan = dataclasses.replace(bench_runs.choose_plan(FULL, QUICK, quick, seeds), budget=budget)
-    log.info(f"theory budget: {why}")
+    if quick or report_only:  # report_only: the results file holds the settings the runs used
+        chosen, chosen_why = {}, "defaults (--quick)" if quick else "those theory.json records"
+    else:
+        chosen, chosen_why = tuned_settings(out)
+    log.info(f"theory budget: {why}; settings: {chosen_why}")
     log.info(f"theory plan: {len(planned_runs(plan))} runs ({len(plan.pairs)} pairs x "
              f"{len(plan.arms)} arms x {len(plan.seeds)} seeds)")
-    report = bench_runs.load_or_execute("theory", plan, planned_runs, out, quick=quick,
-                                        workers=workers, resume=resume, report_only=report_only,
-                                        command=command, device=device,
-                                        settings={**dataclasses.asdict(plan),
-                                                  "budget": {"multiplier": budget, "why": why}})
+    report = bench_runs.load_or_execute(
+        "theory", plan, lambda p: planned_runs(p, chosen), out, quick=quick, workers=workers,
+        resume=resume, report_only=report_only, command=command, device=device,
+        settings={**dataclasses.asdict(plan), "budget": {"multiplier": budget, "why": why},
+                  "chosen": chosen, "chosen_why": chosen_why})
     if not report_only:
-        report = bench_runs.planned_only(report, planned_runs(plan))
+        report = bench_runs.planned_only(report, planned_runs(plan, chosen))
     report["calibration"] = calibration()
     current = [r for r in report["runs"] if "tv_intervals" in r["metrics"]]
     if len(current) < len(report["runs"]):
