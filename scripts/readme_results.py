@@ -299,7 +299,8 @@ def theory_part() -> list[str]:
     return [
         title, "",
         f"{benchmark_line(theory, 'theory')}; teacher `{theory['settings']['teacher']}`; students "
-        f"{arms} on every pair and seed (gap: the pair's default unless named). "
+        f"{arms} on every pair and seed (gap: the pair's default unless named; a gap arm at a pair's "
+        "default gap is that pair's default student and runs once). "
         f"{settings_note(theory['settings'])} TV is estimated "
         "on the teacher's and the student's embeddings projected on their top 2 (and 16) pooled "
         "principal directions, by a nearest-neighbour two-sample test calibrated on samples of "

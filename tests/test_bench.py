@@ -303,6 +303,16 @@ def test_theory_students_train_with_the_settings_the_tuning_sweep_chose(tmp_path
     assert "cmc (temperature 0.2), l2 (lr 0.006)" in bench_theory.settings_note(settings)
 
 
+def test_theory_never_trains_the_same_student_twice():
+    configs = [config for _, config in bench_theory.planned_runs(bench_theory.FULL)]
+    resolved = [json.dumps({**c.to_dict(), "gap": pairs.get_spec(c.pair).default_gap if c.gap is None
+                            else c.gap}, sort_keys=True) for c in configs]
+    assert len(set(resolved)) == len(resolved)
+    recorded = {c.gap for c in configs if c.pair == "digits-audio-recorded"}
+    assert recorded == {None, 0.25, 0.5, 0.75, 1.0}  # gap 0 is its default: the `cmc` arm
+    assert {c.gap for c in configs if c.pair == "digits-audio"} == {None, 0.0, 0.25, 0.5, 0.75, 1.0}
+
+
 def test_resume_keeps_runs_of_the_current_data_version_only(tmp_path):
     calls = []
 

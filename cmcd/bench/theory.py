@@ -81,12 +81,24 @@ QUICK = Plan(pairs=("digits-depth",), arms=(FIXED_GAP_ARMS[0], FIXED_GAP_ARMS[2]
              seeds=(0,), steps=3)
 
 
+def _is_default_student(arm: Arm, arms: tuple[Arm, ...], default_gap: float) -> bool:
+    """Whether `arm` sits at the pair's default gap while an arm of the same student without a
+    named gap exists: the same student, which must not count twice in the correlations."""
+    return arm.gap == default_gap and any(
+        other.gap is None and (other.method, other.steps_share, other.n_pairs)
+        == (arm.method, arm.steps_share, arm.n_pairs) for other in arms)
+
+
 def planned_runs(plan: Plan, chosen: dict | None = None) -> list[tuple[str, DistillConfig]]:
-    """(arm name, config) for every pair x arm x seed; `chosen`: settings per method (tuning)."""
+    """(arm name, config) for every pair x arm x seed; `chosen`: settings per method (tuning).
+    A gap arm at the pair's default gap (gap 0 on digits-audio-recorded) is left out there."""
     runs = []
     for pair in plan.pairs:
         steps = (plan.steps or bench_runs.default_steps(pair)) * plan.budget
+        default_gap = pairs.get_spec(pair).default_gap
         for arm in plan.arms:
+            if _is_default_student(arm, plan.arms, default_gap):
+                continue
             for seed in plan.seeds:
                 runs.append((arm.name, DistillConfig.from_flat(
                     pair=pair, method=arm.method, teacher=plan.teacher, gap=arm.gap,
@@ -243,8 +255,10 @@ def run(out: str = "results", quick: bool = False, seeds: int | None = None, wor
     else:
         chosen, chosen_why = tuned_settings(out)
     log.info(f"theory budget: {why}; settings: {chosen_why}")
-    log.info(f"theory plan: {len(planned_runs(plan))} runs ({len(plan.pairs)} pairs x "
-             f"{len(plan.arms)} arms x {len(plan.seeds)} seeds)")
+    planned, product = len(planned_runs(plan)), len(plan.pairs) * len(plan.arms) * len(plan.seeds)
+    repeats = f", less {product - planned} that would repeat a default student" if planned < product else ""
+    log.info(f"theory plan: {planned} runs ({len(plan.pairs)} pairs x {len(plan.arms)} arms x "
+             f"{len(plan.seeds)} seeds{repeats})")
     report = bench_runs.load_or_execute(
         "theory", plan, lambda p: planned_runs(p, chosen), out, quick=quick, workers=workers,
         resume=resume, report_only=report_only, command=command, device=device,
