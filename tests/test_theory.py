@@ -1,6 +1,7 @@
 """The theory study's parts: the TV estimator and its calibration on samples of known TV, the
 correlations with their intervals, the bound check, and the verdict sentences made from numbers."""
 
+import collections
 import functools
 
 import numpy as np
@@ -193,4 +194,8 @@ def test_the_theory_plan_sweeps_five_gaps_from_0_to_1_on_every_pair():
     assert len(gaps) >= 5 and gaps[0] == 0.0 and gaps[-1] == 1.0
     every_pair = {*pairs.PAIRS, "digits-audio-recorded"}  # real recordings too
     assert {c.pair for _, c in sweep} == every_pair and {c.method for _, c in sweep} == {"cmc"}
-    assert len(sweep) == len(gaps) * len(every_pair) * 3
+    runs_per_point = collections.Counter((c.pair, c.gap) for _, c in sweep)
+    for pair in every_pair:
+        default_gap = pairs.get_spec(pair).default_gap
+        for gap in gaps:  # at a pair's default gap the plain `cmc` arm is that student
+            assert runs_per_point[pair, gap] == (0 if gap == default_gap else 3), (pair, gap)

@@ -60,8 +60,9 @@ CANDIDATES: dict[str, tuple[dict, ...]] = {
     "cmc+l2": ({}, {"l2_weight": 0.5}, {"l2_weight": 2.0}, {"temperature": 0.2},
                {"temperature": 0.5}, {"lr": 1e-3}),
 }
-DERIVED = {"socket": ("l2", "stats_weight", (1.0, 0.0, 0.1, 0.3, 3.0, 10.0))}
-# method -> (the method whose chosen settings it starts from, its own knob, that knob's values)
+# method -> (the method whose chosen settings it starts from, its own knob, that knob's values).
+# No weight 0: SOCKET without its spread term is L2, and its row would only repeat L2's.
+DERIVED = {"socket": ("l2", "stats_weight", (1.0, 0.03, 0.1, 0.3, 3.0, 10.0))}
 SCHEDULES = (Schedule(10, 1e-4), Schedule(10, 3e-4), Schedule(20, 3e-5), Schedule(20, 1e-4))
 
 
