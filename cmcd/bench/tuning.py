@@ -10,8 +10,9 @@ benchmark's runs, on three pairs (one per target modality, both datasets), with 
 score wins (ties: the earlier configuration).
 
 SOCKET is L2 plus a spread term, so it is tuned the way an added regulariser is: it starts from the
-settings L2 chose and spends its six configurations on the spread weight, 0 included (L2 itself),
-so it can never score below L2 on validation. Its runs therefore follow the others'.
+settings L2 chose and spends its six configurations on the spread weight, all above 0 (at 0 it is
+L2, whose row the table already has), so it may score below L2 on validation when the spread term
+hurts. Its runs therefore follow the others'.
 
 The same command chooses step 3's fine-tuning schedule (lr, steps of `few_label_ft_acc`): a CMC
 student per tuning pair, fine-tuned under each candidate schedule on 1/5/10 labels per class and
