@@ -202,9 +202,11 @@ def paper_part(paper: dict, tuning: dict) -> list[str]:
                 "`cmcd bench paper`, then this script.", ""]
     from cmcd.bench.paper import markdown
 
+    multiplier = paper["settings"].get("budget", {}).get("multiplier", 1)
     return [f"{benchmark_line(paper, 'paper')}; tables in `results/paper.md`, every run and the "
             "verdicts in `results/paper.json`. Every distillation method trains for the same number "
-            "of steps (a default run's: 5 epochs of all pairs, batch 256, width 16). Retrieval R@1 "
+            f"of steps: x{multiplier:g} a default run's (5 epochs of all pairs, batch 256, width 16). "
+            "Retrieval R@1 "
             "is instance matching among 1,000 test items for sketch and depth, class matching for "
             "audio." + stale_data_note(paper, "paper") + older_sweep_note(paper, tuning), "",
             markdown(paper).split("\n", 2)[2].strip(), "",

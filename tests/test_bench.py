@@ -453,6 +453,16 @@ def test_a_log_axis_is_labelled_at_the_budgets_measured():
     assert list(axis.ticktext) == ["0.25", "0.5", "1", "4"]
 
 
+def test_every_method_of_the_paper_benchmark_gets_its_own_colour():
+    from cmcd.bench import paper
+    from cmcd.viz import figures
+
+    names = list(paper.FULL.methods)
+    panel = figures.Panel("pair", "k", "accuracy", series=[figures.Series(n, [0.0], [0.5]) for n in names])
+    colours = figures._colours([panel])
+    assert len(names) >= 11 and len(set(colours.values())) == len(names)
+
+
 def test_quick_budget_study_records_both_curves_and_the_paper_reads_a_full_studys_choice(tmp_path):
     out = tmp_path / "results"
     assert main(["bench", "budget", "--quick", "--out", str(out)]) == 0

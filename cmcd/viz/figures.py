@@ -10,8 +10,9 @@ from pathlib import Path
 
 from cmcd.data.cache import atomic_write_bytes
 
+# matplotlib's ten, then four more: the paper benchmark draws eleven methods in one legend
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")
+           "#bcbd22", "#17becf", "#000000", "#393b79", "#e7969c", "#637939")
 
 
 @dataclass
