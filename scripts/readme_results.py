@@ -206,9 +206,8 @@ def paper_part(paper: dict, tuning: dict) -> list[str]:
     return [f"{benchmark_line(paper, 'paper')}; tables in `results/paper.md`, every run and the "
             "verdicts in `results/paper.json`. Every distillation method trains for the same number "
             f"of steps: x{multiplier:g} a default run's (5 epochs of all pairs, batch 256, width 16). "
-            "Retrieval R@1 "
-            "is instance matching among 1,000 test items for sketch and depth, class matching for "
-            "audio." + stale_data_note(paper, "paper") + older_sweep_note(paper, tuning), "",
+            "Retrieval R@1 is instance matching among 1,000 test items for sketch and depth, class "
+            "matching for audio." + stale_data_note(paper, "paper") + older_sweep_note(paper, tuning), "",
             markdown(paper).split("\n", 2)[2].strip(), "",
             "![Zero- and few-label accuracy, probes](results/figures/paper-few-label.png)", "",
             "![Zero- and few-label accuracy, fine-tuned](results/figures/paper-few-label-ft.png)", "",
