@@ -107,6 +107,7 @@ def made_up_theory_report():
             for seed in range(3):
                 tv = 0.5 + 0.1 * i + 0.02 * seed
                 points.append({"pair": pair, "arm": arm, "method": arm[:3], "fixed_gap": arm != "cmc, gap 1",
+                               "gap_sweep": arm in ("cmc", "cmc, gap 1"),
                                "gap": 1.0 if arm == "cmc, gap 1" else 0.3, "steps": 100, "n_pairs": 8000,
                                "seed": seed, "n_test": 1000, "error": round(offset + tv / 2, 4),
                                "source_error": offset, "tv": tv, "tv_low": tv - 0.02, "tv_high": tv + 0.02,

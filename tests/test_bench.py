@@ -280,7 +280,8 @@ def test_quick_theory_benchmark_writes_calibration_points_verdicts_and_figures(t
     assert set(summary) == {"calibration", "spread", "saturation", "correlation", "bound"}
     assert summary["spread"]["tv"]["levels"] >= 4 and summary["spread"]["tv"]["max_loss"] > 0
     assert summary["calibration"]["tv"]["max_error"] <= 0.1
-    assert set(summary["correlation"]) == {"fixed_gap", "all"}
+    assert set(summary["correlation"]) == {"fixed_gap", "gap_sweep", "all"}
+    assert {p["arm"] for p in report["points"] if p["gap_sweep"]} == {"cmc", "cmc, gap 1"}
     assert set(summary["correlation"]["all"]["tv"]) == {"by_pair", "pooled", "bootstrap"}
     bound = summary["bound"]["tv"]
     assert bound["holds"] + bound["undecided"] + bound["fails"] == len(report["points"])

@@ -184,6 +184,22 @@ def test_every_estimators_correlation_is_reported_with_its_sign(made_up_theory_r
     assert summary["correlation"]["all"]["tv"]["bootstrap"].startswith("arms, then seeds")
 
 
+def test_the_gap_sweep_is_judged_on_its_own_students(made_up_theory_report):
+    points = made_up_theory_report["points"]
+    # inside the sweep (cmc and "cmc, gap 1") the error falls with TV; the other arms keep rising
+    turned = [{**p, "error": 1 - p["error"]} if p["gap_sweep"] else p for p in points]
+    summary = theory_summary.summary(turned, made_up_theory_report["calibration"])
+    sweep = summary["correlation"]["gap_sweep"]["tv"]
+    assert sweep["pooled"]["spearman"]["n"] == sum(p["gap_sweep"] for p in points) == 12
+    fixed_gap = summary["correlation"]["fixed_gap"]["tv"]
+    assert sweep["pooled"]["spearman"]["r"] < 0 < fixed_gap["pooled"]["spearman"]["r"]
+    sentence = theory_words.gap_sweep_sentence(summary)
+    assert "in 0 of 2 pairs, below 0 in digits-sketch, fashion-depth" in sentence
+    assert "along the gap sweep: TV 2-D -" in theory_words.every_estimator_sentence(summary)
+    untouched = theory_words.gap_sweep_sentence(made_up_theory_report["summary"])
+    assert "in 2 of 2 pairs (digits-sketch, fashion-depth)" in untouched
+
+
 def test_the_theory_plan_sweeps_five_gaps_from_0_to_1_on_every_pair():
     from cmcd.bench import theory as bench_theory
     from cmcd.modalities import pairs

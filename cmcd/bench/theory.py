@@ -63,6 +63,8 @@ FIXED_GAP_ARMS = (Arm("cmc", "cmc"), Arm("cmd", "cmd"), Arm("l2", "l2"),
                   Arm("cmc, 500 pairs", "cmc", n_pairs=500))
 GAP_SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
 GAP_ARMS = tuple(Arm(f"cmc, gap {gap:g}", "cmc", gap=gap) for gap in GAP_SWEEP)
+# the students that differ only in their gap: the sweep, and CMC at the pair's default gap
+GAP_SWEEP_STUDENTS = frozenset({FIXED_GAP_ARMS[0].name, *(arm.name for arm in GAP_ARMS)})
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ def point(run: dict) -> dict:
     """One student: what it is, its target and source errors, and its TV estimates."""
     config, metrics = run["config"], run["metrics"]
     return {"pair": config["pair"], "arm": run["study"], "method": config["method"],
-            "fixed_gap": config["gap"] is None, "gap": metrics["gap"], "steps": metrics["steps"],
+            "fixed_gap": config["gap"] is None, "gap_sweep": run["study"] in GAP_SWEEP_STUDENTS,
+            "gap": metrics["gap"], "steps": metrics["steps"],
             "n_pairs": metrics["n_pairs"], "seed": config["seed"], "n_test": _test_size(config["pair"]),
             "error": round(1 - metrics["zero_label_acc"]["head"], 4),
             "source_error": round(1 - metrics["source_acc"]["head"], 4),

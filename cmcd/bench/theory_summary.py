@@ -3,7 +3,7 @@
 - calibration: the estimator's largest error on samples of known TV, and its intervals' coverage;
 - saturation: the share of students whose estimated TV is at least 0.98, where it orders nothing;
 - correlation of target error with each TV, within each pair and pooled with the pair as a
-  stratum, with bootstrap intervals, at a fixed gap and over all students;
+  stratum, with bootstrap intervals, at a fixed gap, along the gap sweep and over all students;
 - the bound, student by student: err_target <= err_source + TV.
 """
 
@@ -19,7 +19,8 @@ from cmcd.viz.theory import BOUND_KINDS, TV_KINDS
 
 SATURATED = 0.98
 Z_95 = 1.959964
-SUBSETS = {"fixed_gap": lambda p: p["fixed_gap"], "all": lambda p: True}
+SUBSETS = {"fixed_gap": lambda p: p["fixed_gap"], "gap_sweep": lambda p: p.get("gap_sweep", False),
+           "all": lambda p: True}
 
 
 def saturation(points: list[dict]) -> dict:

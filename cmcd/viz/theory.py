@@ -18,7 +18,10 @@ TV_MEANINGS = {"tv": f"the embeddings on their top {TV_DIMS} principal direction
                           "the error, so a reference only)"}
 BOUND_KINDS = ("tv", "tv_wide")  # the calibrated estimates the bound is checked against
 SUBSET_TITLES = {"fixed_gap": "at the pair's default gap (methods, lengths, budgets)",
+                 "gap_sweep": "along the gap sweep (CMC at gaps 0 to 1 and at the pair's default gap, "
+                              "nothing else varied)",
                  "all": "over all students (the gap varied too)"}
+SUBSET_SHORT = {"fixed_gap": "at a fixed gap", "gap_sweep": "along the gap sweep", "all": "over all students"}
 
 
 def is_current(report: dict | None) -> bool:
@@ -108,8 +111,10 @@ def spread_sentence(summary: dict) -> str:
 def every_estimator_sentence(summary: dict) -> str:
     """The pooled Spearman ρ of error against every TV estimator, signs included, none picked."""
     parts = []
-    for subset, title in (("fixed_gap", "at a fixed gap"), ("all", "over all students")):
-        found = summary["correlation"][subset]
+    for subset, title in SUBSET_SHORT.items():
+        found = summary["correlation"].get(subset)
+        if not found:  # reports made before the gap sweep had its own subset
+            continue
         rhos = [f"{TV_KINDS[kind]} {interval(found[kind]['pooled']['spearman'])}"
                 for kind in TV_KINDS if kind in found]
         parts.append(f"{title}: " + ", ".join(rhos))
@@ -126,6 +131,21 @@ def saturation_sentence(summary: dict) -> str:
             "sees them.")
 
 
+def gap_sweep_sentence(summary: dict) -> str:
+    """Within each pair, does the error grow with TV when only the gap moves?"""
+    sweep = summary["correlation"].get("gap_sweep", {}).get("tv")
+    if not sweep or not sweep["by_pair"]:
+        return ""
+    by_pair = sweep["by_pair"]
+    above = _pairs_where(by_pair, lambda e: e["ci_low"] > 0)
+    below = _pairs_where(by_pair, lambda e: e["ci_high"] < 0)
+    return (f"Along the gap sweep (only the gap moves), Spearman ρ(target error, {TV_KINDS['tv']}) > 0 "
+            f"with its 95 % interval excluding 0 in {len(above)} of {len(by_pair)} pairs"
+            + (f" ({', '.join(above)})" if above else "")
+            + (f", below 0 in {', '.join(below)}" if below else "")
+            + f"; pooled {interval(sweep['pooled']['spearman'])}.")
+
+
 def correlation_sentences(summary: dict) -> list[str]:
     fixed, everything = summary["correlation"]["fixed_gap"]["tv"], summary["correlation"]["all"]["tv"]
     by_pair, pooled = fixed["by_pair"], fixed["pooled"]["spearman"]
@@ -136,7 +156,8 @@ def correlation_sentences(summary: dict) -> list[str]:
              f"with its 95 % interval excluding 0: {every} ({len(above)} of {len(by_pair)} pairs"
              + (f"; below 0 in {', '.join(below)}" if below else "") + ").",
              f"Pooled with the pair as a stratum: ρ = {interval(pooled)} at a fixed gap, "
-             f"{interval(everything['pooled']['spearman'])} over all students."]
+             f"{interval(everything['pooled']['spearman'])} over all students.",
+             gap_sweep_sentence(summary)]
     if pooled["r"] is None:
         lines.append("Too few students to judge the paper's claim that the error grows with TV.")
     elif pooled["ci_low"] > 0:
