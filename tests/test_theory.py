@@ -215,3 +215,13 @@ def test_the_theory_plan_sweeps_five_gaps_from_0_to_1_on_every_pair():
         default_gap = pairs.get_spec(pair).default_gap
         for gap in gaps:  # at a pair's default gap the plain `cmc` arm is that student
             assert runs_per_point[pair, gap] == (0 if gap == default_gap else 3), (pair, gap)
+
+
+def test_every_table_lists_the_pairs_in_one_order_whatever_order_the_runs_finished_in(
+        made_up_theory_report):
+    finished_backwards = made_up_theory_report["points"][::-1]
+    summary = theory_summary.summary(finished_backwards, made_up_theory_report["calibration"])
+    orders = [list(summary["correlation"][subset][kind]["by_pair"])
+              for subset in summary["correlation"] for kind in summary["correlation"][subset]]
+    orders += [list(summary["bound"][kind]["by_pair"]) for kind in summary["bound"]]
+    assert all(order == ["digits-sketch", "fashion-depth"] for order in orders)

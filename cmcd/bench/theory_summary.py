@@ -37,7 +37,7 @@ def correlations(points: list[dict], kind: str) -> dict:
         x, y = [r[kind] for r in rows], [r["error"] for r in rows]
         arms = [r["arm"] for r in rows]
         return {name: correlation_ci(x, y, strata, name, clusters=arms) for name in KINDS}
-    return {"by_pair": {pair: both(rows) for (pair,), rows in group(points, "pair").items()},
+    return {"by_pair": {pair: both(rows) for (pair,), rows in sorted(group(points, "pair").items())},
             "pooled": both(points, [p["pair"] for p in points]),
             "bootstrap": "arms, then seeds within each drawn arm, within each pair"}
 
@@ -74,7 +74,7 @@ def bound_check(points: list[dict], kind: str, allowance: float) -> dict:
             "median_slack": round(statistics.median(slack), 4) if slack else None,
             "failures": [{key: p[key] for key in ("pair", "arm", "seed", "error", "source_error", kind)}
                          for p, v in zip(points, verdicts, strict=True) if v == "fails"],
-            "by_pair": {pair: _counts(found) for pair, found in by_pair.items()}}
+            "by_pair": {pair: _counts(found) for pair, found in sorted(by_pair.items())}}
 
 
 def summary(points: list[dict], calibration: list[dict]) -> dict:
