@@ -84,6 +84,12 @@ def _pairs_where(by_pair: dict, test) -> list[str]:
             if entry["spearman"]["r"] is not None and test(entry["spearman"])]
 
 
+def _pairs_off_zero(by_pair: dict) -> tuple[list[str], list[str]]:
+    """The pairs whose Spearman interval lies above 0, and those whose interval lies below."""
+    return (_pairs_where(by_pair, lambda e: e["ci_low"] > 0),
+            _pairs_where(by_pair, lambda e: e["ci_high"] < 0))
+
+
 def calibration_sentence(summary: dict) -> str:
     tv, wide = summary["calibration"]["tv"], summary["calibration"]["tv_wide"]
     met = "met" if max(tv["max_error"], wide["max_error"]) <= 0.1 else "not met"
@@ -137,8 +143,7 @@ def gap_sweep_sentence(summary: dict) -> str:
     if not sweep or not sweep["by_pair"]:
         return ""
     by_pair = sweep["by_pair"]
-    above = _pairs_where(by_pair, lambda e: e["ci_low"] > 0)
-    below = _pairs_where(by_pair, lambda e: e["ci_high"] < 0)
+    above, below = _pairs_off_zero(by_pair)
     return (f"Along the gap sweep (only the gap moves), Spearman ρ(target error, {TV_KINDS['tv']}) > 0 "
             f"with its 95 % interval excluding 0 in {len(above)} of {len(by_pair)} pairs"
             + (f" ({', '.join(above)})" if above else "")
@@ -149,8 +154,7 @@ def gap_sweep_sentence(summary: dict) -> str:
 def correlation_sentences(summary: dict) -> list[str]:
     fixed, everything = summary["correlation"]["fixed_gap"]["tv"], summary["correlation"]["all"]["tv"]
     by_pair, pooled = fixed["by_pair"], fixed["pooled"]["spearman"]
-    above = _pairs_where(by_pair, lambda e: e["ci_low"] > 0)
-    below = _pairs_where(by_pair, lambda e: e["ci_high"] < 0)
+    above, below = _pairs_off_zero(by_pair)
     every = "yes" if by_pair and len(above) == len(by_pair) else "no"
     lines = [f"At a fixed gap, within every pair Spearman ρ(target error, {TV_KINDS['tv']}) > 0 "
              f"with its 95 % interval excluding 0: {every} ({len(above)} of {len(by_pair)} pairs"
