@@ -224,4 +224,6 @@ def test_every_table_lists_the_pairs_in_one_order_whatever_order_the_runs_finish
     orders = [list(summary["correlation"][subset][kind]["by_pair"])
               for subset in summary["correlation"] for kind in summary["correlation"][subset]]
     orders += [list(summary["bound"][kind]["by_pair"]) for kind in summary["bound"]]
+    report = {**made_up_theory_report, "points": finished_backwards}
+    orders.append([panel.title for panel in theory_words.panels(report)][:-1])  # the last: the bound
     assert all(order == ["digits-sketch", "fashion-depth"] for order in orders)

@@ -42,7 +42,7 @@ def panels(report: dict) -> list[figures.Panel]:
     """Per pair: error against TV, a series per arm; then err_target - err_source against TV,
     with the line where the bound is tight."""
     points, result = report["points"], []
-    for (pair,), rows in group(points, "pair").items():
+    for (pair,), rows in sorted(group(points, "pair").items()):
         panel = figures.Panel(pair, f"estimated {TV_KINDS['tv']}", "target error")
         panel.series = _arm_series(rows, "tv", lambda r: r["error"])
         result.append(panel)
